@@ -1,0 +1,35 @@
+# `make run` and `make test` work on a fresh machine with Python 3.11+, git and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LAKE ?= lake
+
+.PHONY: run test lint typecheck unit synth clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Sluice needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[local]'
+	@touch $@
+
+$(VENV)/.dev-deps: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	$(BIN)/sluice run samples/* --lake $(LAKE)
+
+test: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+synth: $(VENV)/.dev-deps
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python app.py
+
+clean:
+	rm -rf $(LAKE) cdk.out .pytest_cache .mypy_cache .ruff_cache

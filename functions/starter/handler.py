@@ -1,0 +1,51 @@
+"""The starter: one Step Functions execution per object named in an SQS batch of S3 events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice.config import METRICS_NAMESPACE
+from sluice.handlers import runtime
+from sluice.pipeline import start_executions
+
+logger = Logger(service="sluice-starter")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="starter")
+# A batch where every record failed is still answered with batchItemFailures, so each
+# message is retried on its own and reaches the ingest DLQ after maxReceiveCount.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def record_handler(record: SQSRecord) -> None:
+    rt = runtime()
+    outcome = start_executions(record.body, rt.sfn, rt.settings)
+    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(outcome.started))
+    metrics.add_metric(
+        name="DuplicateEvents", unit=MetricUnit.Count, value=len(outcome.already_handled)
+    )
+    logger.info(
+        "message handled",
+        extra={
+            "message_id": record.message_id,
+            "started": outcome.started,
+            "already_handled": outcome.already_handled,
+            "test_event": bool(outcome.test_events),
+        },
+    )
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,21 @@
+"""The trusted stage of the workflow (see sluice.pipeline.trusted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sluice import pipeline
+from sluice.config import METRICS_NAMESPACE
+from sluice.handlers import run_stage
+
+logger = Logger(service="sluice-trusted")
+metrics = Metrics(namespace=METRICS_NAMESPACE, service="trusted")
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_stage("trusted", pipeline.trusted, event, logger, metrics)

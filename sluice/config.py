@@ -1,0 +1,116 @@
+"""Names and settings shared by the CDK app, the local cloud and the Lambda handlers.
+
+One place decides what every resource is called, so `infra/` and `sluice.local` cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ASL_PATH = PROJECT_ROOT / "statemachine" / "pipeline.asl.json"
+CONTRACTS_DIR = PROJECT_ROOT / "contracts"
+
+LAYERS = ("raw", "trusted", "delivery", "quarantine")
+STAGES = ("starter", "validate", "trusted", "delivery")
+# The stages the state machine runs, in order (the starter runs before it).
+WORKFLOW_STAGES = ("validate", "trusted", "delivery")
+
+# Error names the state machine matches in Retry/Catch (errorType of a Python Lambda failure).
+DATA_ERROR = "SluiceDataError"
+TRANSIENT_ERROR = "SluiceTransientError"
+
+METRICS_NAMESPACE = "Sluice"
+STAGING_PREFIX = "_staging"
+
+
+@dataclass(frozen=True)
+class PipelineNames:
+    """Physical names derived from one prefix (`sluice` locally, `sluice-<env>` on AWS)."""
+
+    prefix: str = "sluice"
+
+    def function(self, stage: str) -> str:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {', '.join(STAGES)}")
+        return f"{self.prefix}-{stage}"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-pipeline"
+
+    @property
+    def ingest_queue(self) -> str:
+        return f"{self.prefix}-ingest"
+
+    @property
+    def ingest_dlq(self) -> str:
+        return f"{self.prefix}-ingest-dlq"
+
+    @property
+    def failure_dlq(self) -> str:
+        return f"{self.prefix}-failures"
+
+
+def asl_substitution_keys() -> dict[str, str]:
+    """The `${...}` placeholders of `statemachine/pipeline.asl.json` and what each stands for."""
+    return {
+        "ValidateFunctionArn": "ARN of the validate function",
+        "TrustedFunctionArn": "ARN of the trusted function",
+        "DeliveryFunctionArn": "ARN of the delivery function",
+        "FailureQueueUrl": "URL of the failure dead-letter queue",
+    }
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a handler needs at run time, read from its environment on first call."""
+
+    raw_bucket: str
+    trusted_bucket: str
+    delivery_bucket: str
+    quarantine_bucket: str
+    state_machine_arn: str = ""
+    max_file_bytes: int = 2 * 1024**3
+    pipeline_version: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        missing = [
+            name
+            for name in (
+                "SLUICE_RAW_BUCKET",
+                "SLUICE_TRUSTED_BUCKET",
+                "SLUICE_DELIVERY_BUCKET",
+                "SLUICE_QUARANTINE_BUCKET",
+            )
+            if not env.get(name)
+        ]
+        if missing:
+            raise RuntimeError(f"missing environment variables: {', '.join(missing)}")
+        from sluice import __version__
+
+        return cls(
+            raw_bucket=env["SLUICE_RAW_BUCKET"],
+            trusted_bucket=env["SLUICE_TRUSTED_BUCKET"],
+            delivery_bucket=env["SLUICE_DELIVERY_BUCKET"],
+            quarantine_bucket=env["SLUICE_QUARANTINE_BUCKET"],
+            state_machine_arn=env.get("SLUICE_STATE_MACHINE_ARN", ""),
+            max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(2 * 1024**3))),
+            pipeline_version=env.get("SLUICE_PIPELINE_VERSION", __version__),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            "SLUICE_RAW_BUCKET": self.raw_bucket,
+            "SLUICE_TRUSTED_BUCKET": self.trusted_bucket,
+            "SLUICE_DELIVERY_BUCKET": self.delivery_bucket,
+            "SLUICE_QUARANTINE_BUCKET": self.quarantine_bucket,
+            "SLUICE_STATE_MACHINE_ARN": self.state_machine_arn,
+            "SLUICE_MAX_FILE_BYTES": str(self.max_file_bytes),
+            "SLUICE_PIPELINE_VERSION": self.pipeline_version,
+        }

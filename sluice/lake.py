@@ -1,0 +1,161 @@
+"""The lake's key layout and the identities derived from a RAW object.
+
+Every output key is a pure function of the source object's identity and the record date, so a
+retry, rerun or redrive overwrites its own outputs instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePosixPath
+from typing import Any
+
+from sluice.config import STAGING_PREFIX
+
+MAX_EXECUTION_NAME = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_DATASET = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """A RAW object as an S3 event names it."""
+
+    bucket: str
+    key: str
+    version_id: str = ""
+    etag: str = ""
+    size: int = 0
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.key).name
+
+    @property
+    def stem(self) -> str:
+        name = self.name
+        for suffix in (".gz", ".csv", ".jsonl", ".ndjson", ".json", ".xlsx", ".parquet", ".txt"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+        return name or "object"
+
+    @property
+    def object_id(self) -> str:
+        """Identity of the object's *location*: a new version replaces the old one's outputs."""
+        return _digest(f"{self.bucket}/{self.key}")[:12]
+
+    @property
+    def version_token(self) -> str:
+        """Identity of this *version*: a new upload of the same key gets a new execution."""
+        return _digest(f"{self.bucket}/{self.key}#{self.version_id or self.etag.strip(chr(34))}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "etag": self.etag,
+            "size": self.size,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceObject:
+        return cls(
+            bucket=str(data["bucket"]),
+            key=str(data["key"]),
+            version_id=str(data.get("version_id") or ""),
+            etag=str(data.get("etag") or ""),
+            size=int(data.get("size") or 0),
+        )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def safe_token(text: str, limit: int) -> str:
+    """`text` reduced to `[A-Za-z0-9_-]`, at most `limit` characters, never empty."""
+    token = _UNSAFE.sub("-", text).strip("-_")
+    return (token[:limit].rstrip("-_") or "x") if limit > 0 else ""
+
+
+def execution_name(source: SourceObject, dataset: str) -> str:
+    """`<dataset>-<file stem>-<hash>`: readable in the console, unique per object version."""
+    digest = source.version_token[:16]
+    budget = MAX_EXECUTION_NAME - len(digest) - 2
+    ds = safe_token(dataset, min(24, budget // 2))
+    stem = safe_token(source.stem, budget - len(ds))
+    return f"{ds}-{stem}-{digest}"
+
+
+def dataset_from_key(key: str) -> str:
+    """The dataset is the first folder of a RAW key (`<dataset>/year=.../<file>`)."""
+    head = key.split("/", 1)[0] if "/" in key else ""
+    return normalize_dataset(head) if head else ""
+
+
+def normalize_dataset(name: str) -> str:
+    token = re.sub(r"[^a-z0-9_]+", "_", name.strip().lower()).strip("_")
+    if token and token[0].isdigit():
+        token = f"d_{token}"
+    return token[:63]
+
+
+def is_valid_dataset(name: str) -> bool:
+    return bool(_DATASET.match(name))
+
+
+def dataset_from_filename(filename: str) -> str:
+    """A file's default dataset: its name up to the first `_` or `.` (`transactions_2024.csv`)."""
+    stem = re.split(r"[_.]", PurePosixPath(filename).name, maxsplit=1)[0]
+    return normalize_dataset(stem) or "data"
+
+
+def date_partition(day: date) -> str:
+    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
+
+
+def raw_key(dataset: str, filename: str, upload_day: date) -> str:
+    return f"{dataset}/{date_partition(upload_day)}/{PurePosixPath(filename).name}"
+
+
+def _file_name(source: SourceObject) -> str:
+    return f"{safe_token(source.stem, 60)}-{source.object_id}.parquet"
+
+
+def staged_key(dataset: str, source: SourceObject) -> str:
+    return f"{STAGING_PREFIX}/{dataset}/{_file_name(source)}"
+
+
+def trusted_prefix(dataset: str, day: date) -> str:
+    return f"{dataset}/{date_partition(day)}/"
+
+
+def trusted_key(dataset: str, day: date, source: SourceObject) -> str:
+    return trusted_prefix(dataset, day) + _file_name(source)
+
+
+def delivery_key(dataset: str, record_type: str, day: date, source: SourceObject | None) -> str:
+    name = _file_name(source) if source else f"{record_type.lower()}.parquet"
+    return f"{dataset}/record_type={record_type}/{date_partition(day)}/{name}"
+
+
+def quarantine_rows_key(dataset: str, day: date, source: SourceObject) -> str:
+    return f"{dataset}/rows/{date_partition(day)}/{_file_name(source)}"
+
+
+def quarantine_file_prefix(dataset: str, source: SourceObject) -> str:
+    return f"{dataset}/files/{safe_token(source.stem, 60)}-{source.object_id}/"
+
+
+_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/")
+
+
+def day_of_key(key: str) -> date | None:
+    match = _PARTITION.search(key)
+    if not match:
+        return None
+    return date(int(match[1]), int(match[2]), int(match[3]))

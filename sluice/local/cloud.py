@@ -1,0 +1,350 @@
+"""`LocalCloud`: the whole pipeline on this machine, provisioned as the CDK app deploys it.
+
+moto's threaded server on a loopback port stands in for S3, SQS, Step Functions, Lambda (with
+Sluice's in-process runtime) and IAM; a pump plays the SQS → starter event source mapping.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+import zipfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from sluice import asl, lake
+from sluice.config import LAYERS, STAGES, PipelineNames, Settings
+from sluice.handlers import reset_runtime
+from sluice.lake import SourceObject
+from sluice.local import _moto
+from sluice.local.pump import QueuePump
+from sluice.local.runtime import LambdaRuntime
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class LocalCloud:
+    """Start with `with LocalCloud() as cloud:`; everything lives as long as the object."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        names: PipelineNames | None = None,
+        visibility_timeout: int = 2,
+        max_receive_count: int = 5,
+        max_file_bytes: int = 2 * 1024**3,
+    ) -> None:
+        self.port = port
+        self.names = names or PipelineNames("sluice")
+        self.visibility_timeout = visibility_timeout
+        self.max_receive_count = max_receive_count
+        self.max_file_bytes = max_file_bytes
+        self.buckets = {layer: layer for layer in LAYERS}
+        self.runtime = LambdaRuntime(self.names, ACCOUNT, REGION)
+        self.endpoint_url = ""
+        self.queue_urls: dict[str, str] = {}
+        self.state_machine_arn = ""
+        self._server: Any = None
+        self._pump: QueuePump | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalCloud:
+        from moto.server import ThreadedMotoServer
+
+        _moto.enable_execution()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.port = port
+        self.endpoint_url = f"http://{host}:{port}"
+        self._set_env(
+            {
+                # moto's Step Functions interpreter calls Lambda and SQS on this port.
+                "MOTO_PORT": str(port),
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "POWERTOOLS_METRICS_NAMESPACE": "Sluice",
+            }
+        )
+        # moto's backends are process-wide: a cloud starts from nothing even after another ran.
+        _moto.reset_state(self.endpoint_url)
+        self._provision()
+        self._set_env(self.settings.to_env())
+        reset_runtime()
+        self.runtime.capture_output()
+        _moto.install_dispatcher(self.runtime.dispatch)
+        self._pump = QueuePump(
+            self.client("sqs"),
+            self.queue_urls["ingest"],
+            self._queue_arn(self.queue_urls["ingest"]),
+            self.names.function("starter"),
+            self.runtime.invoke,
+            REGION,
+        )
+        self._pump.start()
+        return self
+
+    def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.stop()
+            self._pump = None
+        _moto.remove_dispatcher()
+        self.runtime.release_output()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        reset_runtime()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    # -- clients and names -------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def settings(self) -> Settings:
+        from sluice import __version__
+
+        return Settings(
+            raw_bucket=self.buckets["raw"],
+            trusted_bucket=self.buckets["trusted"],
+            delivery_bucket=self.buckets["delivery"],
+            quarantine_bucket=self.buckets["quarantine"],
+            state_machine_arn=self.state_machine_arn,
+            max_file_bytes=self.max_file_bytes,
+            pipeline_version=__version__,
+        )
+
+    @property
+    def pump(self) -> QueuePump:
+        assert self._pump is not None, "the local cloud is not running"
+        return self._pump
+
+    def function_arn(self, stage: str) -> str:
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.names.function(stage)}"
+
+    def _queue_arn(self, url: str) -> str:
+        attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        return str(attrs["Attributes"]["QueueArn"])
+
+    # -- provisioning ------------------------------------------------------------------------
+
+    def _provision(self) -> None:
+        self._create_buckets()
+        self._create_queues()
+        role = self._create_role()
+        self._create_functions(role)
+        self._create_state_machine(role)
+
+    def _create_buckets(self) -> None:
+        s3 = self.client("s3")
+        for bucket in self.buckets.values():
+            s3.create_bucket(Bucket=bucket)
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def _create_queues(self) -> None:
+        sqs = self.client("sqs")
+        dlq = sqs.create_queue(QueueName=self.names.ingest_dlq)["QueueUrl"]
+        redrive = {
+            "deadLetterTargetArn": self._queue_arn(dlq),
+            "maxReceiveCount": str(self.max_receive_count),
+        }
+        ingest = sqs.create_queue(
+            QueueName=self.names.ingest_queue,
+            Attributes={
+                "VisibilityTimeout": str(self.visibility_timeout),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+        failures = sqs.create_queue(QueueName=self.names.failure_dlq)["QueueUrl"]
+        self.queue_urls = {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}
+        self.client("s3").put_bucket_notification_configuration(
+            Bucket=self.buckets["raw"],
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": self._queue_arn(ingest), "Events": ["s3:ObjectCreated:*"]}
+                ]
+            },
+        )
+
+    def _create_role(self) -> str:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = self.client("iam").create_role(
+            RoleName=f"{self.names.prefix}-local", AssumeRolePolicyDocument=json.dumps(trust)
+        )
+        return str(role["Role"]["Arn"])
+
+    def _create_functions(self, role: str) -> None:
+        # The code runs in-process; moto only needs a registered function to route invokes to.
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("README.txt", "Runs in-process from functions/<stage>/handler.py")
+        lam = self.client("lambda")
+        for stage in STAGES:
+            lam.create_function(
+                FunctionName=self.names.function(stage),
+                Runtime="python3.12",
+                Role=role,
+                Handler=f"functions/{stage}/handler.handler",
+                Code={"ZipFile": archive.getvalue()},
+                Timeout=300,
+                MemorySize=512,
+            )
+
+    def _create_state_machine(self, role: str) -> None:
+        definition = asl.render(
+            {
+                "ValidateFunctionArn": self.function_arn("validate"),
+                "TrustedFunctionArn": self.function_arn("trusted"),
+                "DeliveryFunctionArn": self.function_arn("delivery"),
+                "FailureQueueUrl": self.queue_urls["failures"],
+            }
+        )
+        created = self.client("stepfunctions").create_state_machine(
+            name=self.names.state_machine, definition=definition, roleArn=role, type="STANDARD"
+        )
+        self.state_machine_arn = str(created["stateMachineArn"])
+
+    # -- using it ----------------------------------------------------------------------------
+
+    def upload(
+        self, path: Path, dataset: str, day: date | None = None, key: str | None = None
+    ) -> SourceObject:
+        """Put a file into RAW (which sends the S3 event) and return the object's identity."""
+        bucket = self.buckets["raw"]
+        key = key or lake.raw_key(dataset, path.name, day or datetime.now(UTC).date())
+        s3 = self.client("s3")
+        s3.upload_file(str(path), bucket, key)
+        head = s3.head_object(Bucket=bucket, Key=key)
+        return SourceObject(
+            bucket=bucket,
+            key=key,
+            version_id=str(head.get("VersionId") or ""),
+            etag=str(head["ETag"]).strip('"'),
+            size=int(head["ContentLength"]),
+        )
+
+    def execution_arn(self, name: str) -> str:
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def find_execution(self, source: SourceObject) -> dict[str, Any] | None:
+        """The execution for this object version, if the starter has started it yet."""
+        sfn = self.client("stepfunctions")
+        dataset = lake.dataset_from_key(source.key)
+        # S3 events name the version where the bucket has versioning; moto's carry the ETag only.
+        candidates = {
+            lake.execution_name(source, dataset),
+            lake.execution_name(SourceObject(source.bucket, source.key, etag=source.etag), dataset),
+        }
+        for name in sorted(candidates):
+            try:
+                return dict(sfn.describe_execution(executionArn=self.execution_arn(name)))
+            except sfn.exceptions.ExecutionDoesNotExist:
+                continue
+        return None
+
+    def wait(self, source: SourceObject, timeout: float = 120.0) -> dict[str, Any]:
+        """Block until the object's execution has finished; its final description."""
+        deadline = time.monotonic() + timeout
+        sfn = self.client("stepfunctions")
+        arn = ""
+        while time.monotonic() < deadline:
+            if not arn:
+                found = self.find_execution(source)
+                arn = str(found["executionArn"]) if found else ""
+            if arn:
+                described = dict(sfn.describe_execution(executionArn=arn))
+                if described["status"] in TERMINAL:
+                    return described
+            time.sleep(0.05)
+        raise TimeoutError(
+            f"no finished execution for s3://{source.bucket}/{source.key} after {timeout:.0f}s"
+        )
+
+    def snapshot(self, directory: Path) -> dict[str, int]:
+        """Copy every bucket to `directory/<layer>/<key>`; files written per layer.
+
+        Only the four layer folders are replaced. A key that would leave its folder (`..`,
+        absolute paths) is skipped, never written.
+        """
+        s3 = self.client("s3")
+        counts: dict[str, int] = {}
+        for layer, bucket in self.buckets.items():
+            root = (directory / layer).resolve()
+            if root.exists():
+                _remove_tree(root)
+            root.mkdir(parents=True, exist_ok=True)
+            counts[layer] = 0
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    target = (root / obj["Key"]).resolve()
+                    if obj["Key"].endswith("/") or not target.is_relative_to(root):
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    s3.download_file(bucket, obj["Key"], str(target))
+                    counts[layer] += 1
+        logs = directory / "_logs"
+        if logs.exists():
+            _remove_tree(logs)
+        logs.mkdir(parents=True)
+        for function, lines in self.runtime.logs.items():
+            (logs / f"{function}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return counts
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)

@@ -1,0 +1,374 @@
+"""The stages as the Lambdas run them: read pointers, move bytes through S3, call stage logic.
+
+Each function takes the state machine's small state and returns the section it adds to it:
+pointers (bucket + key) and counts, never rows.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice import lake
+from sluice.aws import ObjectStore
+from sluice.config import CONTRACTS_DIR, Settings
+from sluice.contracts import Contract, find_contract, parse_contract
+from sluice.errors import SluiceDataError
+from sluice.events import parse_s3_notification
+from sluice.formats import read_file
+from sluice.lake import SourceObject
+from sluice.stages import delivery as delivery_stage
+from sluice.stages import trusted as trusted_stage
+from sluice.stages.validate import check_table
+
+CONTRACT_METADATA = b"sluice.contract"
+PARQUET_COMPRESSION = "zstd"
+
+
+# --------------------------------------------------------------------------- starter
+
+
+@dataclass
+class StartOutcome:
+    started: list[str] = field(default_factory=list)
+    already_handled: list[str] = field(default_factory=list)
+    test_events: int = 0
+
+
+def start_executions(body: str, sfn: Any, settings: Settings) -> StartOutcome:
+    """One StartExecution per object in one SQS message; a repeat of a known object is done."""
+    outcome = StartOutcome()
+    events = parse_s3_notification(body)
+    if not events:
+        outcome.test_events += 1
+    for event in events:
+        source = event.source
+        if source.bucket != settings.raw_bucket:
+            raise SluiceDataError(
+                "UNEXPECTED_BUCKET", f"event for bucket {source.bucket!r}, not the RAW bucket"
+            )
+        dataset = lake.dataset_from_key(source.key)
+        if not lake.is_valid_dataset(dataset):
+            raise SluiceDataError(
+                "NO_DATASET", "RAW keys must start with '<dataset>/'", key_hash=source.object_id
+            )
+        name = lake.execution_name(source, dataset)
+        state = {"execution": name, "dataset": dataset, "source": source.to_dict()}
+        try:
+            sfn.start_execution(
+                stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(state)
+            )
+            outcome.started.append(name)
+        except sfn.exceptions.ExecutionAlreadyExists:
+            outcome.already_handled.append(name)
+    return outcome
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _write_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=1 << 20)
+    return sink.getvalue()
+
+
+def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
+    return pq.read_table(io.BytesIO(store.get_bytes(bucket, key)))
+
+
+def _contract_for(dataset: str, contracts_dir: Path) -> Contract | None:
+    return find_contract(dataset, contracts_dir)
+
+
+def quarantine_file(
+    store: ObjectStore,
+    settings: Settings,
+    dataset: str,
+    source: SourceObject,
+    error: SluiceDataError,
+) -> str:
+    """Copy the RAW object aside with a `reason.json`; RAW itself is never touched."""
+    prefix = lake.quarantine_file_prefix(dataset, source)
+    store.copy(
+        source.bucket,
+        source.key,
+        settings.quarantine_bucket,
+        prefix + source.name,
+        source.version_id,
+    )
+    reason = {
+        **error.to_dict(),
+        "source": source.to_dict(),
+        "dataset": dataset,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+    }
+    store.put_bytes(
+        settings.quarantine_bucket,
+        prefix + "reason.json",
+        json.dumps(reason, indent=2, default=str).encode(),
+        "application/json",
+    )
+    return prefix
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate(
+    state: dict[str, Any],
+    store: ObjectStore,
+    settings: Settings,
+    contracts_dir: Path = CONTRACTS_DIR,
+) -> dict[str, Any]:
+    source = SourceObject.from_dict(state["source"])
+    dataset = str(state["dataset"])
+    try:
+        size = int(store.head(source.bucket, source.key, source.version_id)["ContentLength"])
+        if size > settings.max_file_bytes:
+            raise SluiceDataError(
+                "FILE_TOO_LARGE",
+                f"{size} bytes is over the limit of {settings.max_file_bytes}",
+                size=size,
+            )
+        with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
+            # The local name is fixed: a key is never turned into a path.
+            path = Path(tmp) / "object"
+            store.download(source.bucket, source.key, path, source.version_id)
+            fmt, table = read_file(path, source.name)
+        contract = check_table(table, dataset, _contract_for(dataset, contracts_dir))
+    except SluiceDataError as error:
+        quarantine_file(store, settings, dataset, source, error)
+        raise
+    if contract.inferred:
+        store.put_bytes(
+            settings.trusted_bucket,
+            f"{dataset}/_inferred_contract.yaml",
+            contract.to_yaml().encode(),
+            "application/yaml",
+        )
+    # The staged file carries the contract it was judged by, so Trusted applies the same one.
+    metadata = {CONTRACT_METADATA: json.dumps(contract.to_dict()).encode()}
+    table = table.replace_schema_metadata(metadata)
+    key = lake.staged_key(dataset, source)
+    store.put_bytes(
+        settings.trusted_bucket, key, _write_parquet(table), "application/vnd.apache.parquet"
+    )
+    return {
+        "staged": {"bucket": settings.trusted_bucket, "key": key},
+        "format": fmt,
+        "rows_in": table.num_rows,
+        "bytes_in": size,
+        "contract": {
+            "dataset": contract.dataset,
+            "version": contract.version,
+            "inferred": contract.inferred,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- trusted
+
+
+def _manifest_key(dataset: str, source: SourceObject, stage: str) -> str:
+    return lake.staged_key(dataset, source).removesuffix(".parquet") + f".{stage}.json"
+
+
+def _previous_outputs(store: ObjectStore, bucket: str, key: str) -> dict[str, Any]:
+    previous = store.get_bytes_if_exists(bucket, key)
+    return json.loads(previous) if previous else {}
+
+
+def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    source = SourceObject.from_dict(state["source"])
+    dataset = str(state["dataset"])
+    staged = state["validate"]["staged"]
+    table = _read_parquet(store, staged["bucket"], staged["key"])
+    metadata = table.schema.metadata or {}
+    contract = parse_contract(json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}")
+    ctx = trusted_stage.RunContext(
+        source_file=f"s3://{source.bucket}/{source.key}",
+        source_version=source.version_id or source.etag.strip('"'),
+        pipeline_version=settings.pipeline_version,
+        processed_at=datetime.now(UTC).replace(microsecond=0),
+    )
+    result = trusted_stage.transform(table.replace_schema_metadata(None), contract, ctx)
+
+    outputs: list[dict[str, Any]] = []
+    for day, part in result.trusted.items():
+        key = lake.trusted_key(dataset, day, source)
+        store.put_bytes(
+            settings.trusted_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
+        )
+        outputs.append(
+            {
+                "bucket": settings.trusted_bucket,
+                "key": key,
+                "day": day.isoformat(),
+                "rows": part.num_rows,
+            }
+        )
+    quarantined: list[dict[str, Any]] = []
+    for day, part in result.quarantined.items():
+        key = lake.quarantine_rows_key(dataset, day, source)
+        store.put_bytes(
+            settings.quarantine_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
+        )
+        quarantined.append(
+            {
+                "bucket": settings.quarantine_bucket,
+                "key": key,
+                "day": day.isoformat(),
+                "rows": part.num_rows,
+            }
+        )
+
+    # A new version of the object replaces its own rows: drop outputs the last run wrote that
+    # this run did not (days that no longer appear in the file).
+    manifest_key = _manifest_key(dataset, source, "trusted")
+    previous = _previous_outputs(store, settings.trusted_bucket, manifest_key)
+    written = {o["key"] for o in outputs + quarantined}
+    stale = [
+        o
+        for o in previous.get("trusted", []) + previous.get("quarantined", [])
+        if o["key"] not in written
+    ]
+    for item in stale:
+        store.delete(item["bucket"], item["key"])
+    manifest: dict[str, Any] = {
+        "source": source.to_dict(),
+        "dataset": dataset,
+        "contract": contract.to_dict(),
+        "trusted": outputs,
+        "quarantined": quarantined,
+        "stale_days": sorted(
+            {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
+        ),
+        "counts": {
+            "rows_in": result.rows_in,
+            "rows_trusted": result.rows_trusted,
+            "rows_quarantined": result.rows_quarantined,
+            "duplicates": result.duplicates,
+        },
+    }
+    store.put_bytes(
+        settings.trusted_bucket, manifest_key, json.dumps(manifest).encode(), "application/json"
+    )
+    return {
+        "manifest": {"bucket": settings.trusted_bucket, "key": manifest_key},
+        **manifest["counts"],
+        "days": len(outputs),
+    }
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def _day_table(store: ObjectStore, settings: Settings, dataset: str, day: date) -> pa.Table | None:
+    keys = sorted(
+        k
+        for k in store.list_keys(settings.trusted_bucket, lake.trusted_prefix(dataset, day))
+        if k.endswith(".parquet")
+    )
+    if not keys:
+        return None
+    return pa.concat_tables(
+        [_read_parquet(store, settings.trusted_bucket, k) for k in keys],
+        promote_options="permissive",
+    )
+
+
+def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    source = SourceObject.from_dict(state["source"])
+    dataset = str(state["dataset"])
+    pointer = state["trusted"]["manifest"]
+    manifest = json.loads(store.get_bytes(pointer["bucket"], pointer["key"]))
+    contract = parse_contract(manifest["contract"], f"manifest:{pointer['key']}")
+    delivered_at = datetime.now(UTC).replace(microsecond=0)
+
+    outputs: list[dict[str, Any]] = []
+    for item in manifest["trusted"]:
+        day = date.fromisoformat(item["day"])
+        part = delivery_stage.detail(
+            _read_parquet(store, item["bucket"], item["key"]),
+            delivered_at,
+            settings.pipeline_version,
+        )
+        key = lake.delivery_key(dataset, delivery_stage.DETAIL, day, source)
+        store.put_bytes(
+            settings.delivery_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
+        )
+        outputs.append(
+            {
+                "bucket": settings.delivery_bucket,
+                "key": key,
+                "record_type": delivery_stage.DETAIL,
+                "day": item["day"],
+                "rows": part.num_rows,
+            }
+        )
+    for day_text in manifest.get("stale_days", []):
+        store.delete(
+            settings.delivery_bucket,
+            lake.delivery_key(dataset, delivery_stage.DETAIL, date.fromisoformat(day_text), source),
+        )
+
+    # Summaries are recomputed from all TRUSTED rows of each touched day, so they stay right
+    # however many files feed a day and however often one is rerun.
+    touched = sorted(
+        {item["day"] for item in manifest["trusted"]} | set(manifest.get("stale_days", []))
+    )
+    for day_text in touched:
+        day = date.fromisoformat(day_text)
+        key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+        day_table = _day_table(store, settings, dataset, day)
+        if day_table is None:
+            store.delete(settings.delivery_bucket, key)
+            continue
+        summary = delivery_stage.daily_summary(day_table, contract, day)
+        store.put_bytes(
+            settings.delivery_bucket, key, _write_parquet(summary), "application/vnd.apache.parquet"
+        )
+        outputs.append(
+            {
+                "bucket": settings.delivery_bucket,
+                "key": key,
+                "record_type": delivery_stage.DAILY_SUMMARY,
+                "day": day_text,
+                "rows": summary.num_rows,
+            }
+        )
+
+    # Written last: a lineage manifest means every output of the run is in place.
+    lineage_key = f"_lineage/{dataset}/{lake.safe_token(source.stem, 60)}-{source.object_id}.json"
+    lineage = {
+        "execution": state.get("execution", ""),
+        "dataset": dataset,
+        "source": source.to_dict(),
+        "contract": {"dataset": contract.dataset, "version": contract.version},
+        "counts": manifest["counts"],
+        "outputs": manifest["trusted"] + manifest["quarantined"] + outputs,
+        "delivered_at": delivered_at.isoformat(),
+    }
+    store.put_bytes(
+        settings.delivery_bucket,
+        lineage_key,
+        json.dumps(lineage, indent=2).encode(),
+        "application/json",
+    )
+    return {
+        "lineage": {"bucket": settings.delivery_bucket, "key": lineage_key},
+        "detail_files": sum(1 for o in outputs if o["record_type"] == delivery_stage.DETAIL),
+        "summary_files": sum(
+            1 for o in outputs if o["record_type"] == delivery_stage.DAILY_SUMMARY
+        ),
+        "rows_out": sum(o["rows"] for o in outputs if o["record_type"] == delivery_stage.DETAIL),
+    }

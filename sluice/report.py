@@ -1,0 +1,114 @@
+"""What happened in an execution, read from its history as the Step Functions console shows it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sluice.config import WORKFLOW_STAGES
+
+
+@dataclass
+class StageReport:
+    name: str
+    status: str = "NOT_RUN"
+    duration_ms: int = 0
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionReport:
+    name: str
+    status: str
+    stages: list[StageReport]
+    counts: dict[str, int]
+    error: str = ""
+    cause: str = ""
+    output: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_stage(self) -> str:
+        return next((s.name for s in self.stages if s.status == "FAILED"), "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "execution": {"name": self.name, "status": self.status},
+            "stages": [{k: v for k, v in asdict(s).items() if k != "errors"} for s in self.stages],
+            "counts": self.counts,
+            **({"error": {"error": self.error, "cause": self.cause}} if self.error else {}),
+        }
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return round((end - start).total_seconds() * 1000)
+
+
+def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> ExecutionReport:
+    stages = {name: StageReport(name) for name in WORKFLOW_STAGES}
+    by_state = {name.capitalize(): name for name in WORKFLOW_STAGES}
+    current: str | None = None
+    entered: datetime | None = None
+    last_output: dict[str, Any] = {}
+    for event in history:
+        kind = event["type"]
+        if kind == "TaskStateEntered":
+            current = by_state.get(event["stateEnteredEventDetails"]["name"])
+            entered = event["timestamp"]
+            if current:
+                stages[current].status = "RUNNING"
+        elif current is None:
+            continue
+        elif kind == "TaskScheduled":
+            stages[current].attempts += 1
+        elif kind in ("TaskFailed", "TaskTimedOut"):
+            details = (
+                event.get("taskFailedEventDetails") or event.get("taskTimedOutEventDetails") or {}
+            )
+            stages[current].errors.append(str(details.get("error", kind)))
+            stages[current].status = "FAILED"
+        elif kind == "TaskSucceeded":
+            stages[current].status = "SUCCEEDED"
+        elif kind == "TaskStateExited":
+            if entered is not None:
+                stages[current].duration_ms = _ms(entered, event["timestamp"])
+            with contextlib.suppress(json.JSONDecodeError):
+                last_output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
+            current = None
+    output = json.loads(description.get("output") or "null") or last_output
+    counts = {"rows_in": 0, "rows_trusted": 0, "rows_quarantined": 0, "duplicates": 0}
+    trusted = output.get("trusted") if isinstance(output, dict) else None
+    if isinstance(trusted, dict):
+        counts = {k: int(trusted.get(k, 0)) for k in counts}
+    elif isinstance(output, dict) and isinstance(output.get("validate"), dict):
+        counts["rows_in"] = int(output["validate"].get("rows_in", 0))
+    return ExecutionReport(
+        name=str(description["name"]),
+        status=str(description["status"]),
+        stages=list(stages.values()),
+        counts=counts,
+        error=str(description.get("error") or ""),
+        cause=str(description.get("cause") or ""),
+        output=output if isinstance(output, dict) else {},
+    )
+
+
+def error_message(cause: str) -> str:
+    """The readable part of a Lambda error cause (`errorType: errorMessage`)."""
+    try:
+        document = json.loads(cause)
+    except json.JSONDecodeError:
+        return cause
+    if isinstance(document, dict) and "errorMessage" in document:
+        return f"{document.get('errorType', 'Error')}: {document['errorMessage']}"
+    return cause
+
+
+def execution_history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events.extend(page["events"])
+    return events

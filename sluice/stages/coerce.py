@@ -1,0 +1,124 @@
+"""Turn staged values (usually strings) into contract types, keeping what failed and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_INT = r"^\s*[+-]?\d+\s*$"
+_FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y")
+_TIMESTAMP_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+)
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "decimal": pa.decimal128(38, 2),
+    "string": pa.string(),
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+}
+
+
+@dataclass(frozen=True)
+class Coerced:
+    """A column in its contract type; `invalid` marks values present in the input that failed."""
+
+    values: pa.Array
+    invalid: pa.Array
+
+
+def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def _parse_one(text: pa.Array, fmt: str) -> pa.Array:
+    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+    # strptime rolls impossible dates over (2024-02-30 becomes 2024-03-01): a value is only
+    # valid if formatting it back gives the same text.
+    same = pc.equal(pc.strftime(parsed, format=fmt), text)
+    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type))
+
+
+def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
+    # Leading/trailing blanks are common in hand-made files and carry no meaning.
+    text = pc.utf8_trim_whitespace(text)
+    result = _parse_one(text, formats[0])
+    for fmt in formats[1:]:
+        if result.null_count == text.null_count:
+            break
+        result = pc.coalesce(result, _parse_one(text, fmt))
+    return result
+
+
+def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
+    """Cast one column to `ctype`; a present value that cannot be read is null + invalid."""
+    array = _as_array(column)
+    target = ARROW_TYPES[ctype]
+    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+        if array.type == target:
+            return Coerced(array, pc.fill_null(pc.is_null(array), False))
+        try:
+            values = pc.cast(array, target)
+            return Coerced(values, pa.array([False] * len(array), pa.bool_()))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            array = pc.cast(array, pa.string())
+    text = array
+    if ctype == "string":
+        return Coerced(text, pa.array([False] * len(text), pa.bool_()))
+    if ctype == "int":
+        ok = pc.match_substring_regex(text, _INT)
+        values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), pa.int64())
+    elif ctype in ("float", "decimal"):
+        ok = pc.match_substring_regex(text, _FLOAT)
+        values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), pa.float64())
+        if ctype == "decimal":
+            values = pc.cast(values, target, safe=False)
+    elif ctype == "bool":
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
+        is_true = pc.is_in(lowered, pa.array(_TRUE))
+        is_false = pc.is_in(lowered, pa.array(_FALSE))
+        values = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
+    elif ctype == "date":
+        values = pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
+    elif ctype == "timestamp":
+        values = _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS)
+    else:  # pragma: no cover - contracts are validated on load
+        raise ValueError(f"unknown type {ctype}")
+    present = pc.invert(pc.is_null(text))
+    invalid = pc.and_(present, pc.is_null(values))
+    return Coerced(values, invalid)
+
+
+def infer_type(column: pa.Array | pa.ChunkedArray) -> str:
+    """The narrowest contract type every present value of `column` reads as."""
+    array = _as_array(column)
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        for name, arrow_type in ARROW_TYPES.items():
+            if array.type == arrow_type:
+                return name
+        if pa.types.is_integer(array.type):
+            return "int"
+        if pa.types.is_floating(array.type):
+            return "float"
+        return "string"
+    present = array.drop_null()
+    if len(present) == 0:
+        return "string"
+    for candidate in ("int", "float", "date", "timestamp", "bool"):
+        if not pc.any(coerce(present, candidate).invalid).as_py():
+            return candidate
+    return "string"

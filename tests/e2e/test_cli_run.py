@@ -1,0 +1,177 @@
+"""`sluice run` from the user's side: files in, report out, lake on disk."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from sluice import lake
+from sluice.cli import main
+from sluice.config import PROJECT_ROOT
+from sluice.local import LocalCloud
+
+SAMPLE = PROJECT_ROOT / "samples" / "transactions.csv"
+
+
+def test_sample_runs_end_to_end(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given the seed's three-row sample
+    lake_dir = tmp_path / "lake"
+    # When it is run with --json
+    code = main(["run", str(SAMPLE), "--lake", str(lake_dir), "--json"])
+    # Then it succeeded with every row trusted
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["lake"] == str(lake_dir)
+    (file_report,) = report["files"]
+    assert file_report["dataset"] == "transactions"
+    assert file_report["execution"]["status"] == "SUCCEEDED"
+    assert [(s["name"], s["status"], s["attempts"]) for s in file_report["stages"]] == [
+        ("validate", "SUCCEEDED", 1),
+        ("trusted", "SUCCEEDED", 1),
+        ("delivery", "SUCCEEDED", 1),
+    ]
+    assert file_report["counts"] == {
+        "rows_in": 3,
+        "rows_trusted": 3,
+        "rows_quarantined": 0,
+        "duplicates": 0,
+    }
+    # and the lake holds TRUSTED and DELIVERY Parquet per day
+    trusted = sorted(
+        p.relative_to(lake_dir / "trusted").as_posix()
+        for p in (lake_dir / "trusted" / "transactions").rglob("*.parquet")
+    )
+    assert [t.rsplit("/", 1)[0] for t in trusted] == [
+        "transactions/year=2024/month=01/day=15",
+        "transactions/year=2024/month=01/day=16",
+        "transactions/year=2024/month=01/day=17",
+    ]
+    day15 = pq.read_table(lake_dir / "trusted" / trusted[0])
+    assert day15.select(["id", "name", "amount", "category"]).to_pylist() == [
+        {"id": 1, "name": "Transaction A", "amount": 150.5, "category": "Sales"}
+    ]
+    summary = pq.read_table(
+        lake_dir
+        / "delivery/transactions/record_type=DAILY_SUMMARY"
+        / "year=2024/month=01/day=17/daily_summary.parquet"
+    )
+    assert summary.select(["category", "record_count", "amount_sum"]).to_pylist() == [
+        {"category": "Sales", "record_count": 1, "amount_sum": 300.0}
+    ]
+    layers = {o["layer"] for o in file_report["outputs"]}
+    assert layers == {"trusted", "delivery"}
+    assert (lake_dir / "raw").is_dir() and (lake_dir / "_logs" / "sluice-validate.log").is_file()
+
+
+def test_duplicates_and_a_bad_row_are_reported_and_set_aside(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given a file with an exact duplicate, a repeated id and a non-numeric amount
+    path = tmp_path / "payments_jan.csv"
+    path.write_text(
+        "id,name,amount,date,category\n"
+        "1,A,10.00,2024-01-15,Sales\n"
+        "1,A,10.00,2024-01-15,Sales\n"
+        "2,B,20.00,2024-01-15,Sales\n"
+        "2,B-late,99.00,2024-01-15,Sales\n"
+        "3,C,not-a-number,2024-01-16,Sales\n",
+        encoding="utf-8",
+    )
+    lake_dir = tmp_path / "lake"
+    # When it runs as the transactions dataset
+    code = main(["run", str(path), "--dataset", "transactions", "--lake", str(lake_dir), "--json"])
+    # Then the run succeeds, with the accounting in the report
+    assert code == 0
+    (file_report,) = json.loads(capsys.readouterr().out)["files"]
+    assert file_report["counts"] == {
+        "rows_in": 5,
+        "rows_trusted": 2,
+        "rows_quarantined": 1,
+        "duplicates": 2,
+    }
+    quarantined = [o for o in file_report["outputs"] if o["layer"] == "quarantine"]
+    assert [(o["rows"], o["key"].split("/")[1]) for o in quarantined] == [(1, "rows")]
+    bad = pq.read_table(lake_dir / "quarantine" / quarantined[0]["key"])
+    assert bad.select(["id", "amount", "reason_codes"]).to_pylist() == [
+        {"id": "3", "amount": "not-a-number", "reason_codes": ["TYPE_MISMATCH:amount"]}
+    ]
+    kept = pq.read_table(
+        lake_dir
+        / "trusted"
+        / next(o["key"] for o in file_report["outputs"] if o["layer"] == "trusted")
+    )
+    assert kept.select(["id", "name", "amount"]).to_pylist() == [
+        {"id": 1, "name": "A", "amount": 10.0},
+        {"id": 2, "name": "B", "amount": 20.0},
+    ]
+
+
+def test_a_failed_file_makes_the_run_exit_nonzero(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "transactions_empty.csv"
+    path.write_text("", encoding="utf-8")
+    code = main(["run", str(path), "--lake", str(tmp_path / "lake")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED" in out
+    assert "validate: SluiceDataError: EMPTY_FILE: file has no content" in out
+    assert "1 file(s): 0 succeeded, 1 failed" in out
+
+
+def test_the_same_event_delivered_twice_gives_one_execution(tmp_path: Path) -> None:
+    with LocalCloud() as cloud:
+        # Given a file processed once
+        path = tmp_path / "dup.csv"
+        path.write_text("id,name,amount,date,category\n1,A,1,2024-01-15,S\n", encoding="utf-8")
+        source = cloud.upload(path, "transactions")
+        first = cloud.wait(source, timeout=60)
+        trusted_before = sorted(
+            o["Key"] for o in cloud.client("s3").list_objects_v2(Bucket="trusted")["Contents"]
+        )
+        # When S3 delivers the same event again
+        event = {
+            "Records": [
+                {
+                    "eventVersion": "2.1",
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": source.bucket},
+                        "object": {"key": source.key, "size": source.size, "eTag": source.etag},
+                    },
+                }
+            ]
+        }
+        sqs = cloud.client("sqs")
+        sqs.send_message(QueueUrl=cloud.queue_urls["ingest"], MessageBody=json.dumps(event))
+        batches = cloud.pump.batches
+        deadline = time.monotonic() + 30
+        while cloud.pump.batches == batches and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        # Then there is still one execution, the message is gone, and the outputs are unchanged
+        executions = cloud.client("stepfunctions").list_executions(
+            stateMachineArn=cloud.state_machine_arn
+        )["executions"]
+        assert [e["name"] for e in executions] == [first["name"]]
+        assert first["name"] == lake.execution_name(
+            source.__class__(source.bucket, source.key, etag=source.etag), "transactions"
+        )
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=cloud.queue_urls["ingest"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert (
+            attrs["ApproximateNumberOfMessages"],
+            attrs["ApproximateNumberOfMessagesNotVisible"],
+        ) == ("0", "0")
+        assert (
+            sorted(
+                o["Key"] for o in cloud.client("s3").list_objects_v2(Bucket="trusted")["Contents"]
+            )
+            == trusted_before
+        )
+        dlq = sqs.receive_message(QueueUrl=cloud.queue_urls["ingest_dlq"]).get("Messages", [])
+        assert dlq == []
+        starter_log = "\n".join(cloud.runtime.logs["sluice-starter"])
+        assert f'"already_handled":["{first["name"]}"]' in starter_log
