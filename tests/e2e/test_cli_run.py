@@ -175,3 +175,23 @@ def test_the_same_event_delivered_twice_gives_one_execution(tmp_path: Path) -> N
         assert dlq == []
         starter_log = "\n".join(cloud.runtime.logs["sluice-starter"])
         assert f'"already_handled":["{first["name"]}"]' in starter_log
+
+
+def test_every_sample_succeeds_as_make_run_runs_them(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given the files `make run` processes
+    samples = sorted(str(p) for p in (PROJECT_ROOT / "samples").iterdir())
+    # When they run together
+    code = main(["run", *samples, "--lake", str(tmp_path / "lake"), "--json"])
+    # Then each succeeds; the dataset without a contract gets an inferred one
+    assert code == 0
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert {
+        (f["dataset"], f["execution"]["status"], f["counts"]["rows_trusted"]) for f in files
+    } == {
+        ("orders", "SUCCEEDED", 4),
+        ("transactions", "SUCCEEDED", 3),
+    }
+    inferred = (tmp_path / "lake/trusted/orders/_inferred_contract.yaml").read_text(
+        encoding="utf-8"
+    )
+    assert "primary_key:\n- order_id\nevent_date: order_date\n" in inferred
