@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LAKE ?= lake
 
-.PHONY: run test lint typecheck unit synth clean
+.PHONY: run test synth bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Sluice needs Python 3.11+"'
@@ -27,6 +27,11 @@ test: $(VENV)/.dev-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+# Validate+Trusted against a pyarrow floor, vectorized pandas and row-wise pandas (docs/performance.md).
+bench: $(VENV)/.run-deps
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 synth: $(VENV)/.dev-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python app.py

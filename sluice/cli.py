@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except TimeoutError as exc:
+    except (TimeoutError, RuntimeError) as exc:
         print(f"sluice: {exc}", file=sys.stderr)
         return 1
 

@@ -66,6 +66,9 @@ def run_stage(
         logger.warning("data error", extra={"reason": error.reason, "key": source.get("key")})
         metrics.add_metric(name="DataErrors", unit=MetricUnit.Count, value=1)
         raise
+    except Exception:
+        metrics.add_metric(name="StageErrors", unit=MetricUnit.Count, value=1)
+        raise
     duration_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name="DurationMs", unit=MetricUnit.Milliseconds, value=duration_ms)
     for field, metric in _COUNT_METRICS.items():

@@ -304,6 +304,10 @@ class LocalCloud:
             if not arn:
                 found = self.find_execution(source)
                 arn = str(found["executionArn"]) if found else ""
+                errors = self.pump.errors
+                if not arn and len(errors) >= self.max_receive_count:
+                    # The starter itself keeps failing: no execution will ever come.
+                    raise RuntimeError(f"the starter function is failing: {errors[-1]}")
             if arn:
                 described = dict(sfn.describe_execution(executionArn=arn))
                 if described["status"] in TERMINAL:

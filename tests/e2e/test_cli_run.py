@@ -195,3 +195,25 @@ def test_every_sample_succeeds_as_make_run_runs_them(tmp_path: Path, capsys) -> 
         encoding="utf-8"
     )
     assert "primary_key:\n- order_id\nevent_date: order_date\n" in inferred
+
+
+def test_a_failing_starter_is_reported_instead_of_waited_on(tmp_path: Path) -> None:
+    # Given a starter that fails on every batch
+    with LocalCloud(visibility_timeout=1, max_receive_count=2) as cloud:
+
+        def broken(stage: str, event: object) -> None:
+            if stage == "starter":
+                raise ImportError("No module named 'numpy'")
+
+        cloud.runtime.add_fault(broken)
+        path = tmp_path / "t.csv"
+        path.write_text("id\n1\n", encoding="utf-8")
+        source = cloud.upload(path, "transactions")
+        # When the run waits for the execution
+        # Then it stops with the starter's error rather than waiting out the timeout
+        try:
+            cloud.wait(source, timeout=60)
+        except RuntimeError as exc:
+            assert str(exc) == "the starter function is failing: No module named 'numpy'"
+        else:
+            raise AssertionError("wait() returned for an object that never got an execution")

@@ -1,0 +1,275 @@
+"""The implementations the benchmark compares, each run alone in a child process.
+
+`python -m bench.impls <name> <csv> <out dir>` runs one and prints a JSON line with its time
+(after imports), peak RSS, output bytes and row counts, so every figure is that
+implementation's own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+Counts = dict[str, int]
+COLUMNS = ["id", "name", "amount", "date", "category"]
+REQUIRED = ["id", "amount", "date"]
+NULL_VALUES = ["", "NULL", "null", "None"]  # what Sluice reads as missing
+PROCESSED_AT = datetime(2024, 4, 1, tzinfo=UTC)
+
+
+def day_path(root: Path, day: date | datetime) -> Path:
+    return root / f"year={day.year}" / f"month={day.month:02d}" / f"day={day.day:02d}"
+
+
+def write_part(table: pa.Table, root: Path, day: date | datetime) -> None:
+    folder = day_path(root, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    # As sluice.pipeline writes its Parquet.
+    pq.write_table(table, folder / "part.parquet", compression="zstd", row_group_size=1 << 20)
+
+
+def sluice(csv: Path, out: Path) -> Counts:
+    """Exactly the library calls the Validate and Trusted Lambdas make, minus S3."""
+    from sluice.config import CONTRACTS_DIR
+    from sluice.contracts import find_contract
+    from sluice.formats import read_file
+    from sluice.stages import trusted
+    from sluice.stages.validate import check_table
+
+    _, table = read_file(csv, csv.name)
+    contract = check_table(table, "transactions", find_contract("transactions", CONTRACTS_DIR))
+    ctx = trusted.RunContext(
+        source_file=csv.name,
+        source_version="v",
+        pipeline_version="bench",
+        processed_at=PROCESSED_AT,
+    )
+    result = trusted.transform(table, contract, ctx)
+    for day, part in result.trusted.items():
+        write_part(part, out / "trusted", day)
+    for day, part in result.quarantined.items():
+        write_part(part, out / "quarantine", day)
+    return {
+        "rows_in": result.rows_in,
+        "trusted": result.rows_trusted,
+        "quarantined": result.rows_quarantined,
+        "duplicates": result.duplicates,
+    }
+
+
+def floor(csv: Path, out: Path) -> Counts:
+    """What reading and writing alone cost: Arrow's CSV reader into one Parquet file."""
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(csv)
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out / "all.parquet", compression="zstd")
+    return {"rows_in": table.num_rows}
+
+
+# --------------------------------------------------------------------------- pandas
+
+
+def _read_text(csv: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(
+        csv, dtype=str, keep_default_na=False, na_values=NULL_VALUES, on_bad_lines="error"
+    )
+
+
+def _finish_pandas(raw: Any, typed: Any, reasons: Any, out: Path) -> Counts:
+    """Shared tail of both pandas versions: quarantine, de-duplicate, score, stamp, write."""
+    import pandas as pd
+
+    rejected = reasons != ""
+    bad = raw[rejected].copy()
+    bad["_row"] = bad.index + 1
+    bad["reason_codes"] = reasons[rejected].str.rstrip(";").str.split(";")
+    bad["quarantined_timestamp"] = PROCESSED_AT
+    bad["source_file"] = "bench"
+    bad_days = typed.loc[rejected, "date"].fillna(pd.Timestamp(PROCESSED_AT.date()))
+
+    good = typed[~rejected]
+    deduped = good.drop_duplicates(subset=COLUMNS).drop_duplicates(subset=["id"])
+    trusted = deduped.copy()
+    trusted["data_quality_score"] = trusted[COLUMNS].notna().mean(axis=1).round(4)
+    trusted["processed_timestamp"] = PROCESSED_AT
+    for name, value in [
+        ("source_file", "bench"),
+        ("source_version", "v"),
+        ("pipeline_version", "bench"),
+        ("processing_layer", "trusted"),
+    ]:
+        trusted[name] = value
+    for frame, days, root in [
+        (trusted, trusted["date"], out / "trusted"),
+        (bad, bad_days, out / "quarantine"),
+    ]:
+        for day, part in frame.groupby(days, sort=True):
+            write_part(pa.Table.from_pandas(part, preserve_index=False), root, day)
+    return {
+        "rows_in": len(raw),
+        "trusted": len(trusted),
+        "quarantined": len(bad),
+        "duplicates": len(good) - len(deduped),
+    }
+
+
+def pandas_vectorized(csv: Path, out: Path) -> Counts:
+    """The same rules written the way a careful pandas user would: whole-column operations."""
+    import numpy as np
+    import pandas as pd
+
+    raw = _read_text(csv)
+    ids = pd.to_numeric(raw["id"], errors="coerce")
+    amount = pd.to_numeric(raw["amount"], errors="coerce")
+    day = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
+    bad_id = raw["id"].notna() & (ids.isna() | (ids % 1 != 0))
+    typed = pd.DataFrame(
+        {
+            "id": ids.where(~bad_id).astype("Int64"),
+            "name": raw["name"],
+            "amount": amount,
+            "date": day,
+            "category": raw["category"],
+        }
+    )
+    reasons = pd.Series("", index=raw.index)
+    for column, values in [("id", typed["id"]), ("amount", amount), ("date", day)]:
+        invalid = raw[column].notna() & values.isna()
+        reasons = reasons + np.where(invalid, f"TYPE_MISMATCH:{column};", "")
+    for column in REQUIRED:
+        reasons = reasons + np.where(raw[column].isna(), f"REQUIRED_NULL:{column};", "")
+    return _finish_pandas(raw, typed, reasons, out)
+
+
+def _check_row(row: Any) -> tuple[Any, ...]:
+    """One row cast and judged by hand, as a naive script would."""
+    reasons = []
+    values: dict[str, Any] = {}
+    for column, cast in [
+        ("id", int),
+        ("amount", float),
+        ("date", lambda s: datetime.strptime(s, "%Y-%m-%d")),
+    ]:
+        text = row[column]
+        if not isinstance(text, str):
+            values[column] = None
+            reasons.append(f"REQUIRED_NULL:{column};")
+            continue
+        try:
+            values[column] = cast(text)
+        except ValueError:
+            values[column] = None
+            reasons.append(f"TYPE_MISMATCH:{column};")
+    return values["id"], values["amount"], values["date"], "".join(reasons)
+
+
+def pandas_apply(csv: Path, out: Path) -> Counts:
+    """The same rules row by row with `DataFrame.apply`: the slow baseline people start from."""
+    import pandas as pd
+
+    raw = _read_text(csv)
+    checked = raw.apply(_check_row, axis=1)
+    ids, amount, day, reasons = (pd.Series(v, index=raw.index) for v in zip(*checked, strict=True))
+    typed = pd.DataFrame(
+        {
+            "id": ids.astype("Int64"),
+            "name": raw["name"],
+            "amount": amount.astype("float64"),
+            "date": pd.to_datetime(day),
+            "category": raw["category"],
+        }
+    )
+    return _finish_pandas(raw, typed, reasons, out)
+
+
+# --------------------------------------------------------------------------- duckdb
+
+
+def _duckdb(trusted: Path, out: Path, options: str) -> Counts:
+    """DuckDB's own partitioned writer over Sluice's trusted rows, for an output-size yardstick."""
+    import duckdb
+
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    query = (
+        "SELECT *, year(date) AS year, month(date) AS month, day(date) AS day "
+        f"FROM read_parquet('{trusted}/**/*.parquet')"
+    )
+    con.execute(
+        f"COPY ({query}) TO '{out}' (FORMAT PARQUET, PARTITION_BY (year, month, day)"
+        f"{options}, OVERWRITE_OR_IGNORE)"
+    )
+    rows = con.execute(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchone()
+    return {"trusted": int(rows[0]) if rows else 0}
+
+
+def duckdb_default(trusted: Path, out: Path) -> Counts:
+    return _duckdb(trusted, out, "")
+
+
+def duckdb_zstd(trusted: Path, out: Path) -> Counts:
+    return _duckdb(trusted, out, ", COMPRESSION zstd")
+
+
+# Imported before the clock starts, so the time is the work, not the imports.
+PRELOAD = {
+    "sluice": ["sluice.formats", "sluice.stages.trusted", "sluice.stages.validate"],
+    "floor": ["pyarrow.csv"],
+    "pandas_vectorized": ["pandas"],
+    "pandas_apply": ["pandas"],
+    "duckdb": ["duckdb"],
+    "duckdb_zstd": ["duckdb"],
+}
+IMPLEMENTATIONS: dict[str, Callable[[Path, Path], Counts]] = {
+    "sluice": sluice,
+    "floor": floor,
+    "pandas_vectorized": pandas_vectorized,
+    "pandas_apply": pandas_apply,
+    "duckdb": duckdb_default,
+    "duckdb_zstd": duckdb_zstd,
+}
+
+
+def bytes_under(root: Path) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*.parquet")) if root.exists() else 0
+
+
+def main(argv: list[str]) -> None:
+    name, source, out = argv[0], Path(argv[1]), Path(argv[2])
+    shutil.rmtree(out, ignore_errors=True)
+    for module in PRELOAD[name]:
+        importlib.import_module(module)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    counts = IMPLEMENTATIONS[name](source, out)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    report = {
+        "impl": name,
+        "seconds": seconds,
+        "peak_rss_mb": peak_kb / 1024,
+        "start_rss_mb": before / 1024,
+        "output_bytes": bytes_under(out),
+        "trusted_bytes": bytes_under(out if name.startswith("duckdb") else out / "trusted"),
+        **counts,
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

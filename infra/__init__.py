@@ -1,0 +1,1 @@
+"""The CDK app's constructs: storage, ingest and workflow, wired by `infra.stack`."""

@@ -1,0 +1,111 @@
+"""RAW object events → ingest queue → starter function."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.settings import EnvironmentSettings
+from sluice.config import PipelineNames
+
+# Lambda's advice for SQS event sources: a visibility timeout of at least six times the
+# function timeout, so a message is not handed out again while throttled retries still run.
+VISIBILITY_TIMEOUT_FACTOR = 6
+# An event that failed this many starter invocations is not transient: park it in the DLQ.
+MAX_RECEIVE_COUNT = 5
+# The longest SQS keeps a message; a parked event must wait for a human that long.
+DLQ_RETENTION = Duration.days(14)
+_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler"
+
+
+class Ingest(Construct):
+    """The ingest queue and its DLQ, fed by RAW's object-created events, drained by the starter."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        names: PipelineNames,
+        raw_bucket: s3.IBucket,
+        starter: lambda_.Function,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._settings = settings
+        self._names = names
+        self.dead_letter_queue = self._dead_letter_queue()
+        self.queue = self._queue()
+        self._subscribe(raw_bucket)
+        self._drain_with(starter)
+
+    def _dead_letter_queue(self) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            queue_name=self._names.ingest_dlq,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+
+    def _queue(self) -> sqs.Queue:
+        starter_timeout = self._settings.stage("starter").timeout_seconds
+        return sqs.Queue(
+            self,
+            "Queue",
+            queue_name=self._names.ingest_queue,
+            # SQS-managed keys, not KMS: S3 can then publish without a key policy grant.
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(
+                VISIBILITY_TIMEOUT_FACTOR * starter_timeout
+                + self._settings.max_batching_window_seconds
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
+
+    def _subscribe(self, raw_bucket: s3.IBucket) -> None:
+        raw_bucket.add_event_notification(
+            s3.EventType.OBJECT_CREATED, s3n.SqsDestination(self.queue)
+        )
+        # CDK applies bucket notifications through a singleton Lambda of its own at stack level.
+        for handler in Stack.of(self).node.children:
+            if handler.node.id.startswith(_NOTIFICATIONS_HANDLER_ID):
+                NagSuppressions.add_resource_suppressions(
+                    handler,
+                    [
+                        NagPackSuppression(
+                            id="AwsSolutions-IAM4",
+                            reason=(
+                                "CDK's bucket-notifications handler comes with "
+                                "AWSLambdaBasicExecutionRole; only its log permissions are used."
+                            ),
+                            applies_to=[
+                                "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                                "AWSLambdaBasicExecutionRole"
+                            ],
+                        )
+                    ],
+                    apply_to_children=True,
+                )
+
+    def _drain_with(self, starter: lambda_.Function) -> None:
+        starter.add_event_source(
+            event_sources.SqsEventSource(
+                self.queue,
+                batch_size=self._settings.batch_size,
+                max_batching_window=self._settings.max_batching_window,
+                # One bad record must not send its whole batch back to the queue.
+                report_batch_item_failures=True,
+                max_concurrency=self._settings.max_concurrency,
+            )
+        )

