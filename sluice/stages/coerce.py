@@ -64,6 +64,21 @@ def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
     return result
 
 
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+def _parse_dates(text: pa.Array) -> pa.Array:
+    # Fast path: when every present value looks like an ISO date, Arrow's own parser reads
+    # and validates them in one pass; anything else takes the per-format route.
+    iso = pc.match_substring_regex(text, _ISO_DATE)
+    if pc.all(pc.or_kleene(iso, pc.is_null(text))).as_py():
+        try:
+            return pc.cast(text, pa.date32())
+        except pa.ArrowInvalid:
+            pass  # an impossible date such as 2024-02-30: find it value by value
+    return pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
+
+
 def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     """Cast one column to `ctype`; a present value that cannot be read is null + invalid."""
     array = _as_array(column)
@@ -93,7 +108,7 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
         is_false = pc.is_in(lowered, pa.array(_FALSE))
         values = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
     elif ctype == "date":
-        values = pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
+        values = _parse_dates(text)
     elif ctype == "timestamp":
         values = _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS)
     else:  # pragma: no cover - contracts are validated on load

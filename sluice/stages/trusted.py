@@ -98,28 +98,33 @@ def quality_score(table: pa.Table, contract: Contract) -> pa.Array:
 
 
 def _split_by_day(table: pa.Table, day_column: pa.Array, fallback: date) -> dict[date, pa.Table]:
+    """One slice per day; rows keep their file order within a day (the sort is stable)."""
     days = pc.fill_null(pc.cast(day_column, pa.date32()), pa.scalar(fallback, pa.date32()))
+    order = pc.sort_indices(days)
+    ordered = table.take(order)
+    counts = pc.value_counts(days).to_pylist()
     result: dict[date, pa.Table] = {}
-    for value in pc.unique(days).to_pylist():
-        part = table.filter(pc.equal(days, pa.scalar(value, pa.date32())))
-        result[value] = part
-    return dict(sorted(result.items()))
+    offset = 0
+    for item in sorted(counts, key=lambda c: c["values"]):
+        result[item["values"]] = ordered.slice(offset, item["counts"])
+        offset += item["counts"]
+    return result
 
 
 def transform(table: pa.Table, contract: Contract, ctx: RunContext) -> TrustedResult:
     """Apply the contract to staged rows: types, required values, duplicates, score, lineage."""
     result = TrustedResult(rows_in=table.num_rows)
-    rows = pa.array(range(1, table.num_rows + 1), pa.int64())
+    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     typed_columns, checks = _reasons(table, contract)
     typed = pa.table({**typed_columns, ROW: rows})
     rejected, reasons = _reason_codes(checks, table.num_rows)
     good = typed.filter(pc.invert(rejected))
     fallback = ctx.processed_at.date()
 
-    # Exact duplicates first, then the primary key: the earliest row in the file wins.
-    deduped = _keep_first(good, contract.names) if good.num_rows else good
-    if contract.primary_key and deduped.num_rows:
-        deduped = _keep_first(deduped, list(contract.primary_key))
+    # The earliest row in the file wins. Exact duplicates share their primary key, so with a
+    # key one pass removes both kinds; without one, whole rows are compared.
+    keys = list(contract.primary_key) or contract.names
+    deduped = _keep_first(good, keys) if good.num_rows else good
     deduped = deduped.sort_by(ROW)
     result.duplicates = good.num_rows - deduped.num_rows
 
@@ -128,11 +133,13 @@ def transform(table: pa.Table, contract: Contract, ctx: RunContext) -> TrustedRe
         "data_quality_score", quality_score(deduped, contract)
     )
     stamps = {
-        "processed_timestamp": pa.array([ctx.processed_at] * n, pa.timestamp("us", tz="UTC")),
-        "source_file": pa.array([ctx.source_file] * n, pa.string()),
-        "source_version": pa.array([ctx.source_version] * n, pa.string()),
-        "pipeline_version": pa.array([ctx.pipeline_version] * n, pa.string()),
-        "processing_layer": pa.array(["trusted"] * n, pa.string()),
+        "processed_timestamp": pa.repeat(
+            pa.scalar(ctx.processed_at, pa.timestamp("us", tz="UTC")), n
+        ),
+        "source_file": pa.repeat(pa.scalar(ctx.source_file, pa.string()), n),
+        "source_version": pa.repeat(pa.scalar(ctx.source_version, pa.string()), n),
+        "pipeline_version": pa.repeat(pa.scalar(ctx.pipeline_version, pa.string()), n),
+        "processing_layer": pa.repeat(pa.scalar("trusted", pa.string()), n),
     }
     for name, values in stamps.items():
         trusted = trusted.append_column(name, values)
