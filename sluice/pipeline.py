@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -85,6 +86,23 @@ def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(store.get_bytes(bucket, key)))
 
 
+PARQUET = "application/vnd.apache.parquet"
+
+
+def _put_days(
+    store: ObjectStore, bucket: str, tables: dict[date, pa.Table], key_of: Callable[[date], str]
+) -> list[dict[str, Any]]:
+    """Write one Parquet object per day; the pointers with their row counts."""
+    written = []
+    for day, part in tables.items():
+        key = key_of(day)
+        store.put_bytes(bucket, key, _write_parquet(part), PARQUET)
+        written.append(
+            {"bucket": bucket, "key": key, "day": day.isoformat(), "rows": part.num_rows}
+        )
+    return written
+
+
 def _contract_for(dataset: str, contracts_dir: Path) -> Contract | None:
     return find_contract(dataset, contracts_dir)
 
@@ -159,9 +177,7 @@ def validate(
     metadata = {CONTRACT_METADATA: json.dumps(contract.to_dict()).encode()}
     table = table.replace_schema_metadata(metadata)
     key = lake.staged_key(dataset, source)
-    store.put_bytes(
-        settings.trusted_bucket, key, _write_parquet(table), "application/vnd.apache.parquet"
-    )
+    store.put_bytes(settings.trusted_bucket, key, _write_parquet(table), PARQUET)
     return {
         "staged": {"bucket": settings.trusted_bucket, "key": key},
         "format": fmt,
@@ -202,34 +218,18 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     )
     result = trusted_stage.transform(table.replace_schema_metadata(None), contract, ctx)
 
-    outputs: list[dict[str, Any]] = []
-    for day, part in result.trusted.items():
-        key = lake.trusted_key(dataset, day, source)
-        store.put_bytes(
-            settings.trusted_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
-        )
-        outputs.append(
-            {
-                "bucket": settings.trusted_bucket,
-                "key": key,
-                "day": day.isoformat(),
-                "rows": part.num_rows,
-            }
-        )
-    quarantined: list[dict[str, Any]] = []
-    for day, part in result.quarantined.items():
-        key = lake.quarantine_rows_key(dataset, day, source)
-        store.put_bytes(
-            settings.quarantine_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
-        )
-        quarantined.append(
-            {
-                "bucket": settings.quarantine_bucket,
-                "key": key,
-                "day": day.isoformat(),
-                "rows": part.num_rows,
-            }
-        )
+    outputs = _put_days(
+        store,
+        settings.trusted_bucket,
+        result.trusted,
+        lambda day: lake.trusted_key(dataset, day, source),
+    )
+    quarantined = _put_days(
+        store,
+        settings.quarantine_bucket,
+        result.quarantined,
+        lambda day: lake.quarantine_rows_key(dataset, day, source),
+    )
 
     # A new version of the object replaces its own rows: drop outputs the last run wrote that
     # this run did not (days that no longer appear in the file).
@@ -303,9 +303,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             settings.pipeline_version,
         )
         key = lake.delivery_key(dataset, delivery_stage.DETAIL, day, source)
-        store.put_bytes(
-            settings.delivery_bucket, key, _write_parquet(part), "application/vnd.apache.parquet"
-        )
+        store.put_bytes(settings.delivery_bucket, key, _write_parquet(part), PARQUET)
         outputs.append(
             {
                 "bucket": settings.delivery_bucket,
@@ -334,9 +332,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             store.delete(settings.delivery_bucket, key)
             continue
         summary = delivery_stage.daily_summary(day_table, contract, day)
-        store.put_bytes(
-            settings.delivery_bucket, key, _write_parquet(summary), "application/vnd.apache.parquet"
-        )
+        store.put_bytes(settings.delivery_bucket, key, _write_parquet(summary), PARQUET)
         outputs.append(
             {
                 "bucket": settings.delivery_bucket,
