@@ -59,16 +59,7 @@ class Storage(Construct):
         return [
             s3.LifecycleRule(
                 id="raw-tiering",
-                transitions=[
-                    s3.Transition(
-                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                        transition_after=Duration.days(30),
-                    ),
-                    s3.Transition(
-                        storage_class=s3.StorageClass.GLACIER,
-                        transition_after=Duration.days(90),
-                    ),
-                ],
+                transitions=_tiering(ia_days=30, glacier_days=90),
                 expiration=Duration.days(2555),
             )
         ]
@@ -80,16 +71,7 @@ class Storage(Construct):
         return [
             s3.LifecycleRule(
                 id="trusted-tiering",
-                transitions=[
-                    s3.Transition(
-                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                        transition_after=Duration.days(60),
-                    ),
-                    s3.Transition(
-                        storage_class=s3.StorageClass.GLACIER,
-                        transition_after=Duration.days(180),
-                    ),
-                ],
+                transitions=_tiering(ia_days=60, glacier_days=180),
             ),
             # Staged Parquet is only read by the Trusted stage of the same execution; what a
             # failed execution leaves behind must outlive Step Functions' 14-day redrive window.
@@ -100,3 +82,16 @@ class Storage(Construct):
                 noncurrent_version_expiration=Duration.days(1),
             ),
         ]
+
+
+def _tiering(ia_days: int, glacier_days: int) -> list[s3.Transition]:
+    """Standard-IA after `ia_days`, Glacier after `glacier_days`."""
+    return [
+        s3.Transition(
+            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+            transition_after=Duration.days(ia_days),
+        ),
+        s3.Transition(
+            storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(glacier_days)
+        ),
+    ]
