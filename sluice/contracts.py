@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,40 @@ import pyarrow as pa
 import yaml
 
 TYPES = ("int", "float", "decimal", "string", "bool", "date", "timestamp")
+NUMERIC = ("int", "float", "decimal")
+NULL_POLICIES = ("reject", "fill", "flag")
+ACTIONS = ("reject", "flag")
+OUTLIER_METHODS = ("iqr", "robust_z")
+DERIVED_FUNCTIONS = {
+    "year": ("date", "timestamp"),
+    "month": ("date", "timestamp"),
+    "day": ("date", "timestamp"),
+    "quarter": ("date", "timestamp"),
+    "day_of_week": ("date", "timestamp"),
+    "upper": ("string",),
+    "lower": ("string",),
+    "trim": ("string",),
+    "abs": NUMERIC,
+}
+# rule name -> (reason code, types the rule applies to, what its argument is)
+RULES: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "non_negative": ("NEGATIVE", NUMERIC, "true"),
+    "not_future": ("FUTURE", ("date", "timestamp"), "true"),
+    "min": ("BELOW_MIN", (*NUMERIC, "date", "timestamp"), "a number or date"),
+    "max": ("ABOVE_MAX", (*NUMERIC, "date", "timestamp"), "a number or date"),
+    "allowed": ("NOT_ALLOWED", ("string", "int", "bool"), "a list of values"),
+    "regex": ("PATTERN_MISMATCH", ("string",), "a regular expression"),
+    "max_length": ("TOO_LONG", ("string",), "a positive integer"),
+}
+
+
+def _plain(value: Any) -> Any:
+    """`value` as YAML and JSON write it (dates as ISO text, tuples as lists)."""
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class ContractError(ValueError):
@@ -29,10 +64,92 @@ class ContractError(ValueError):
 
 
 @dataclass(frozen=True)
+class Rule:
+    """One business rule on one column; `reject` sends the row to quarantine, `flag` marks it."""
+
+    kind: str
+    column: str
+    value: Any = True
+    action: str = "reject"
+
+    @property
+    def code(self) -> str:
+        return f"{RULES[self.kind][0]}:{self.column}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.kind: _plain(self.value), "action": self.action}
+
+
+@dataclass(frozen=True)
 class Column:
     name: str
     type: str
     required: bool = False
+    nulls: str = "flag"
+    default: Any = None
+    rules: tuple[Rule, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": self.type}
+        if self.required:
+            doc["required"] = True
+        if self.nulls != ("reject" if self.required else "flag"):
+            doc["nulls"] = self.nulls
+        if self.nulls == "fill":
+            doc["default"] = _plain(self.default)
+        if self.rules:
+            doc["rules"] = [r.to_dict() for r in self.rules]
+        return doc
+
+
+@dataclass(frozen=True)
+class Band:
+    """A categorical column derived from a numeric one: `labels[i]` for values below `edges[i]`."""
+
+    name: str
+    column: str
+    edges: tuple[float, ...]
+    labels: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "edges": list(self.edges), "labels": list(self.labels)}
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """How a numeric column's outliers are found: IQR fences or robust z-score, per group."""
+
+    column: str
+    method: str = "iqr"
+    threshold: float = 1.5
+    by: tuple[str, ...] = ()
+    min_group_size: int = 8
+
+    @property
+    def code(self) -> str:
+        return f"OUTLIER:{self.column}"
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "column": self.column,
+            "method": self.method,
+            "threshold": self.threshold,
+        }
+        if self.by:
+            doc["by"] = list(self.by)
+        if self.min_group_size != 8:
+            doc["min_group_size"] = self.min_group_size
+        return doc
+
+
+@dataclass(frozen=True)
+class Derived:
+    name: str
+    column: str
+    function: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "function": self.function}
 
 
 @dataclass(frozen=True)
@@ -44,6 +161,10 @@ class Contract:
     event_date: str | None = None
     measures: tuple[str, ...] = ()
     group_by: tuple[str, ...] = ()
+    bands: tuple[Band, ...] = ()
+    outliers: tuple[Outliers, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    completeness_weight: float = 0.5
     inferred: bool = False
     source: str = field(default="<memory>", compare=False)
 
@@ -61,177 +182,418 @@ class Contract:
     def required(self) -> list[str]:
         return [c.name for c in self.columns if c.required]
 
+    @property
+    def rules(self) -> list[Rule]:
+        return [rule for col in self.columns for rule in col.rules]
+
+    @property
+    def flag_checks(self) -> int:
+        """How many per-record checks only flag (flag rules and outlier tests)."""
+        return sum(1 for r in self.rules if r.action == "flag") + len(self.outliers)
+
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"dataset": self.dataset, "version": self.version}
-        doc["columns"] = {
-            c.name: {"type": c.type, "required": c.required} if c.required else {"type": c.type}
-            for c in self.columns
-        }
+        doc["columns"] = {c.name: c.to_dict() for c in self.columns}
         if self.primary_key:
             doc["primary_key"] = list(self.primary_key)
         if self.event_date:
             doc["event_date"] = self.event_date
         if self.measures or self.group_by:
             doc["summary"] = {"measures": list(self.measures), "group_by": list(self.group_by)}
+        if self.bands:
+            doc["bands"] = {b.name: b.to_dict() for b in self.bands}
+        if self.outliers:
+            doc["outliers"] = [o.to_dict() for o in self.outliers]
+        if self.derived:
+            doc["derived"] = {d.name: d.to_dict() for d in self.derived}
+        if self.completeness_weight != 0.5:
+            doc["quality"] = {"completeness_weight": self.completeness_weight}
         return doc
 
     def to_yaml(self) -> str:
         header = (
             "# Inferred by Sluice from the data: review it, then save it as "
-            f"contracts/{self.dataset}.yaml to adopt it.\n"
+            f"contracts/{self.dataset}.yaml (or s3://<raw bucket>/_contracts/{self.dataset}.yaml)"
+            " to adopt it.\n"
             if self.inferred
             else ""
         )
         return header + yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _expect(cond: bool, source: str, where: str, problem: str, fix: str) -> None:
-    if not cond:
-        raise ContractError(source, where, problem, fix)
+class _Checker:
+    """Raises `ContractError`s that all name the same source file."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def expect(self, cond: bool, where: str, problem: str, fix: str) -> None:
+        if not cond:
+            raise ContractError(self.source, where, problem, fix)
+
+    def mapping(self, value: Any, where: str, example: str) -> Mapping[str, Any]:
+        self.expect(isinstance(value, Mapping), where, "expected a mapping", f"write {example}")
+        assert isinstance(value, Mapping)
+        return value
+
+    def only(self, value: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        extra = sorted(map(str, set(value) - allowed))
+        self.expect(
+            not extra,
+            f"{where}.{extra[0]}" if extra and where else (extra[0] if extra else where),
+            "unknown field",
+            f"use only {', '.join(sorted(allowed))}",
+        )
+
+    def names(self, value: Any, where: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        self.expect(
+            isinstance(value, list) and all(isinstance(v, str) for v in value),
+            where,
+            f"expected a list of column names, got {value!r}",
+            "write a YAML list such as [id]",
+        )
+        return tuple(value)
+
+    def columns_exist(
+        self, names: tuple[str, ...], columns: dict[str, Column], where: str, types: tuple[str, ...]
+    ) -> None:
+        for name in names:
+            self.expect(name in columns, where, f"{name!r} is not a column", "name a column")
+            self.expect(
+                columns[name].type in types,
+                where,
+                f"{name!r} is {columns[name].type}",
+                f"name a column of type {' or '.join(types)}",
+            )
+
+    def number(self, value: Any, where: str, *, positive: bool = False) -> float:
+        self.expect(
+            isinstance(value, int | float) and not isinstance(value, bool),
+            where,
+            f"{value!r} is not a number",
+            "write a number such as 1.5",
+        )
+        self.expect(not positive or value > 0, where, f"{value!r} is not positive", "use > 0")
+        return float(value)
 
 
-def _names(value: Any, source: str, where: str) -> tuple[str, ...]:
+def _scalar_for(check: _Checker, ctype: str, value: Any, where: str) -> Any:
+    """`value` as a Python value of contract type `ctype`, or a `ContractError`."""
+    if ctype in ("date", "timestamp"):
+        if isinstance(value, datetime):
+            return value if ctype == "timestamp" else value.date()
+        if isinstance(value, date):
+            return value if ctype == "date" else datetime.combine(value, datetime.min.time())
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            check.expect(False, where, f"{value!r} is not a {ctype}", "write 2024-01-31")
+        return parsed.date() if ctype == "date" else parsed
+    if ctype == "int":
+        check.expect(
+            isinstance(value, int) and not isinstance(value, bool),
+            where,
+            f"{value!r} is not an int",
+            "write a whole number",
+        )
+        return value
+    if ctype in ("float", "decimal"):
+        return check.number(value, where)
+    if ctype == "bool":
+        check.expect(isinstance(value, bool), where, f"{value!r} is not a bool", "write true")
+        return value
+    check.expect(isinstance(value, str), where, f"{value!r} is not a string", "quote the value")
+    return value
+
+
+def _parse_rule(check: _Checker, column: Column, item: Any, where: str) -> Rule:
+    if isinstance(item, str):
+        item = {item: True}
+    spec = check.mapping(item, where, "'- non_negative' or '- {max: 100, action: flag}'")
+    action = spec.get("action", "reject")
+    check.expect(action in ACTIONS, f"{where}.action", f"{action!r}", "use reject or flag")
+    kinds = [k for k in spec if k != "action"]
+    check.expect(
+        len(kinds) == 1 and kinds[0] in RULES,
+        where,
+        f"expected one rule, got {', '.join(map(str, kinds)) or 'none'}",
+        f"use one of {', '.join(RULES)}",
+    )
+    kind = str(kinds[0])
+    value = spec[kind]
+    _, types, argument = RULES[kind]
+    check.expect(
+        column.type in types,
+        f"{where}.{kind}",
+        f"does not apply to a {column.type} column",
+        f"use it on {' or '.join(types)} columns",
+    )
+    if kind in ("non_negative", "not_future"):
+        check.expect(value is True, f"{where}.{kind}", f"{value!r}", f"write {argument}")
+    elif kind in ("min", "max"):
+        value = _scalar_for(check, column.type, value, f"{where}.{kind}")
+    elif kind == "allowed":
+        check.expect(
+            isinstance(value, list) and len(value) > 0,
+            f"{where}.allowed",
+            f"{value!r} is not a list",
+            "write a YAML list of the allowed values",
+        )
+        value = tuple(_scalar_for(check, column.type, v, f"{where}.allowed") for v in value)
+    elif kind == "regex":
+        check.expect(isinstance(value, str), f"{where}.regex", f"{value!r}", f"write {argument}")
+        try:
+            re.compile(value)
+        except re.error as exc:
+            check.expect(False, f"{where}.regex", f"invalid pattern: {exc}", "fix the pattern")
+    elif kind == "max_length":
+        check.expect(
+            isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            f"{where}.max_length",
+            f"{value!r}",
+            f"write {argument}",
+        )
+    return Rule(kind=kind, column=column.name, value=value, action=str(action))
+
+
+def _parse_column(check: _Checker, name: str, spec: Any) -> Column:
+    where = f"columns.{name}"
+    if isinstance(spec, str):
+        spec = {"type": spec}
+    spec = check.mapping(spec, where, "'{type: string}'")
+    check.only(spec, where, {"type", "required", "nulls", "default", "rules"})
+    ctype = spec.get("type")
+    check.expect(
+        ctype in TYPES,
+        f"{where}.type",
+        f"{ctype!r} is not a type",
+        f"use one of {', '.join(TYPES)}",
+    )
+    required = spec.get("required", False)
+    check.expect(
+        isinstance(required, bool),
+        f"{where}.required",
+        f"{required!r} is not true/false",
+        "write required: true",
+    )
+    nulls = spec.get("nulls", "reject" if required else "flag")
+    check.expect(
+        nulls in NULL_POLICIES,
+        f"{where}.nulls",
+        f"{nulls!r} is not a null policy",
+        f"use one of {', '.join(NULL_POLICIES)}",
+    )
+    default = None
+    if nulls == "fill":
+        check.expect(
+            "default" in spec, f"{where}.default", "missing", "give the value to fill nulls with"
+        )
+        default = _scalar_for(check, str(ctype), spec["default"], f"{where}.default")
+    else:
+        check.expect(
+            "default" not in spec, f"{where}.default", "only used with nulls: fill", "remove it"
+        )
+    column = Column(str(name), str(ctype), required, str(nulls), default)
+    raw_rules = spec.get("rules") or []
+    check.expect(
+        isinstance(raw_rules, list), f"{where}.rules", "expected a list", "write '- non_negative'"
+    )
+    rules = tuple(
+        _parse_rule(check, column, item, f"{where}.rules[{i}]") for i, item in enumerate(raw_rules)
+    )
+    return Column(column.name, column.type, required, column.nulls, default, rules)
+
+
+def _parse_bands(check: _Checker, value: Any, columns: dict[str, Column]) -> tuple[Band, ...]:
     if value is None:
         return ()
-    if isinstance(value, str):
+    example = "'bands: {amount_category: {column: amount, edges: [100], labels: [LOW, HIGH]}}'"
+    bands = []
+    for name, spec in check.mapping(value, "bands", example).items():
+        where = f"bands.{name}"
+        spec = check.mapping(spec, where, example)
+        check.only(spec, where, {"column", "edges", "labels"})
+        check.expect(name not in columns, where, "is already a column", "pick a new name")
+        column = spec.get("column")
+        check.columns_exist((str(column),), columns, f"{where}.column", NUMERIC)
+        edges = spec.get("edges")
+        check.expect(
+            isinstance(edges, list) and len(edges) > 0,
+            f"{where}.edges",
+            "expected a list of numbers",
+            "write edges: [100, 1000]",
+        )
+        assert isinstance(edges, list)
+        numbers = tuple(check.number(e, f"{where}.edges") for e in edges)
+        check.expect(
+            list(numbers) == sorted(set(numbers)),
+            f"{where}.edges",
+            "edges must rise strictly",
+            "sort them and drop repeats",
+        )
+        labels = spec.get("labels")
+        check.expect(
+            isinstance(labels, list)
+            and len(labels) == len(numbers) + 1
+            and all(isinstance(x, str) for x in labels),
+            f"{where}.labels",
+            f"expected {len(numbers) + 1} labels (one more than edges)",
+            "write labels: [LOW, MEDIUM, HIGH] for two edges",
+        )
+        assert isinstance(labels, list)
+        bands.append(Band(str(name), str(column), numbers, tuple(labels)))
+    return tuple(bands)
+
+
+def _parse_outliers(
+    check: _Checker, value: Any, columns: dict[str, Column]
+) -> tuple[Outliers, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, Mapping):
         value = [value]
-    _expect(
-        isinstance(value, list) and all(isinstance(v, str) for v in value),
-        source,
-        where,
-        f"expected a list of column names, got {value!r}",
-        "write a YAML list such as [id]",
+    check.expect(
+        isinstance(value, list),
+        "outliers",
+        "expected a list",
+        "write 'outliers: [{column: amount, method: iqr}]'",
     )
-    return tuple(value)
+    found = []
+    for i, spec in enumerate(value):
+        where = f"outliers[{i}]"
+        spec = check.mapping(spec, where, "'{column: amount, method: iqr, threshold: 1.5}'")
+        check.only(spec, where, {"column", "method", "threshold", "by", "min_group_size"})
+        column = str(spec.get("column"))
+        check.columns_exist((column,), columns, f"{where}.column", NUMERIC)
+        method = spec.get("method", "iqr")
+        check.expect(
+            method in OUTLIER_METHODS,
+            f"{where}.method",
+            f"{method!r} is not a method",
+            f"use one of {', '.join(OUTLIER_METHODS)}",
+        )
+        default = 1.5 if method == "iqr" else 3.5
+        threshold = check.number(
+            spec.get("threshold", default), f"{where}.threshold", positive=True
+        )
+        by = check.names(spec.get("by"), f"{where}.by")
+        check.columns_exist(by, columns, f"{where}.by", ("string", "int", "bool", "date"))
+        min_group = spec.get("min_group_size", 8)
+        check.expect(
+            isinstance(min_group, int) and min_group >= 4,
+            f"{where}.min_group_size",
+            f"{min_group!r}",
+            "use a whole number of at least 4",
+        )
+        found.append(Outliers(column, str(method), threshold, by, int(min_group)))
+    return tuple(found)
+
+
+def _parse_derived(check: _Checker, value: Any, columns: dict[str, Column]) -> tuple[Derived, ...]:
+    if value is None:
+        return ()
+    example = "'derived: {weekday: {column: date, function: day_of_week}}'"
+    found = []
+    for name, spec in check.mapping(value, "derived", example).items():
+        where = f"derived.{name}"
+        spec = check.mapping(spec, where, example)
+        check.only(spec, where, {"column", "function"})
+        check.expect(name not in columns, where, "is already a column", "pick a new name")
+        function = spec.get("function")
+        check.expect(
+            function in DERIVED_FUNCTIONS,
+            f"{where}.function",
+            f"{function!r} is not a function",
+            f"use one of {', '.join(DERIVED_FUNCTIONS)}",
+        )
+        column = str(spec.get("column"))
+        check.columns_exist((column,), columns, f"{where}.column", DERIVED_FUNCTIONS[str(function)])
+        found.append(Derived(str(name), column, str(function)))
+    return tuple(found)
+
+
+TOP_LEVEL = {
+    "dataset",
+    "version",
+    "columns",
+    "primary_key",
+    "event_date",
+    "summary",
+    "bands",
+    "outliers",
+    "derived",
+    "quality",
+}
 
 
 def parse_contract(document: Any, source: str = "<memory>") -> Contract:
     """Build a contract from its YAML document, naming the field and fix on any problem."""
-    _expect(
-        isinstance(document, Mapping),
-        source,
-        "top level",
-        "a contract is a mapping",
-        "start the file with 'dataset: <name>' and 'columns:'",
-    )
-    assert isinstance(document, Mapping)
-    known = {"dataset", "version", "columns", "primary_key", "event_date", "summary"}
-    unknown = sorted(set(document) - known)
-    _expect(
-        not unknown,
-        source,
-        ", ".join(map(str, unknown)),
-        "unknown field",
-        f"use only {', '.join(sorted(known))}",
-    )
+    check = _Checker(source)
+    document = check.mapping(document, "top level", "'dataset: <name>' and 'columns:'")
+    check.only(document, "", TOP_LEVEL)
     dataset = document.get("dataset")
-    _expect(
+    check.expect(
         isinstance(dataset, str) and re.fullmatch(r"[a-z][a-z0-9_]*", dataset or "") is not None,
-        source,
         "dataset",
         f"{dataset!r} is not a dataset name",
         "use lower-case letters, digits and '_', starting with a letter",
     )
-    assert isinstance(dataset, str)
     raw_columns = document.get("columns")
-    _expect(
+    check.expect(
         isinstance(raw_columns, Mapping) and len(raw_columns) > 0,
-        source,
         "columns",
         "missing or empty",
         "list each column as '<name>: {type: <type>}'",
     )
     assert isinstance(raw_columns, Mapping)
-    columns = []
-    for name, spec in raw_columns.items():
-        where = f"columns.{name}"
-        if isinstance(spec, str):
-            spec = {"type": spec}
-        _expect(
-            isinstance(spec, Mapping),
-            source,
-            where,
-            "expected a mapping",
-            "write '{type: string}'",
-        )
-        extra = sorted(set(spec) - {"type", "required"})
-        _expect(
-            not extra,
-            source,
-            f"{where}.{extra[0] if extra else ''}",
-            "unknown field",
-            "use type, required",
-        )
-        ctype = spec.get("type")
-        _expect(
-            ctype in TYPES,
-            source,
-            f"{where}.type",
-            f"{ctype!r} is not a type",
-            f"use one of {', '.join(TYPES)}",
-        )
-        required = spec.get("required", False)
-        _expect(
-            isinstance(required, bool),
-            source,
-            f"{where}.required",
-            f"{required!r} is not true/false",
-            "write required: true",
-        )
-        columns.append(Column(name=str(name), type=str(ctype), required=required))
-    names = {c.name for c in columns}
-    primary_key = _names(document.get("primary_key"), source, "primary_key")
-    for key in primary_key:
-        _expect(key in names, source, "primary_key", f"{key!r} is not a column", "name a column")
+    columns = {str(n): _parse_column(check, str(n), spec) for n, spec in raw_columns.items()}
+    primary_key = check.names(document.get("primary_key"), "primary_key")
+    check.columns_exist(primary_key, columns, "primary_key", TYPES)
     event_date = document.get("event_date")
     if event_date is not None:
-        _expect(
-            event_date in names,
-            source,
-            "event_date",
-            f"{event_date!r} is not a column",
-            "name a date or timestamp column",
-        )
-        _expect(
-            next(c for c in columns if c.name == event_date).type in ("date", "timestamp"),
-            source,
-            "event_date",
-            f"{event_date!r} is not a date or timestamp column",
-            "give that column type date or timestamp",
-        )
-    summary = document.get("summary") or {}
-    _expect(
-        isinstance(summary, Mapping),
-        source,
+        check.columns_exist((str(event_date),), columns, "event_date", ("date", "timestamp"))
+    summary = check.mapping(
+        document.get("summary") or {},
         "summary",
-        "expected a mapping",
-        "write 'summary: {measures: [amount], group_by: [category]}'",
+        "'summary: {measures: [amount], group_by: [category]}'",
     )
-    measures = _names(summary.get("measures"), source, "summary.measures")
-    group_by = _names(summary.get("group_by"), source, "summary.group_by")
-    for name in measures:
-        _expect(
-            name in names, source, "summary.measures", f"{name!r} is not a column", "name a column"
-        )
-        _expect(
-            next(c for c in columns if c.name == name).type in ("int", "float", "decimal"),
-            source,
-            "summary.measures",
-            f"{name!r} is not numeric",
-            "list only int, float or decimal columns",
-        )
-    for name in group_by:
-        _expect(
-            name in names, source, "summary.group_by", f"{name!r} is not a column", "name a column"
-        )
+    check.only(summary, "summary", {"measures", "group_by"})
+    measures = check.names(summary.get("measures"), "summary.measures")
+    check.columns_exist(measures, columns, "summary.measures", NUMERIC)
+    group_by = check.names(summary.get("group_by"), "summary.group_by")
+    check.columns_exist(group_by, columns, "summary.group_by", TYPES)
+    bands = _parse_bands(check, document.get("bands"), columns)
+    quality = check.mapping(
+        document.get("quality") or {}, "quality", "'quality: {completeness_weight: 0.5}'"
+    )
+    check.only(quality, "quality", {"completeness_weight"})
+    weight = quality.get("completeness_weight", 0.5)
+    check.expect(
+        isinstance(weight, int | float) and 0 <= weight <= 1,
+        "quality.completeness_weight",
+        f"{weight!r} is not in [0, 1]",
+        "use a number from 0 to 1",
+    )
+    derived = _parse_derived(check, document.get("derived"), columns)
+    taken = {b.name for b in bands}
+    for item in derived:
+        check.expect(item.name not in taken, f"derived.{item.name}", "is a band", "rename it")
     return Contract(
-        dataset=dataset,
+        dataset=str(dataset),
         version=str(document.get("version", "1")),
-        columns=tuple(columns),
+        columns=tuple(columns.values()),
         primary_key=primary_key,
-        event_date=event_date,
+        event_date=str(event_date) if event_date is not None else None,
         measures=measures,
         group_by=group_by,
+        bands=bands,
+        outliers=_parse_outliers(check, document.get("outliers"), columns),
+        derived=derived,
+        completeness_weight=float(weight),
         source=source,
     )
 
@@ -255,6 +617,8 @@ def find_contract(dataset: str, directory: Path) -> Contract | None:
 
 
 _ID_NAME = re.compile(r"^(id|.*_id|key|uuid)$", re.IGNORECASE)
+_AMOUNT_NAME = re.compile(r"amount|value|price|total|cost|revenue|valor", re.IGNORECASE)
+_GROUP_NAMES = ("category", "type", "segment", "region", "channel", "status", "country")
 
 
 def infer_contract(dataset: str, table: pa.Table) -> Contract:
@@ -282,20 +646,28 @@ def infer_contract(dataset: str, table: pa.Table) -> Contract:
     )
     measures = tuple(m for m in measures if not _ID_NAME.match(m))
     group_by = tuple(
-        c.name
-        for c in columns
-        if c.type == "string"
-        and c.name.lower() in ("category", "type", "segment", "region", "channel")
+        c.name for c in columns if c.type == "string" and c.name.lower() in _GROUP_NAMES
     )
     required = {*primary_key, *([event_date] if event_date else [])}
-    final = tuple(Column(c.name, c.type, required=c.name in required) for c in by_name.values())
+    amounts = [m for m in measures if _AMOUNT_NAME.search(m)]
+    final = []
+    for c in by_name.values():
+        rules: tuple[Rule, ...] = ()
+        if c.name in amounts:
+            # Guessed, so only flagged: the user decides whether negatives are errors.
+            rules = (Rule("non_negative", c.name, True, "flag"),)
+        is_required = c.name in required
+        final.append(
+            Column(c.name, c.type, is_required, "reject" if is_required else "flag", None, rules)
+        )
     return Contract(
         dataset=dataset,
-        columns=final,
+        columns=tuple(final),
         primary_key=primary_key,
         event_date=event_date,
         measures=measures,
         group_by=group_by,
+        outliers=tuple(Outliers(a, "iqr", 3.0, group_by) for a in amounts[:1]),
         inferred=True,
         source="<inferred>",
     )

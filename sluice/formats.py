@@ -1,15 +1,21 @@
-"""Read RAW files into Arrow tables of text, the shape Validate stages for Trusted.
+"""Read RAW files as streams of Arrow batches of text, the shape Validate stages for Trusted.
 
 Every value is kept as text (or its native type for Parquet) so that Trusted, not the reader,
-decides what a bad value is, and can say which column and value failed.
+decides what a bad value is, and can say which column and value failed. CSV and Parquet are
+read batch by batch, so memory does not grow with the file; JSON, JSON Lines and Excel are
+read whole (bounded by the file size limit, and for Excel by the caps in `ReadLimits`).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import gzip
 import io
 import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +25,29 @@ import pyarrow.parquet as pq
 
 from sluice.errors import SluiceDataError
 
-FORMATS = ("csv", "json", "jsonl", "parquet")
+FORMATS = ("csv", "json", "jsonl", "xlsx", "parquet")
 NULL_VALUES = ["", "NULL", "null", "None"]
 _SNIFF_BYTES = 64 * 1024
+CSV_BLOCK_BYTES = 16 * 1024 * 1024
+RECORD_BATCH_ROWS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps that keep a hostile file from exhausting memory or time."""
+
+    xlsx_max_uncompressed_bytes: int = 256 * 1024**2
+    xlsx_max_ratio: int = 200
+    xlsx_max_cells: int = 20_000_000
+
+
+@dataclass
+class Batches:
+    """A RAW file opened for reading: its format, schema and batches (read once)."""
+
+    format: str
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
 
 
 def detect_format(name: str, head: bytes) -> str:
@@ -33,6 +59,8 @@ def detect_format(name: str, head: bytes) -> str:
         return "json"
     if lower.endswith(".parquet") or head[:4] == b"PAR1":
         return "parquet"
+    if lower.endswith((".xlsx", ".xlsm")) or head[:4] == b"PK\x03\x04":
+        return "xlsx"
     if lower.endswith((".csv", ".txt", ".tsv")):
         return "csv"
     stripped = head.lstrip()
@@ -43,20 +71,51 @@ def detect_format(name: str, head: bytes) -> str:
     return "csv"
 
 
-def _open_text_bytes(path: Path) -> bytes:
+def _is_gzip(path: Path) -> bool:
     with path.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as gz:
-                return gz.read()
-        except (OSError, EOFError) as exc:
-            raise SluiceDataError("UNREADABLE", f"gzip stream is corrupt: {exc}") from exc
-    return path.read_bytes()
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _open_stream(path: Path) -> pa.NativeFile:
+    return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
+
+
+def _chunks(path: Path, size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in chunks; a corrupt gzip is a data error."""
+    try:
+        with _open_stream(path) as stream:
+            while chunk := stream.read(size):
+                yield chunk
+    except (OSError, EOFError, pa.ArrowInvalid) as exc:
+        raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
+
+
+def _head(path: Path) -> bytes:
+    head = b""
+    for chunk in _chunks(path, _SNIFF_BYTES):
+        head += chunk
+        break
+    return head
+
+
+def _encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if every byte decodes as such, else Latin-1."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    first = True
+    try:
+        for chunk in _chunks(path):
+            if first and b"\x00" in chunk[:_SNIFF_BYTES]:
+                raise SluiceDataError("UNREADABLE_ENCODING", "file is binary or UTF-16, not text")
+            first = False
+            decoder.decode(chunk)
+        decoder.decode(b"", final=True)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "latin-1"
 
 
 def _decode_sample(data: bytes) -> tuple[str, str]:
-    """(encoding, sample text); UTF-8 (with or without BOM) first, then Latin-1."""
+    """(encoding, sample text) of an in-memory file; UTF-8 (with or without BOM), else Latin-1."""
     if data.startswith(b"\xef\xbb\xbf"):
         return "utf-8-sig", data[3:_SNIFF_BYTES].decode("utf-8", errors="ignore")
     try:
@@ -69,8 +128,9 @@ def _decode_sample(data: bytes) -> tuple[str, str]:
     return "latin-1", data[:_SNIFF_BYTES].decode("latin-1")
 
 
-def read_csv(data: bytes) -> pa.Table:
-    encoding, sample = _decode_sample(data)
+def _csv_header(sample: str) -> tuple[str, list[str]]:
+    """(delimiter, column names) from the first lines of a CSV file."""
+    sample = sample.removeprefix("\ufeff")
     if not sample.strip():
         raise SluiceDataError("EMPTY_FILE", "file has no content")
     try:
@@ -85,12 +145,28 @@ def read_csv(data: bytes) -> pa.Table:
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise SluiceDataError("DUPLICATE_COLUMNS", f"repeated column names: {', '.join(dupes)}")
-    text = data.decode(encoding) if encoding != "utf-8" else None
-    source = io.BytesIO(text.encode("utf-8") if text is not None else data)
+    return delimiter, names
+
+
+def _csv_batches(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
     try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+        yield from reader
+    except pa.ArrowInvalid as exc:
+        raise SluiceDataError("MALFORMED_CSV", str(exc).splitlines()[0]) from exc
+    except (OSError, EOFError) as exc:
+        raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
+
+
+def open_csv(path: Path) -> Batches:
+    encoding = _encoding(path)
+    sample = _head(path).decode(encoding, errors="ignore")
+    delimiter, names = _csv_header(sample)
+    try:
+        reader = pacsv.open_csv(
+            _open_stream(path),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, encoding=encoding, block_size=CSV_BLOCK_BYTES
+            ),
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
@@ -100,7 +176,37 @@ def read_csv(data: bytes) -> pa.Table:
         )
     except pa.ArrowInvalid as exc:
         raise SluiceDataError("MALFORMED_CSV", str(exc).splitlines()[0]) from exc
-    return table
+    except (OSError, EOFError) as exc:
+        raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
+    return Batches("csv", reader.schema, _csv_batches(reader))
+
+
+def read_csv(data: bytes) -> pa.Table:
+    """A whole CSV held in memory (tests and small inputs)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "data.csv"
+        path.write_bytes(data)
+        opened = open_csv(path)
+        return pa.Table.from_batches(list(opened.batches), opened.schema)
+
+
+def _text(value: Any) -> str | None:
+    """A JSON or spreadsheet value as the text a CSV would hold."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _records_to_table(records: list[Any]) -> pa.Table:
@@ -109,21 +215,15 @@ def _records_to_table(records: list[Any]) -> pa.Table:
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
-    columns: dict[str, list[str | None]] = {name: [] for name in names}
-    for record in records:
-        for name in names:
-            value = record.get(name)
-            if value is None:
-                columns[name].append(None)
-            elif isinstance(value, str):
-                columns[name].append(value)
-            elif isinstance(value, bool):
-                columns[name].append("true" if value else "false")
-            elif isinstance(value, int | float):
-                columns[name].append(repr(value))
-            else:
-                columns[name].append(json.dumps(value, sort_keys=True))
+    columns = {name: [_text(record.get(name)) for record in records] for name in names}
     return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
+def _all_bytes(path: Path) -> bytes:
+    data = b"".join(_chunks(path))
+    if not data.strip():
+        raise SluiceDataError("EMPTY_FILE", "file has no content")
+    return data
 
 
 def read_json(data: bytes) -> pa.Table:
@@ -153,24 +253,113 @@ def read_jsonl(data: bytes) -> pa.Table:
     return _records_to_table(records)
 
 
-def read_parquet(path: Path) -> pa.Table:
+def _check_archive(path: Path, limits: ReadLimits) -> None:
+    """Refuse zip bombs before any member is inflated: total size and ratio are capped."""
     try:
-        return pq.read_table(path)
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise SluiceDataError("UNREADABLE", f"not a readable xlsx (zip) file: {exc}") from exc
+    total = sum(m.file_size for m in members)
+    if total > limits.xlsx_max_uncompressed_bytes:
+        raise SluiceDataError(
+            "UNSAFE_ARCHIVE",
+            f"xlsx inflates to {total} bytes, over the cap of {limits.xlsx_max_uncompressed_bytes}",
+            uncompressed=total,
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > 1024 * 1024 and ratio > limits.xlsx_max_ratio:
+            raise SluiceDataError(
+                "UNSAFE_ARCHIVE",
+                f"xlsx member {member.filename!r} is compressed {ratio:.0f}:1, "
+                f"over the cap of {limits.xlsx_max_ratio}:1",
+                member=member.filename,
+            )
+
+
+def read_xlsx(path: Path, limits: ReadLimits | None = None) -> pa.Table:
+    """The first worksheet, read-only and without formulas; XML entities are refused."""
+    limits = limits or ReadLimits()
+    _check_archive(path, limits)
+    import defusedxml  # noqa: F401  # openpyxl parses with defusedxml when it is importable
+    import openpyxl
+    from defusedxml import DefusedXmlException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except DefusedXmlException as exc:
+        raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds forbidden XML: {exc}") from exc
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise SluiceDataError("UNREADABLE", f"not a readable xlsx file: {exc}") from exc
+    try:
+        sheet = book.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
+        header = next(rows, None)
+        if header is None or not any(h is not None for h in header):
+            raise SluiceDataError("EMPTY_FILE", "the first worksheet is empty")
+        names = [
+            str(h).strip() if h is not None else f"column_{i + 1}" for i, h in enumerate(header)
+        ]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise SluiceDataError("DUPLICATE_COLUMNS", f"repeated column names: {', '.join(dupes)}")
+        columns: list[list[str | None]] = [[] for _ in names]
+        cells = 0
+        for row in rows:
+            cells += len(row)
+            if cells > limits.xlsx_max_cells:
+                raise SluiceDataError(
+                    "UNSAFE_ARCHIVE", f"xlsx holds more than {limits.xlsx_max_cells} cells"
+                )
+            if all(v is None for v in row):
+                continue
+            for i in range(len(names)):
+                columns[i].append(_text(row[i]) if i < len(row) else None)
+    except DefusedXmlException as exc:
+        raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds forbidden XML: {exc}") from exc
+    finally:
+        book.close()
+    return pa.table({n: pa.array(v, pa.string()) for n, v in zip(names, columns, strict=True)})
+
+
+def open_parquet(path: Path) -> Batches:
+    try:
+        source = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SluiceDataError("UNREADABLE", f"not a readable Parquet file: {exc}") from exc
 
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from source.iter_batches(batch_size=RECORD_BATCH_ROWS)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SluiceDataError("UNREADABLE", f"not a readable Parquet file: {exc}") from exc
 
-def read_file(path: Path, name: str) -> tuple[str, pa.Table]:
-    """(format, table) of a RAW file, or a `SluiceDataError` saying why it cannot be read."""
+    return Batches("parquet", source.schema_arrow, batches())
+
+
+def _whole(fmt: str, table: pa.Table) -> Batches:
+    return Batches(fmt, table.schema, iter(table.to_batches(max_chunksize=RECORD_BATCH_ROWS)))
+
+
+def open_file(path: Path, name: str, limits: ReadLimits | None = None) -> Batches:
+    """A RAW file as batches, or a `SluiceDataError` saying why it cannot be read."""
     if path.stat().st_size == 0:
         raise SluiceDataError("EMPTY_FILE", "file has no content")
     with path.open("rb") as fh:
         head = fh.read(8)
     fmt = detect_format(name, head)
     if fmt == "parquet":
-        return fmt, read_parquet(path)
-    data = _open_text_bytes(path)
-    if not data.strip():
-        raise SluiceDataError("EMPTY_FILE", "file has no content")
-    readers = {"csv": read_csv, "json": read_json, "jsonl": read_jsonl}
-    return fmt, readers[fmt](data)
+        return open_parquet(path)
+    if fmt == "xlsx":
+        return _whole(fmt, read_xlsx(path, limits))
+    if fmt == "csv":
+        return open_csv(path)
+    data = _all_bytes(path)
+    return _whole(fmt, read_json(data) if fmt == "json" else read_jsonl(data))
+
+
+def read_file(path: Path, name: str, limits: ReadLimits | None = None) -> tuple[str, pa.Table]:
+    """(format, whole table) of a RAW file; the pipeline streams with `open_file` instead."""
+    opened = open_file(path, name, limits)
+    return opened.format, pa.Table.from_batches(list(opened.batches), opened.schema)

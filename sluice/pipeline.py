@@ -7,9 +7,10 @@ pointers (bucket + key) and counts, never rows.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,17 +22,25 @@ import pyarrow.parquet as pq
 from sluice import lake
 from sluice.aws import ObjectStore
 from sluice.config import CONTRACTS_DIR, Settings
-from sluice.contracts import Contract, find_contract, parse_contract
+from sluice.contracts import (
+    Contract,
+    ContractError,
+    find_contract,
+    load_contract_text,
+    parse_contract,
+)
 from sluice.errors import SluiceDataError
 from sluice.events import parse_s3_notification
-from sluice.formats import read_file
+from sluice.formats import open_file
 from sluice.lake import SourceObject
 from sluice.stages import delivery as delivery_stage
 from sluice.stages import trusted as trusted_stage
-from sluice.stages.validate import check_table
+from sluice.stages.validate import check_columns, sample_of
 
 CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
+# User contracts in the RAW bucket (`_contracts/<dataset>.yaml`) win over the bundled ones.
+RAW_CONTRACTS_PREFIX = "_contracts/"
 
 
 # --------------------------------------------------------------------------- starter
@@ -41,6 +50,7 @@ PARQUET_COMPRESSION = "zstd"
 class StartOutcome:
     started: list[str] = field(default_factory=list)
     already_handled: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     test_events: int = 0
 
 
@@ -52,6 +62,10 @@ def start_executions(body: str, sfn: Any, settings: Settings) -> StartOutcome:
         outcome.test_events += 1
     for event in events:
         source = event.source
+        if source.key.startswith("_"):
+            # Pipeline files in RAW (contracts under `_contracts/`) are not data.
+            outcome.skipped.append(source.key)
+            continue
         if source.bucket != settings.raw_bucket:
             raise SluiceDataError(
                 "UNEXPECTED_BUCKET", f"event for bucket {source.bucket!r}, not the RAW bucket"
@@ -87,24 +101,87 @@ def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
 
 
 PARQUET = "application/vnd.apache.parquet"
+STAGED_COMPRESSION = "lz4"  # internal hand-over to Trusted: fast beats small
+
+
+@dataclass(frozen=True)
+class Staged:
+    format: str
+    rows: int
+    contract: Contract
+
+
+def stage_file(
+    path: Path, name: str, dataset: str, contract: Contract | None, staged_path: Path
+) -> Staged:
+    """Validate's work on a local file: read it as batches, check it against its contract
+    (or infer one), and stream it into a staged Parquet file that carries the contract."""
+    opened = open_file(path, name)
+    sample, rest = sample_of(opened.batches)
+    judged_by = check_columns(opened.schema, sample, dataset, contract)
+    metadata = {CONTRACT_METADATA: json.dumps(judged_by.to_dict()).encode()}
+    rows = _write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
+    if rows == 0:
+        raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
+    return Staged(opened.format, rows, judged_by)
+
+
+def _write_staged(
+    path: Path, schema: pa.Schema, sample: pa.Table, rest: Iterator[pa.RecordBatch]
+) -> int:
+    """Stream the file's batches into the staged Parquet file; the number of rows."""
+    rows = 0
+    with pq.ParquetWriter(path, schema, compression=STAGED_COMPRESSION) as writer:
+        for batch in itertools.chain(sample.to_batches(), rest):
+            if batch.num_rows:
+                writer.write_batch(batch.replace_schema_metadata(schema.metadata))
+                rows += batch.num_rows
+    return rows
 
 
 def _put_days(
-    store: ObjectStore, bucket: str, tables: dict[date, pa.Table], key_of: Callable[[date], str]
+    store: ObjectStore,
+    bucket: str,
+    files: dict[date, trusted_stage.DayFile],
+    key_of: Callable[[date], str],
 ) -> list[dict[str, Any]]:
-    """Write one Parquet object per day; the pointers with their row counts."""
+    """Upload one Parquet object per day; the pointers with their row counts."""
     written = []
-    for day, part in tables.items():
+    for day, item in sorted(files.items()):
         key = key_of(day)
-        store.put_bytes(bucket, key, _write_parquet(part), PARQUET)
-        written.append(
-            {"bucket": bucket, "key": key, "day": day.isoformat(), "rows": part.num_rows}
-        )
+        store.put_file(bucket, key, item.path)
+        written.append({"bucket": bucket, "key": key, "day": day.isoformat(), "rows": item.rows})
     return written
 
 
-def _contract_for(dataset: str, contracts_dir: Path) -> Contract | None:
-    return find_contract(dataset, contracts_dir)
+def contract_for(
+    store: ObjectStore, settings: Settings, dataset: str, contracts_dir: Path
+) -> Contract | None:
+    """The dataset's contract: RAW `_contracts/<dataset>.yaml` first, then the bundled one.
+
+    A contract that does not load is the file's problem to report (INVALID_CONTRACT), so the
+    file is quarantined with the contract's error and can be rerun once the contract is fixed.
+    """
+    contract: Contract | None = None
+    try:
+        for suffix in (".yaml", ".yml"):
+            key = f"{RAW_CONTRACTS_PREFIX}{dataset}{suffix}"
+            text = store.get_bytes_if_exists(settings.raw_bucket, key)
+            if text is not None:
+                source = f"s3://{settings.raw_bucket}/{key}"
+                contract = load_contract_text(text.decode("utf-8", errors="replace"), source)
+                break
+        else:
+            contract = find_contract(dataset, contracts_dir)
+    except ContractError as exc:
+        raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+    if contract is not None and contract.dataset != dataset:
+        raise SluiceDataError(
+            "INVALID_CONTRACT",
+            f"{contract.source}: dataset: is {contract.dataset!r}, expected {dataset!r} "
+            f"(fix: set 'dataset: {dataset}')",
+        )
+    return contract
 
 
 def quarantine_file(
@@ -158,14 +235,23 @@ def validate(
                 size=size,
             )
         with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
-            # The local name is fixed: a key is never turned into a path.
+            # The local names are fixed: a key is never turned into a path.
             path = Path(tmp) / "object"
             store.download(source.bucket, source.key, path, source.version_id)
-            fmt, table = read_file(path, source.name)
-        contract = check_table(table, dataset, _contract_for(dataset, contracts_dir))
+            staged_path = Path(tmp) / "staged.parquet"
+            staged = stage_file(
+                path,
+                source.name,
+                dataset,
+                contract_for(store, settings, dataset, contracts_dir),
+                staged_path,
+            )
+            key = lake.staged_key(dataset, source)
+            store.put_file(settings.trusted_bucket, key, staged_path)
     except SluiceDataError as error:
         quarantine_file(store, settings, dataset, source, error)
         raise
+    contract = staged.contract
     if contract.inferred:
         store.put_bytes(
             settings.trusted_bucket,
@@ -173,15 +259,10 @@ def validate(
             contract.to_yaml().encode(),
             "application/yaml",
         )
-    # The staged file carries the contract it was judged by, so Trusted applies the same one.
-    metadata = {CONTRACT_METADATA: json.dumps(contract.to_dict()).encode()}
-    table = table.replace_schema_metadata(metadata)
-    key = lake.staged_key(dataset, source)
-    store.put_bytes(settings.trusted_bucket, key, _write_parquet(table), PARQUET)
     return {
         "staged": {"bucket": settings.trusted_bucket, "key": key},
-        "format": fmt,
-        "rows_in": table.num_rows,
+        "format": staged.format,
+        "rows_in": staged.rows,
         "bytes_in": size,
         "contract": {
             "dataset": contract.dataset,
@@ -207,29 +288,32 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
     staged = state["validate"]["staged"]
-    table = _read_parquet(store, staged["bucket"], staged["key"])
-    metadata = table.schema.metadata or {}
-    contract = parse_contract(json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}")
     ctx = trusted_stage.RunContext(
         source_file=f"s3://{source.bucket}/{source.key}",
         source_version=source.version_id or source.etag.strip('"'),
         pipeline_version=settings.pipeline_version,
         processed_at=datetime.now(UTC).replace(microsecond=0),
     )
-    result = trusted_stage.transform(table.replace_schema_metadata(None), contract, ctx)
-
-    outputs = _put_days(
-        store,
-        settings.trusted_bucket,
-        result.trusted,
-        lambda day: lake.trusted_key(dataset, day, source),
-    )
-    quarantined = _put_days(
-        store,
-        settings.quarantine_bucket,
-        result.quarantined,
-        lambda day: lake.quarantine_rows_key(dataset, day, source),
-    )
+    with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
+        staged_path = Path(tmp) / "staged.parquet"
+        store.download(staged["bucket"], staged["key"], staged_path)
+        metadata = pq.read_schema(staged_path).metadata or {}
+        contract = parse_contract(
+            json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}"
+        )
+        result = trusted_stage.transform_file(staged_path, contract, ctx, Path(tmp) / "work")
+        outputs = _put_days(
+            store,
+            settings.trusted_bucket,
+            result.trusted,
+            lambda day: lake.trusted_key(dataset, day, source),
+        )
+        quarantined = _put_days(
+            store,
+            settings.quarantine_bucket,
+            result.quarantined,
+            lambda day: lake.quarantine_rows_key(dataset, day, source),
+        )
 
     # A new version of the object replaces its own rows: drop outputs the last run wrote that
     # this run did not (days that no longer appear in the file).
@@ -252,11 +336,12 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         "stale_days": sorted(
             {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
         ),
-        "counts": {
-            "rows_in": result.rows_in,
-            "rows_trusted": result.rows_trusted,
-            "rows_quarantined": result.rows_quarantined,
-            "duplicates": result.duplicates,
+        "counts": result.counts(),
+        "quality": {
+            "reasons": result.reasons,
+            "flags": result.flags,
+            "nulls": result.nulls,
+            "outliers": result.outliers,
         },
     }
     store.put_bytes(

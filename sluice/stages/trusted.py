@@ -1,23 +1,57 @@
-"""Trusted: typed, de-duplicated, scored records, split by event day; bad rows set aside.
+"""Trusted: typed, de-duplicated, checked, enriched and scored records, one file per day.
+
+The staged rows stream through in Arrow batches, so memory stays flat in the file's size:
+
+1. Each batch is judged by its contract (types, null policy, rules). Rejected rows go to a
+   quarantine spill per day with their reason codes; kept rows go to a trusted spill per day,
+   and only their de-duplication key and outlier inputs stay in memory (a few bytes a row).
+2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), and
+   the outlier fences of each group of kept rows.
+3. Each day's spill is read back in large chunks, duplicates dropped, outliers flagged, bands,
+   derived fields, the quality score and lineage added, and written as one Parquet file with
+   large row groups.
 
 Every input row ends in exactly one of three places, so `rows_in = trusted + quarantined +
-duplicates` holds for every file.
+duplicates` holds for every file and is checked on every run.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from sluice.contracts import Contract
-from sluice.stages.coerce import ARROW_TYPES, coerce
+from sluice.stages import keys as keys_mod
+from sluice.stages import rules
+from sluice.stages.outliers import Fences, GroupCodes, fences
+from sluice.stages.spill import DaySpill, split_by_day
 
 ROW = "_row"
 REASONS = "reason_codes"
+FLAGS = "quality_flags"
+SCORE = "data_quality_score"
+OUTLIER = "is_outlier"
+BATCH_ROWS = 1 << 17
+ROW_GROUP_ROWS = 1 << 18
+PARQUET_COMPRESSION = "zstd"
+_ORD = "__ordinal"
+_PRESENT = "__present"
+
+
+def _flag_column(i: int) -> str:
+    return f"__flag{i}"
+
+
+def _group_column(i: int) -> str:
+    return f"__group{i}"
 
 
 @dataclass(frozen=True)
@@ -30,14 +64,24 @@ class RunContext:
     processed_at: datetime
 
 
+@dataclass(frozen=True)
+class DayFile:
+    path: Path
+    rows: int
+
+
 @dataclass
 class TrustedResult:
-    trusted: dict[date, pa.Table] = field(default_factory=dict)
-    quarantined: dict[date, pa.Table] = field(default_factory=dict)
+    trusted: dict[date, DayFile] = field(default_factory=dict)
+    quarantined: dict[date, DayFile] = field(default_factory=dict)
     rows_in: int = 0
     rows_trusted: int = 0
     rows_quarantined: int = 0
     duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, int] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+    outliers: int = 0
 
     def check_accounting(self) -> None:
         total = self.rows_trusted + self.rows_quarantined + self.duplicates
@@ -47,122 +91,278 @@ class TrustedResult:
                 f"{self.rows_quarantined} quarantined + {self.duplicates} duplicates = {total}"
             )
 
+    def read(self, day: date, quarantine: bool = False) -> pa.Table:
+        """One day's output as a table (for tests and tools; the pipeline uploads the file)."""
+        return pq.read_table((self.quarantined if quarantine else self.trusted)[day].path)
 
-def _reasons(
-    table: pa.Table, contract: Contract
-) -> tuple[dict[str, pa.Array], list[tuple[str, pa.Array]]]:
-    """Typed columns and the (reason code, row mask) pairs that reject rows."""
-    typed: dict[str, pa.Array] = {}
-    checks: list[tuple[str, pa.Array]] = []
-    for col in contract.columns:
-        if col.name not in table.column_names:
-            typed[col.name] = pa.nulls(table.num_rows, ARROW_TYPES[col.type])
-            if col.required:
-                checks.append((f"MISSING:{col.name}", pa.array([True] * table.num_rows)))
-            continue
-        result = coerce(table.column(col.name), col.type)
-        typed[col.name] = result.values
-        checks.append((f"TYPE_MISMATCH:{col.name}", result.invalid))
-        if col.required:
-            missing = pc.and_(pc.is_null(result.values), pc.invert(result.invalid))
-            checks.append((f"REQUIRED_NULL:{col.name}", missing))
-    return typed, [(code, mask) for code, mask in checks if pc.any(mask).as_py()]
+    def counts(self) -> dict[str, int]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_trusted": self.rows_trusted,
+            "rows_quarantined": self.rows_quarantined,
+            "duplicates": self.duplicates,
+        }
 
 
-def _reason_codes(checks: list[tuple[str, pa.Array]], n: int) -> tuple[pa.Array, pa.Array]:
-    """(rejected mask, reason codes of each rejected row as a list)."""
-    if not checks:
-        return pa.array(np.zeros(n, dtype=bool)), pa.array([], pa.list_(pa.string()))
-    masks = np.column_stack([m.to_numpy(zero_copy_only=False) for _, m in checks])
-    rejected = masks.any(axis=1)
-    codes = [c for c, _ in checks]
-    per_row = [[codes[i] for i in np.flatnonzero(row)] for row in masks[rejected]]
-    return pa.array(rejected), pa.array(per_row, pa.list_(pa.string()))
+def _add_count(counter: dict[str, int], key: str, value: int) -> None:
+    if value:
+        counter[key] = counter.get(key, 0) + value
 
 
-def _keep_first(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Rows of `table` that are the first (lowest `_row`) of their `keys` group."""
-    firsts = table.group_by(keys, use_threads=False).aggregate([(ROW, "min")])
-    return table.filter(pc.is_in(table[ROW], firsts[f"{ROW}_min"]))
+class _Transformer:
+    """One file's pass through the stage; see the module docstring for the three steps."""
 
-
-def quality_score(table: pa.Table, contract: Contract) -> pa.Array:
-    """Completeness: the share of the contract's columns that hold a value, in [0, 1]."""
-    if not contract.columns:
-        return pa.array([1.0] * table.num_rows, pa.float64())
-    present = [pc.cast(pc.is_valid(table[c.name]), pa.float64()) for c in contract.columns]
-    total = present[0]
-    for item in present[1:]:
-        total = pc.add(total, item)
-    return pc.round(pc.divide(total, float(len(present))), 4)
-
-
-def _split_by_day(table: pa.Table, day_column: pa.Array, fallback: date) -> dict[date, pa.Table]:
-    """One slice per day; rows keep their file order within a day (the sort is stable)."""
-    days = pc.fill_null(pc.cast(day_column, pa.date32()), pa.scalar(fallback, pa.date32()))
-    order = pc.sort_indices(days)
-    ordered = table.take(order)
-    counts = pc.value_counts(days).to_pylist()
-    result: dict[date, pa.Table] = {}
-    offset = 0
-    for item in sorted(counts, key=lambda c: c["values"]):
-        result[item["values"]] = ordered.slice(offset, item["counts"])
-        offset += item["counts"]
-    return result
-
-
-def transform(table: pa.Table, contract: Contract, ctx: RunContext) -> TrustedResult:
-    """Apply the contract to staged rows: types, required values, duplicates, score, lineage."""
-    result = TrustedResult(rows_in=table.num_rows)
-    rows = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
-    typed_columns, checks = _reasons(table, contract)
-    typed = pa.table({**typed_columns, ROW: rows})
-    rejected, reasons = _reason_codes(checks, table.num_rows)
-    good = typed.filter(pc.invert(rejected))
-    fallback = ctx.processed_at.date()
-
-    # The earliest row in the file wins. Exact duplicates share their primary key, so with a
-    # key one pass removes both kinds; without one, whole rows are compared.
-    keys = list(contract.primary_key) or contract.names
-    deduped = _keep_first(good, keys) if good.num_rows else good
-    deduped = deduped.sort_by(ROW)
-    result.duplicates = good.num_rows - deduped.num_rows
-
-    n = deduped.num_rows
-    trusted = deduped.drop_columns([ROW]).append_column(
-        "data_quality_score", quality_score(deduped, contract)
-    )
-    stamps = {
-        "processed_timestamp": pa.repeat(
-            pa.scalar(ctx.processed_at, pa.timestamp("us", tz="UTC")), n
-        ),
-        "source_file": pa.repeat(pa.scalar(ctx.source_file, pa.string()), n),
-        "source_version": pa.repeat(pa.scalar(ctx.source_version, pa.string()), n),
-        "pipeline_version": pa.repeat(pa.scalar(ctx.pipeline_version, pa.string()), n),
-        "processing_layer": pa.repeat(pa.scalar("trusted", pa.string()), n),
-    }
-    for name, values in stamps.items():
-        trusted = trusted.append_column(name, values)
-    day_source = trusted[contract.event_date] if contract.event_date else pa.nulls(n, pa.date32())
-    result.trusted = _split_by_day(trusted, day_source, fallback)
-    result.rows_trusted = n
-
-    if pc.any(rejected).as_py():
-        bad_rows = pc.filter(rows, rejected)
-        bad = table.filter(rejected)
-        bad = bad.append_column(ROW, bad_rows)
-        bad = bad.append_column(REASONS, reasons)
-        bad = bad.append_column(
-            "quarantined_timestamp",
-            pa.array([ctx.processed_at] * bad.num_rows, pa.timestamp("us", tz="UTC")),
+    def __init__(self, contract: Contract, ctx: RunContext, workdir: Path) -> None:
+        self.contract = contract
+        self.ctx = ctx
+        self.workdir = workdir
+        self.fallback_day = ctx.processed_at.date()
+        self.flag_codes = rules.flag_codes(contract)
+        self.scored = [self.flag_codes.index(code) for code in rules.scored_flags(contract)]
+        self.result = TrustedResult()
+        self.kept_spill = DaySpill(workdir / "kept")
+        self.bad_spill = DaySpill(workdir / "bad")
+        self.keys: list[np.ndarray] = []
+        self.groups = [GroupCodes() for _ in contract.outliers]
+        self.outlier_values: list[list[np.ndarray]] = [[] for _ in contract.outliers]
+        self.outlier_groups: list[list[np.ndarray]] = [[] for _ in contract.outliers]
+        self.kept_rows = 0
+        pk = contract.primary_key
+        self.int_key = (
+            len(pk) == 1
+            and contract.column(pk[0]).type == "int"
+            and contract.column(pk[0]).nulls == "reject"
         )
-        bad = bad.append_column("source_file", pa.array([ctx.source_file] * bad.num_rows))
-        bad_days = (
-            pc.filter(typed_columns[contract.event_date], rejected)
-            if contract.event_date
-            else pa.nulls(bad.num_rows, pa.date32())
+
+    # ------------------------------------------------------------------ step 1: per batch
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        if n == 0:
+            return
+        first_row = self.result.rows_in + 1
+        self.result.rows_in += n
+        checked = rules.check_batch(batch, self.contract, self.ctx.processed_at)
+        for name, count in checked.nulls.items():
+            _add_count(self.result.nulls, name, count)
+        rejected = checked.rejected
+        if rejected.any():
+            self._quarantine(batch, checked, rejected, first_row)
+        kept = ~rejected
+        count = int(kept.sum())
+        if count == 0:
+            return
+        take = None if count == n else pa.array(np.flatnonzero(kept))
+
+        def pick(values: pa.Array) -> pa.Array:
+            return values if take is None else values.take(take)
+
+        typed = {name: pick(values) for name, values in checked.typed.items()}
+        columns: dict[str, pa.Array] = dict(typed)
+        columns[_ORD] = pa.array(np.arange(self.kept_rows, self.kept_rows + count, dtype=np.int64))
+        columns[_PRESENT] = pa.array(checked.present[kept])
+        for i, code in enumerate(self.flag_codes):
+            mask = checked.flags.get(code)
+            if mask is not None:
+                columns[_flag_column(i)] = pa.array(mask[kept])
+        for i, spec in enumerate(self.contract.outliers):
+            codes = self.groups[i].encode([typed[g] for g in spec.by], count)
+            columns[_group_column(i)] = pa.array(codes)
+            numbers = pc.cast(typed[spec.column], pa.float64()).to_numpy(zero_copy_only=False)
+            self.outlier_values[i].append(np.asarray(numbers, dtype=np.float64))
+            self.outlier_groups[i].append(codes)
+        self.keys.append(self._keys(typed))
+        self.kept_rows += count
+        kept_batch = pa.RecordBatch.from_pydict(columns)
+        days = typed[self.contract.event_date] if self.contract.event_date else pa.nulls(count)
+        for day, part in split_by_day(kept_batch, days, self.fallback_day):
+            self.kept_spill.append(day, part)
+
+    def _keys(self, typed: dict[str, pa.Array]) -> np.ndarray:
+        pk = self.contract.primary_key
+        if self.int_key:
+            return np.asarray(typed[pk[0]].to_numpy(zero_copy_only=False), dtype=np.int64)
+        names = list(pk) or self.contract.names
+        return keys_mod.row_keys([typed[name] for name in names])
+
+    def _quarantine(
+        self, batch: pa.RecordBatch, checked: rules.Checked, rejected: np.ndarray, first_row: int
+    ) -> None:
+        rows = np.flatnonzero(rejected)
+        take = pa.array(rows)
+        codes = [code for code, _ in checked.rejects]
+        masks = [mask[rows] for _, mask in checked.rejects]
+        for code, mask in zip(codes, masks, strict=True):
+            _add_count(self.result.reasons, code, int(mask.sum()))
+        bad = pa.Table.from_batches([batch]).take(take)
+        n = len(rows)
+        extra = {
+            ROW: pa.array(rows + first_row, pa.int64()),
+            REASONS: rules.code_lists(codes, masks, n),
+            "quarantined_timestamp": pa.repeat(
+                pa.scalar(self.ctx.processed_at, pa.timestamp("us", tz="UTC")), n
+            ),
+            "source_file": pa.repeat(pa.scalar(self.ctx.source_file, pa.string()), n),
+        }
+        for name, values in extra.items():
+            bad = bad.drop_columns([name]) if name in bad.column_names else bad
+            bad = bad.append_column(name, values)
+        event = self.contract.event_date
+        days = checked.typed[event].take(take) if event else pa.nulls(n, pa.date32())
+        self.result.rows_quarantined += n
+        for batch_part in bad.combine_chunks().to_batches():
+            for day, part in split_by_day(batch_part, days, self.fallback_day):
+                self.bad_spill.append(day, part)
+
+    # ------------------------------------------------------------------ step 2: whole file
+
+    def _whole_file(self) -> tuple[np.ndarray, list[Fences]]:
+        all_keys = np.concatenate(self.keys) if self.keys else np.empty(0, np.uint64)
+        self.keys.clear()
+        dropped = np.zeros(self.kept_rows, dtype=bool)
+        dropped[keys_mod.later_copies(all_keys)] = True
+        del all_keys
+        self.result.duplicates = int(dropped.sum())
+        found = []
+        for i, spec in enumerate(self.contract.outliers):
+            values = np.concatenate(self.outlier_values[i]) if self.outlier_values[i] else None
+            codes = np.concatenate(self.outlier_groups[i]) if self.outlier_groups[i] else None
+            self.outlier_values[i].clear()
+            self.outlier_groups[i].clear()
+            if values is None or codes is None:
+                found.append(Fences(np.full(1, -np.inf), np.full(1, np.inf)))
+                continue
+            keep = ~dropped
+            found.append(fences(spec, values[keep], codes[keep], len(self.groups[i].codes)))
+        return dropped, found
+
+    # ------------------------------------------------------------------ step 3: per day
+
+    def _enrich(self, chunk: pa.Table, dropped: np.ndarray, found: list[Fences]) -> pa.Table:
+        ordinals = chunk[_ORD].to_numpy()
+        keep = ~dropped[ordinals]
+        if not keep.all():
+            chunk = chunk.filter(pa.array(keep))
+        n = chunk.num_rows
+        flags = [
+            chunk[_flag_column(i)].to_numpy().astype(bool)
+            if _flag_column(i) in chunk.column_names
+            else np.zeros(n, dtype=bool)
+            for i in range(len(self.flag_codes))
+        ]
+        outlier_any = np.zeros(n, dtype=bool)
+        for i, spec in enumerate(self.contract.outliers):
+            codes = chunk[_group_column(i)].to_numpy()
+            flagged = found[i].flag(chunk[spec.column].combine_chunks(), codes)
+            flags[self.flag_codes.index(spec.code)] = flagged
+            outlier_any |= flagged
+        for code, mask in zip(self.flag_codes, flags, strict=True):
+            _add_count(self.result.flags, code, int(mask.sum()))
+        self.result.outliers += int(outlier_any.sum())
+        failed = np.sum([flags[i] for i in self.scored], axis=0) if self.scored else 0
+        score = rules.quality_score(
+            chunk[_PRESENT].to_numpy(),
+            np.asarray(failed),
+            len(self.contract.columns),
+            len(self.scored),
+            self.contract.completeness_weight,
         )
-        result.quarantined = _split_by_day(bad, bad_days, fallback)
-        result.rows_quarantined = bad.num_rows
-    result.check_accounting()
-    return result
+        out: dict[str, pa.Array | pa.ChunkedArray] = {
+            name: chunk[name] for name in self.contract.names
+        }
+        for band in self.contract.bands:
+            out[band.name] = rules.band(band, chunk[band.column].combine_chunks())
+        for item in self.contract.derived:
+            out[item.name] = rules.derive(item, chunk[item.column].combine_chunks())
+        if self.contract.outliers:
+            out[OUTLIER] = pa.array(outlier_any)
+        out[FLAGS] = rules.code_lists(self.flag_codes, flags, n)
+        out[SCORE] = pa.array(score, pa.float64())
+        ctx = self.ctx
+        stamps = {
+            "processed_timestamp": pa.scalar(ctx.processed_at, pa.timestamp("us", tz="UTC")),
+            "source_file": pa.scalar(ctx.source_file, pa.string()),
+            "source_version": pa.scalar(ctx.source_version, pa.string()),
+            "pipeline_version": pa.scalar(ctx.pipeline_version, pa.string()),
+            "processing_layer": pa.scalar("trusted", pa.string()),
+        }
+        for name, value in stamps.items():
+            out[name] = pa.repeat(value, n)
+        return pa.table(out)
+
+    def finish(self) -> TrustedResult:
+        dropped, found = self._whole_file()
+        out_dir = self.workdir / "out"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for day in self.kept_spill.days():
+            path = out_dir / f"trusted-{day.isoformat()}.parquet"
+            rows = _write_chunks(
+                path,
+                (
+                    self._enrich(chunk, dropped, found)
+                    for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
+                ),
+            )
+            if rows:
+                self.result.trusted[day] = DayFile(path, rows)
+                self.result.rows_trusted += rows
+            else:
+                path.unlink(missing_ok=True)
+        for day in self.bad_spill.days():
+            path = out_dir / f"quarantine-{day.isoformat()}.parquet"
+            rows = _write_chunks(path, self.bad_spill.chunks(day, ROW_GROUP_ROWS))
+            self.result.quarantined[day] = DayFile(path, rows)
+        self.result.check_accounting()
+        return self.result
+
+
+def _write_chunks(path: Path, chunks: Iterator[pa.Table]) -> int:
+    """Write tables to one Parquet file, one row group per chunk; the rows written."""
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    try:
+        for chunk in chunks:
+            if chunk.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(path, chunk.schema, compression=PARQUET_COMPRESSION)
+            writer.write_table(chunk, row_group_size=max(chunk.num_rows, 1))
+            rows += chunk.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def transform_batches(
+    batches: Iterable[pa.RecordBatch], contract: Contract, ctx: RunContext, workdir: Path
+) -> TrustedResult:
+    """Apply the contract to staged batches; outputs are Parquet files under `workdir`."""
+    transformer = _Transformer(contract, ctx, workdir)
+    try:
+        for batch in batches:
+            transformer.add(batch)
+        return transformer.finish()
+    finally:
+        transformer.kept_spill.close()
+        transformer.bad_spill.close()
+
+
+def transform_file(
+    staged: Path, contract: Contract, ctx: RunContext, workdir: Path, batch_rows: int = BATCH_ROWS
+) -> TrustedResult:
+    """Stream a staged Parquet file through the stage."""
+    source = pq.ParquetFile(staged)
+    return transform_batches(source.iter_batches(batch_size=batch_rows), contract, ctx, workdir)
+
+
+def transform(
+    table: pa.Table,
+    contract: Contract,
+    ctx: RunContext,
+    workdir: Path | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> TrustedResult:
+    """`transform_batches` over an in-memory table (tests and small files)."""
+    folder = workdir or Path(tempfile.mkdtemp(prefix="sluice-trusted-"))
+    return transform_batches(table.to_batches(max_chunksize=batch_rows), contract, ctx, folder)

@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pyarrow as pa
 
 from sluice.contracts import Contract, infer_contract
 from sluice.errors import SluiceDataError
 
+# Rows an inferred contract is guessed from.
+SAMPLE_ROWS = 100_000
 
-def check_table(table: pa.Table, dataset: str, contract: Contract | None) -> Contract:
+
+def sample_of(
+    batches: Iterator[pa.RecordBatch], rows: int = SAMPLE_ROWS
+) -> tuple[pa.Table, Iterator[pa.RecordBatch]]:
+    """(the first `rows` rows or so, the batches after them): the file is still read once."""
+    taken: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        taken.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            break
+    if not taken:
+        return pa.table({}), batches
+    return pa.Table.from_batches(taken), batches
+
+
+def check_columns(
+    schema: pa.Schema, sample: pa.Table, dataset: str, contract: Contract | None
+) -> Contract:
     """The contract the file will be judged by; a `SluiceDataError` if the file cannot be."""
-    if table.num_columns == 0:
+    if len(schema) == 0:
         raise SluiceDataError("EMPTY_FILE", "file has no columns")
-    if table.num_rows == 0:
+    if sample.num_rows == 0:
         raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
     if contract is None:
-        return infer_contract(dataset, table)
-    present = set(table.column_names)
+        return infer_contract(dataset, sample)
+    present = set(schema.names)
     missing = [name for name in contract.required if name not in present]
     if missing:
         raise SluiceDataError(
             "MISSING_COLUMNS",
             f"required columns missing: {', '.join(missing)}",
             missing=missing,
-            found=table.column_names,
+            found=schema.names,
         )
     return contract
+
+
+def check_table(table: pa.Table, dataset: str, contract: Contract | None) -> Contract:
+    """`check_columns` for a file already held as one table."""
+    return check_columns(table.schema, table, dataset, contract)

@@ -57,17 +57,20 @@ def test_trusted_types_dedupes_and_splits_by_day() -> None:
         2,
     )
     assert sorted(result.trusted) == [date(2024, 1, 15), date(2024, 1, 16)]
-    day15 = result.trusted[date(2024, 1, 15)]
+    day15 = result.read(date(2024, 1, 15))
     assert day15["id"].to_pylist() == [1, 4]
     assert day15["amount"].to_pylist() == [150.5, 10.0]
     assert day15.schema.field("date").type == pa.date32()
     # the first row of a duplicate id wins
-    assert result.trusted[date(2024, 1, 16)]["name"].to_pylist() == ["B"]
-    # completeness: 5/5 columns, and 4/5 where category is missing
-    assert day15["data_quality_score"].to_pylist() == [1.0, 0.8]
+    assert result.read(date(2024, 1, 16))["name"].to_pylist() == ["B"]
+    # a missing category is filled with the contract's default and flagged
+    assert day15["category"].to_pylist() == ["Sales", "Uncategorized"]
+    assert day15["quality_flags"].to_pylist() == [[], ["FILLED:category"]]
+    # 0.5 * completeness + 0.5 * conformance: 1.0, and 0.5 * 4/5 + 0.5 * 1 where filled
+    assert day15["data_quality_score"].to_pylist() == [1.0, 0.9]
     assert day15["source_file"].to_pylist() == ["s3://raw/transactions/x.csv"] * 2
     assert day15["processing_layer"].to_pylist() == ["trusted"] * 2
-    bad = result.quarantined[date(2024, 1, 17)]
+    bad = result.read(date(2024, 1, 17), quarantine=True)
     assert bad["_row"].to_pylist() == [5]
     assert bad["amount"].to_pylist() == ["abc"]
     assert bad["reason_codes"].to_pylist() == [["TYPE_MISMATCH:amount"]]
@@ -80,9 +83,11 @@ def test_required_nulls_and_unparseable_dates_are_quarantined_with_every_reason(
     assert CONTRACT is not None
     result = trusted.transform(table, CONTRACT, CTX)
     assert result.rows_trusted == 0
-    rows = pa.concat_tables(result.quarantined.values()).sort_by("_row")
+    rows = pa.concat_tables(
+        result.read(day, quarantine=True) for day in result.quarantined
+    ).sort_by("_row")
     assert rows["reason_codes"].to_pylist() == [
-        ["REQUIRED_NULL:id", "REQUIRED_NULL:amount", "TYPE_MISMATCH:date"],
+        ["NULL:id", "NULL:amount", "TYPE_MISMATCH:date"],
         ["TYPE_MISMATCH:date"],
     ]
     # a row without a readable date is kept under the processing day
@@ -102,7 +107,7 @@ def test_daily_summary_has_exact_statistics_per_group() -> None:
         CONTRACT,
         CTX,
     )
-    summary = delivery.daily_summary(result.trusted[date(2024, 1, 15)], CONTRACT, date(2024, 1, 15))
+    summary = delivery.daily_summary(result.read(date(2024, 1, 15)), CONTRACT, date(2024, 1, 15))
     assert summary.to_pylist() == [
         {
             "summary_date": date(2024, 1, 15),
@@ -131,7 +136,7 @@ def test_detail_adds_delivery_columns() -> None:
     assert CONTRACT is not None
     result = trusted.transform(staged([("1", "A", "1", "2024-01-15", "S")]), CONTRACT, CTX)
     at = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
-    table = delivery.detail(result.trusted[date(2024, 1, 15)], at, "9.9.9")
+    table = delivery.detail(result.read(date(2024, 1, 15)), at, "9.9.9")
     row = table.to_pylist()[0]
     assert (row["processing_layer"], row["pipeline_version"], row["delivery_timestamp"]) == (
         "delivery",

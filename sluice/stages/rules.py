@@ -1,0 +1,203 @@
+"""Per-record checks a contract asks for, on one Arrow batch at a time.
+
+Types, the null policy and business rules decide whether a row is rejected (to quarantine)
+or kept with flags; bands and derived fields enrich the rows that are kept. Every check is a
+vectorized kernel over the batch, never a Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice.contracts import Band, Column, Contract, Derived, Rule
+from sluice.stages.coerce import ARROW_TYPES, coerce
+
+
+def flag_codes(contract: Contract) -> list[str]:
+    """The flags a kept record can carry, in the fixed order every batch uses."""
+    codes: list[str] = []
+    for col in contract.columns:
+        if col.nulls == "flag":
+            codes.append(f"NULL:{col.name}")
+        elif col.nulls == "fill":
+            codes.append(f"FILLED:{col.name}")
+    codes += [rule.code for rule in contract.rules if rule.action == "flag"]
+    codes += [spec.code for spec in contract.outliers]
+    return codes
+
+
+def scored_flags(contract: Contract) -> list[str]:
+    """Flags that count against the rule part of the quality score (not the null ones)."""
+    return [rule.code for rule in contract.rules if rule.action == "flag"] + [
+        spec.code for spec in contract.outliers
+    ]
+
+
+@dataclass
+class Checked:
+    """One batch judged by its contract."""
+
+    typed: dict[str, pa.Array]
+    present: np.ndarray  # per row: how many contract columns held a value in the input
+    rejects: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> np.ndarray:
+        mask = np.zeros(len(self.present), dtype=bool)
+        for _, reject in self.rejects:
+            mask |= reject
+        return mask
+
+
+def _mask(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as numpy, null read as False (a rule never fails on a null)."""
+    filled = pc.fill_null(values, False)
+    if isinstance(filled, pa.ChunkedArray):
+        filled = filled.combine_chunks()
+    return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _scalar(value: Any, arrow_type: pa.DataType) -> pa.Scalar:
+    if pa.types.is_decimal(arrow_type) and isinstance(value, float | int):
+        value = Decimal(str(value))
+    if pa.types.is_timestamp(arrow_type) and isinstance(value, date | datetime):
+        value = (
+            value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
+        )
+        value = value.replace(tzinfo=None)
+    return pa.scalar(value, arrow_type)
+
+
+def rule_failures(rule: Rule, values: pa.Array, now: datetime) -> np.ndarray:
+    """Rows of `values` that break `rule`."""
+    arrow_type = values.type
+    if rule.kind == "non_negative":
+        return _mask(pc.less(values, _scalar(0, arrow_type)))
+    if rule.kind == "not_future":
+        limit = now.date() if pa.types.is_date(arrow_type) else now
+        return _mask(pc.greater(values, _scalar(limit, arrow_type)))
+    if rule.kind == "min":
+        return _mask(pc.less(values, _scalar(rule.value, arrow_type)))
+    if rule.kind == "max":
+        return _mask(pc.greater(values, _scalar(rule.value, arrow_type)))
+    if rule.kind == "allowed":
+        allowed = pa.array(list(rule.value), arrow_type)
+        return _mask(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed))))
+    if rule.kind == "regex":
+        # Arrow matches with RE2; anchoring makes the pattern describe the whole value.
+        matched = pc.match_substring_regex(values, f"^(?:{rule.value})$")
+        return _mask(pc.invert(matched))
+    if rule.kind == "max_length":
+        return _mask(pc.greater(pc.utf8_length(values), rule.value))
+    raise ValueError(f"unknown rule {rule.kind}")  # pragma: no cover - validated on load
+
+
+def _column(batch: pa.RecordBatch, col: Column) -> tuple[pa.Array, np.ndarray]:
+    """(typed values, invalid mask) of one contract column; absent columns are all null."""
+    n = batch.num_rows
+    if col.name not in batch.schema.names:
+        return pa.nulls(n, ARROW_TYPES[col.type]), np.zeros(n, dtype=bool)
+    result = coerce(batch.column(col.name), col.type)
+    return result.values, _mask(result.invalid)
+
+
+def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Checked:
+    """Types, null policy and rules for every row of `batch`."""
+    n = batch.num_rows
+    checked = Checked(typed={}, present=np.zeros(n, dtype=np.int16))
+    for col in contract.columns:
+        values, invalid = _column(batch, col)
+        if invalid.any():
+            checked.rejects.append((f"TYPE_MISMATCH:{col.name}", invalid))
+        valid = _mask(pc.is_valid(values))
+        checked.present += valid
+        missing = ~valid & ~invalid
+        checked.nulls[col.name] = int(missing.sum())
+        if col.nulls == "reject":
+            if missing.any():
+                checked.rejects.append((f"NULL:{col.name}", missing))
+        elif col.nulls == "fill":
+            checked.flags[f"FILLED:{col.name}"] = missing
+            if missing.any():
+                values = pc.fill_null(values, _scalar(col.default, values.type))
+        else:
+            checked.flags[f"NULL:{col.name}"] = missing
+        for rule in col.rules:
+            failed = rule_failures(rule, values, now)
+            if rule.action == "reject":
+                if failed.any():
+                    checked.rejects.append((rule.code, failed))
+            else:
+                checked.flags[rule.code] = failed
+        checked.typed[col.name] = values
+    return checked
+
+
+def band(spec: Band, values: pa.Array) -> pa.Array:
+    """`labels[i]` for values below `edges[i]`, the last label above every edge; null stays null."""
+    numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    index = np.searchsorted(np.asarray(spec.edges), np.nan_to_num(numbers), side="right")
+    labels = pa.array(list(spec.labels), pa.string()).take(pa.array(index))
+    return pc.if_else(pc.is_valid(values), labels, pa.scalar(None, pa.string()))
+
+
+def derive(spec: Derived, values: pa.Array) -> pa.Array:
+    """A field computed from one column, as the contract's `derived` section names it."""
+    fn = spec.function
+    if fn == "year":
+        return pc.year(values)
+    if fn == "month":
+        return pc.month(values)
+    if fn == "day":
+        return pc.day(values)
+    if fn == "quarter":
+        return pc.quarter(values)
+    if fn == "day_of_week":  # ISO: Monday 1 .. Sunday 7
+        return pc.day_of_week(values, count_from_zero=False, week_start=1)
+    if fn == "upper":
+        return pc.utf8_upper(values)
+    if fn == "lower":
+        return pc.utf8_lower(values)
+    if fn == "trim":
+        return pc.utf8_trim_whitespace(values)
+    if fn == "abs":
+        return pc.abs(values)
+    raise ValueError(f"unknown function {fn}")  # pragma: no cover - validated on load
+
+
+def code_lists(codes: list[str], masks: list[np.ndarray], n: int) -> pa.Array:
+    """Per row, the codes whose mask is set, as a list column built without a Python loop."""
+    if not codes:
+        return pa.ListArray.from_arrays(
+            pa.array(np.zeros(n + 1, np.int32)), pa.array([], pa.string())
+        )
+    matrix = np.column_stack(masks) if masks else np.zeros((n, 0), dtype=bool)
+    rows, cols = np.nonzero(matrix)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(rows, minlength=n), out=offsets[1:])
+    values = pa.array(codes, pa.string()).take(pa.array(cols))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def quality_score(
+    present: np.ndarray, failed_checks: np.ndarray, columns: int, checks: int, weight: float
+) -> np.ndarray:
+    """The documented per-record score (docs/quality.md), rounded to 4 places.
+
+    completeness C = present / columns; conformance R = 1 - failed / checks;
+    score = weight * C + (1 - weight) * R, or C alone when the contract has no flag checks.
+    """
+    completeness = present / max(columns, 1)
+    if checks == 0:
+        return np.round(completeness, 4)
+    conformance = 1.0 - failed_checks / checks
+    return np.round(weight * completeness + (1.0 - weight) * conformance, 4)
