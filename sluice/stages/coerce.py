@@ -79,6 +79,23 @@ def _parse_dates(text: pa.Array) -> pa.Array:
     return pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
 
 
+def _none_invalid(n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(False), n)
+
+
+def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
+    """Arrow's own parser when every value is clean (the common case); None if any is not."""
+    if ctype not in ("int", "float"):
+        return None
+    try:
+        values = pc.cast(text, ARROW_TYPES[ctype])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if ctype == "float" and pc.all(pc.is_finite(values)).as_py() not in (True, None):
+        return None  # nan / inf are read as text the contract does not accept
+    return values
+
+
 def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     """Cast one column to `ctype`; a present value that cannot be read is null + invalid."""
     array = _as_array(column)
@@ -93,7 +110,10 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
             array = pc.cast(array, pa.string())
     text = array
     if ctype == "string":
-        return Coerced(text, pa.array([False] * len(text), pa.bool_()))
+        return Coerced(text, _none_invalid(len(text)))
+    fast = _fast_cast(text, ctype)
+    if fast is not None:
+        return Coerced(fast, _none_invalid(len(text)))
     if ctype == "int":
         ok = pc.match_substring_regex(text, _INT)
         values = pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), pa.int64())

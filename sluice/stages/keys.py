@@ -105,14 +105,44 @@ def row_keys(columns: list[pa.Array]) -> np.ndarray:
     return h
 
 
-def later_copies(keys: np.ndarray) -> np.ndarray:
-    """Positions of rows whose key appeared earlier (the later copies, to drop)."""
+def _repeated(keys: np.ndarray, parts: int, chunk: int = 1 << 20) -> np.ndarray:
+    """Key values that occur more than once, found one partition (by low bits) at a time,
+    so the sort needs 1/parts of the keys' memory."""
+    found = []
+    mask = np.array(parts - 1, dtype=keys.dtype)
+    for part in range(parts):
+        selected = [
+            piece[(piece & mask) == part]
+            for piece in (keys[i : i + chunk] for i in range(0, len(keys), chunk))
+        ]
+        values = np.concatenate(selected) if selected else keys[:0]
+        values.sort()
+        found.append(np.unique(values[1:][values[1:] == values[:-1]]))
+    return np.concatenate(found) if found else keys[:0]
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """`np.isin` for a small sorted set, without sorting `values`."""
+    index = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return np.asarray(sorted_set[index] == values, dtype=bool)
+
+
+def later_copies(keys: np.ndarray, parts: int = 8, chunk: int = 1 << 20) -> np.ndarray:
+    """Positions of rows whose key appeared earlier (the later copies, to drop).
+
+    `parts` must be a power of two; more parts, less memory, a little more time.
+    """
     if len(keys) < 2:
         return np.empty(0, dtype=np.int64)
-    ordered = np.sort(keys)
-    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    del ordered
-    candidates = np.flatnonzero(np.isin(keys, repeated))
+    repeated = np.sort(_repeated(keys, parts))
+    if len(repeated) == 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.concatenate(
+        [
+            np.flatnonzero(_member(keys[i : i + chunk], repeated)) + i
+            for i in range(0, len(keys), chunk)
+        ]
+    )
     if len(candidates) == 0:
         return candidates.astype(np.int64)
     # Among rows sharing a key, the earliest (lowest position) is kept: a stable sort by key

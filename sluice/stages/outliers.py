@@ -9,6 +9,7 @@ any value unusual.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,20 +29,25 @@ class GroupCodes:
     def encode(self, columns: list[pa.Array], n: int) -> np.ndarray:
         if not columns:
             return np.zeros(n, dtype=np.int32)
-        per_column = []
-        values_per_column = []
+        # Each column's dictionary is tiny: map it to codes per column, then combine the
+        # columns' codes arithmetically (no per-row Python, no sort of whole rows).
+        combined = np.zeros(n, dtype=np.int64)
+        dictionaries = []
         for column in columns:
             encoded = pc.dictionary_encode(column, null_encoding="encode")
             if isinstance(encoded, pa.ChunkedArray):
                 encoded = encoded.combine_chunks()
-            per_column.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-            values_per_column.append(encoded.dictionary.to_pylist())
-        stacked = np.column_stack(per_column)
-        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
-        local = np.empty(len(unique), dtype=np.int32)
-        for i, row in enumerate(unique):
-            group = tuple(values_per_column[j][int(k)] for j, k in enumerate(row))
-            local[i] = self.codes.setdefault(group, len(self.codes))
+            values = encoded.dictionary.to_pylist()
+            dictionaries.append(values)
+            combined = combined * len(values) + encoded.indices.to_numpy(zero_copy_only=False)
+        present, inverse = np.unique(combined, return_inverse=True)
+        local = np.empty(len(present), dtype=np.int32)
+        for i, number in enumerate(present.tolist()):
+            group = []
+            for values in reversed(dictionaries):
+                number, index = divmod(number, len(values))
+                group.append(values[index])
+            local[i] = self.codes.setdefault(tuple(reversed(group)), len(self.codes))
         return local[np.asarray(inverse).reshape(-1)]
 
 
@@ -59,22 +65,26 @@ class Fences:
             return np.asarray((numbers < low) | (numbers > high), dtype=bool)
 
 
-def fences(spec: Outliers, values: np.ndarray, codes: np.ndarray, groups: int) -> Fences:
-    """Fences from the values (NaN = missing) of one file's kept records and their groups."""
+def fences(
+    spec: Outliers, values: np.ndarray, codes: np.ndarray, groups: int, excluded: np.ndarray
+) -> Fences:
+    """Fences from one file's records: `values` (NaN where missing), their group `codes`, and
+    the rows that do not count (duplicates)."""
     low = np.full(max(groups, 1), -np.inf)
     high = np.full(max(groups, 1), np.inf)
-    present = ~np.isnan(values)
-    values, codes = values[present], codes[present]
-    order = np.lexsort((values, codes))
-    values, codes = values[order], codes[order]
-    bounds = np.flatnonzero(np.diff(codes)) + 1
-    starts = np.concatenate(([0], bounds))
-    ends = np.concatenate((bounds, [len(codes)]))
-    for start, end in zip(starts, ends, strict=True):
-        if end - start < spec.min_group_size:
+    excluded = excluded | np.isnan(values)
+    members: Iterator[tuple[int, np.ndarray]]
+    if groups <= 64:
+        members = ((g, np.flatnonzero((codes == g) & ~excluded)) for g in range(groups))
+    else:
+        keyed = np.where(excluded, groups, codes.astype(np.int32))
+        order = np.argsort(keyed, kind="stable")
+        bounds = np.searchsorted(keyed[order], np.arange(groups + 1))
+        members = ((g, order[bounds[g] : bounds[g + 1]]) for g in range(groups))
+    for code, rows in members:
+        if len(rows) < spec.min_group_size:
             continue
-        group = values[start:end]  # sorted
-        code = codes[start]
+        group = np.sort(values[rows])
         if spec.method == "iqr":
             q1, q3 = np.quantile(group, [0.25, 0.75])
             low[code] = q1 - spec.threshold * (q3 - q1)

@@ -104,6 +104,33 @@ class TrustedResult:
         }
 
 
+class _Growable:
+    """A numpy array appended to batch by batch, sized up front when the row count is known."""
+
+    def __init__(self, dtype: type[np.generic], capacity: int) -> None:
+        self.data = np.empty(max(capacity, 1024), dtype=dtype)
+        self.size = 0
+
+    def append(self, values: np.ndarray) -> None:
+        if (
+            len(values)
+            and np.issubdtype(self.data.dtype, np.integer)
+            and int(values.max()) > np.iinfo(self.data.dtype).max
+        ):
+            # Codes start as one byte each and widen only when a file has that many groups.
+            self.data = self.data.astype(np.int32)
+        end = self.size + len(values)
+        if end > len(self.data):
+            grown = np.empty(max(end, 2 * len(self.data)), dtype=self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size : end] = values
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
 def _add_count(counter: dict[str, int], key: str, value: int) -> None:
     if value:
         counter[key] = counter.get(key, 0) + value
@@ -112,7 +139,9 @@ def _add_count(counter: dict[str, int], key: str, value: int) -> None:
 class _Transformer:
     """One file's pass through the stage; see the module docstring for the three steps."""
 
-    def __init__(self, contract: Contract, ctx: RunContext, workdir: Path) -> None:
+    def __init__(
+        self, contract: Contract, ctx: RunContext, workdir: Path, expected_rows: int = 0
+    ) -> None:
         self.contract = contract
         self.ctx = ctx
         self.workdir = workdir
@@ -122,17 +151,17 @@ class _Transformer:
         self.result = TrustedResult()
         self.kept_spill = DaySpill(workdir / "kept")
         self.bad_spill = DaySpill(workdir / "bad")
-        self.keys: list[np.ndarray] = []
-        self.groups = [GroupCodes() for _ in contract.outliers]
-        self.outlier_values: list[list[np.ndarray]] = [[] for _ in contract.outliers]
-        self.outlier_groups: list[list[np.ndarray]] = [[] for _ in contract.outliers]
-        self.kept_rows = 0
         pk = contract.primary_key
         self.int_key = (
             len(pk) == 1
             and contract.column(pk[0]).type == "int"
             and contract.column(pk[0]).nulls == "reject"
         )
+        # The only per-row state held for the whole file: 8 bytes of key. (Outlier fences
+        # read their inputs back from the spill once the keys are gone.)
+        self.keys = _Growable(np.int64 if self.int_key else np.uint64, expected_rows)
+        self.groups = [GroupCodes() for _ in contract.outliers]
+        self.kept_rows = 0
 
     # ------------------------------------------------------------------ step 1: per batch
 
@@ -168,9 +197,6 @@ class _Transformer:
         for i, spec in enumerate(self.contract.outliers):
             codes = self.groups[i].encode([typed[g] for g in spec.by], count)
             columns[_group_column(i)] = pa.array(codes)
-            numbers = pc.cast(typed[spec.column], pa.float64()).to_numpy(zero_copy_only=False)
-            self.outlier_values[i].append(np.asarray(numbers, dtype=np.float64))
-            self.outlier_groups[i].append(codes)
         self.keys.append(self._keys(typed))
         self.kept_rows += count
         kept_batch = pa.RecordBatch.from_pydict(columns)
@@ -217,23 +243,23 @@ class _Transformer:
     # ------------------------------------------------------------------ step 2: whole file
 
     def _whole_file(self) -> tuple[np.ndarray, list[Fences]]:
-        all_keys = np.concatenate(self.keys) if self.keys else np.empty(0, np.uint64)
-        self.keys.clear()
         dropped = np.zeros(self.kept_rows, dtype=bool)
-        dropped[keys_mod.later_copies(all_keys)] = True
-        del all_keys
+        dropped[keys_mod.later_copies(self.keys.view())] = True
+        del self.keys
         self.result.duplicates = int(dropped.sum())
         found = []
         for i, spec in enumerate(self.contract.outliers):
-            values = np.concatenate(self.outlier_values[i]) if self.outlier_values[i] else None
-            codes = np.concatenate(self.outlier_groups[i]) if self.outlier_groups[i] else None
-            self.outlier_values[i].clear()
-            self.outlier_groups[i].clear()
-            if values is None or codes is None:
-                found.append(Fences(np.full(1, -np.inf), np.full(1, np.inf)))
-                continue
-            keep = ~dropped
-            found.append(fences(spec, values[keep], codes[keep], len(self.groups[i].codes)))
+            values = _Growable(np.float64, self.kept_rows)
+            codes = _Growable(np.uint8, self.kept_rows)
+            excluded = _Growable(np.bool_, self.kept_rows)
+            for day in self.kept_spill.days():
+                for batch in self.kept_spill.batches(day):
+                    number = pc.cast(batch.column(spec.column), pa.float64())
+                    values.append(np.asarray(number.to_numpy(zero_copy_only=False), np.float64))
+                    codes.append(batch.column(_group_column(i)).to_numpy())
+                    excluded.append(dropped[batch.column(_ORD).to_numpy()])
+            groups = len(self.groups[i].codes)
+            found.append(fences(spec, values.view(), codes.view(), groups, excluded.view()))
         return dropped, found
 
     # ------------------------------------------------------------------ step 3: per day
@@ -335,10 +361,14 @@ def _write_chunks(path: Path, chunks: Iterator[pa.Table]) -> int:
 
 
 def transform_batches(
-    batches: Iterable[pa.RecordBatch], contract: Contract, ctx: RunContext, workdir: Path
+    batches: Iterable[pa.RecordBatch],
+    contract: Contract,
+    ctx: RunContext,
+    workdir: Path,
+    expected_rows: int = 0,
 ) -> TrustedResult:
     """Apply the contract to staged batches; outputs are Parquet files under `workdir`."""
-    transformer = _Transformer(contract, ctx, workdir)
+    transformer = _Transformer(contract, ctx, workdir, expected_rows)
     try:
         for batch in batches:
             transformer.add(batch)
@@ -353,7 +383,13 @@ def transform_file(
 ) -> TrustedResult:
     """Stream a staged Parquet file through the stage."""
     source = pq.ParquetFile(staged)
-    return transform_batches(source.iter_batches(batch_size=batch_rows), contract, ctx, workdir)
+    return transform_batches(
+        source.iter_batches(batch_size=batch_rows),
+        contract,
+        ctx,
+        workdir,
+        source.metadata.num_rows,
+    )
 
 
 def transform(
