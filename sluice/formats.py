@@ -288,11 +288,18 @@ def read_xlsx(path: Path, limits: ReadLimits | None = None) -> pa.Table:
     import openpyxl
     from defusedxml import DefusedXmlException
 
+    handle = path.open("rb")  # a handle, not a name: openpyxl judges names by extension
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except DefusedXmlException as exc:
-        raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds forbidden XML: {exc}") from exc
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+    except (DefusedXmlException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        # openpyxl wraps the parser's refusal in a ValueError: look down the chain.
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, DefusedXmlException):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:
+            handle.close()
+            raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds forbidden XML: {cause!r}") from exc
+        handle.close()
         raise SluiceDataError("UNREADABLE", f"not a readable xlsx file: {exc}") from exc
     try:
         sheet = book.worksheets[0]
@@ -322,6 +329,7 @@ def read_xlsx(path: Path, limits: ReadLimits | None = None) -> pa.Table:
         raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds forbidden XML: {exc}") from exc
     finally:
         book.close()
+        handle.close()
     return pa.table({n: pa.array(v, pa.string()) for n, v in zip(names, columns, strict=True)})
 
 

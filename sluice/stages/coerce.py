@@ -49,7 +49,8 @@ def _parse_one(text: pa.Array, fmt: str) -> pa.Array:
     parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
     # strptime rolls impossible dates over (2024-02-30 becomes 2024-03-01): a value is only
     # valid if formatting it back gives the same text.
-    same = pc.equal(pc.strftime(parsed, format=fmt), text)
+    # (%S prints fractions for sub-second units, so compare at whole seconds.)
+    same = pc.equal(pc.strftime(pc.cast(parsed, pa.timestamp("s")), format=fmt), text)
     return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type))
 
 
@@ -130,7 +131,10 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     elif ctype == "date":
         values = _parse_dates(text)
     elif ctype == "timestamp":
-        values = _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS)
+        try:  # ISO 8601, with or without fractions: Arrow's own parser validates it
+            values = pc.cast(pc.utf8_trim_whitespace(text), ARROW_TYPES["timestamp"])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS)
     else:  # pragma: no cover - contracts are validated on load
         raise ValueError(f"unknown type {ctype}")
     present = pc.invert(pc.is_null(text))

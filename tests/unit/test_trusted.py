@@ -1,0 +1,287 @@
+"""Trusted's quality engine: rules, null policies, duplicates, outliers, bands, score."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sluice.contracts import Contract, Outliers, Rule, load_contract_text
+from sluice.stages import keys, rules, trusted
+from sluice.stages.outliers import fences
+
+NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+CTX = trusted.RunContext("s3://raw/t/f.csv", "v1", "0.1.0", NOW)
+DAY = date(2024, 1, 15)
+
+
+def contract(text: str) -> Contract:
+    return load_contract_text("dataset: t\n" + text, "t.yaml")
+
+
+def run(
+    c: Contract, tmp_path: Path, batch_rows: int = 1 << 17, **columns: list[str | None]
+) -> trusted.TrustedResult:
+    return trusted.transform(
+        pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()}),
+        c,
+        CTX,
+        tmp_path,
+        batch_rows,
+    )
+
+
+def all_rows(result: trusted.TrustedResult, quarantine: bool = False) -> list[dict[str, object]]:
+    days = result.quarantined if quarantine else result.trusted
+    return [row for day in sorted(days) for row in result.read(day, quarantine).to_pylist()]
+
+
+@pytest.mark.parametrize(
+    ("ctype", "rule", "values", "failing"),
+    [
+        (
+            "float",
+            Rule("non_negative", "v"),
+            ["1", "-0.01", "0", None],
+            [False, True, False, False],
+        ),
+        ("date", Rule("not_future", "v"), ["2024-03-01", "2024-03-02", None], [False, True, False]),
+        (
+            "timestamp",
+            Rule("not_future", "v"),
+            ["2024-03-01 12:00:00", "2024-03-01 12:00:01"],
+            [False, True],
+        ),
+        ("int", Rule("min", "v", 10), ["9", "10", "11"], [True, False, False]),
+        ("float", Rule("max", "v", 2.5), ["2.5", "2.51"], [False, True]),
+        ("date", Rule("min", "v", date(2024, 1, 1)), ["2023-12-31", "2024-01-01"], [True, False]),
+        (
+            "string",
+            Rule("allowed", "v", ("A", "B")),
+            ["A", "b", None, "C"],
+            [False, True, False, True],
+        ),
+        (
+            "string",
+            Rule("regex", "v", "[A-Z]{2}[0-9]"),
+            ["AB1", "AB12", "ab1", "xAB1"],
+            [False, True, True, True],
+        ),
+        (
+            "string",
+            Rule("max_length", "v", 3),
+            ["abc", "abcd", "çãé", ""],
+            [False, True, False, False],
+        ),
+    ],
+)
+def test_each_rule_fails_exactly_the_rows_that_break_it(
+    ctype: str, rule: Rule, values: list[str | None], failing: list[bool]
+) -> None:
+    from sluice.stages.coerce import coerce
+
+    typed = coerce(pa.array(values, pa.string()), ctype).values
+    assert rules.rule_failures(rule, typed, NOW).tolist() == failing
+
+
+def test_reject_rules_quarantine_and_flag_rules_mark(tmp_path: Path) -> None:
+    # Given a rule that rejects and one that only flags
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n"
+        "  amount: {type: float, rules: [non_negative, {max: 100, action: flag}]}\n"
+    )
+    result = run(c, tmp_path, id=["1", "2", "3"], amount=["5", "-1", "500"])
+    # Then the negative amount is quarantined with its reason, the large one flagged
+    assert [r["id"] for r in all_rows(result)] == [1, 3]
+    assert [r["quality_flags"] for r in all_rows(result)] == [[], ["ABOVE_MAX:amount"]]
+    bad = all_rows(result, quarantine=True)
+    assert [(r["id"], r["reason_codes"], r["_row"]) for r in bad] == [("2", ["NEGATIVE:amount"], 2)]
+    assert result.reasons == {"NEGATIVE:amount": 1}
+    assert result.flags == {"ABOVE_MAX:amount": 1}
+
+
+def test_null_policies_reject_fill_and_flag(tmp_path: Path) -> None:
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n"
+        "  a: {type: string, nulls: reject}\n"
+        "  b: {type: int, nulls: fill, default: 7}\n"
+        "  note: {type: string}\n"
+    )
+    result = run(
+        c,
+        tmp_path,
+        id=["1", "2", "3"],
+        a=["x", None, "y"],
+        b=[None, "1", "2"],
+        note=["k", "k", None],
+    )
+    assert [(r["id"], r["b"], r["note"], r["quality_flags"]) for r in all_rows(result)] == [
+        (1, 7, "k", ["FILLED:b"]),
+        (3, 2, None, ["NULL:note"]),
+    ]
+    assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [["NULL:a"]]
+    assert result.nulls == {"a": 1, "b": 1, "note": 1}
+
+
+def test_quality_score_matches_the_hand_worked_example(tmp_path: Path) -> None:
+    # docs/quality.md works this example by hand: 4 columns, 2 flag checks, weight 0.5.
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n"
+        "  name: {type: string}\n"
+        "  amount: {type: float, rules: [{max: 100, action: flag}]}\n"
+        "  kind: {type: string, nulls: fill, default: other,"
+        " rules: [{allowed: [a, b, other], action: flag}]}\n"
+    )
+    result = run(
+        c,
+        tmp_path,
+        id=["1", "2", "3", "4"],
+        name=["n", None, "n", None],
+        amount=["5", "5", "500", "500"],
+        kind=["a", "a", "z", None],
+    )
+    scores = [r["data_quality_score"] for r in all_rows(result)]
+    # 1: C=4/4, R=2/2 -> 1.0        2: C=3/4, R=2/2 -> 0.875
+    # 3: C=4/4, R=0/2 -> 0.5        4: C=2/4 (name missing, kind filled), R=1/2 -> 0.5
+    assert scores == [1.0, 0.875, 0.5, 0.5]
+
+
+def test_without_flag_checks_the_score_is_completeness(tmp_path: Path) -> None:
+    c = contract("columns:\n  id: {type: int, required: true}\n  a: string\n  b: string\n")
+    result = run(c, tmp_path, id=["1", "2"], a=["x", None], b=[None, None])
+    assert [r["data_quality_score"] for r in all_rows(result)] == [0.6667, 0.3333]
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 3, 100])
+def test_duplicates_are_found_across_batch_boundaries(tmp_path: Path, batch_rows: int) -> None:
+    c = contract("columns:\n  id: {type: int, required: true}\n  v: string\nprimary_key: [id]\n")
+    result = run(c, tmp_path, batch_rows, id=["1", "2", "1", "3", "2", "1"], v=list("abcdef"))
+    assert [(r["id"], r["v"]) for r in all_rows(result)] == [(1, "a"), (2, "b"), (3, "d")]
+    assert (result.rows_in, result.rows_trusted, result.duplicates) == (6, 3, 3)
+
+
+def test_without_a_primary_key_exact_rows_are_duplicates(tmp_path: Path) -> None:
+    c = contract("columns:\n  k: string\n  v: float\n  d: date\n")
+    result = run(
+        c,
+        tmp_path,
+        2,
+        k=["a", "a", "a", None, None, "ab"],
+        v=["1", "1.0", "2", "1", "1", "1"],
+        d=["2024-01-01"] * 6,
+    )
+    # "1" and "1.0" are the same float once typed; null keys match each other
+    assert [(r["k"], r["v"]) for r in all_rows(result)] == [
+        ("a", 1.0),
+        ("a", 2.0),
+        (None, 1.0),
+        ("ab", 1.0),
+    ]
+    assert result.duplicates == 2
+
+
+def test_string_primary_keys_hash_per_value() -> None:
+    values = pa.array(["abc", "", None, "abc", "ab", "c", "bca"]).slice(0)
+    h = keys.hash_array(values)
+    assert h[0] == h[3]
+    assert len({int(x) for x in h[[0, 1, 2, 4, 5, 6]]}) == 6
+    # a slice hashes its own values, not the parent's
+    assert keys.hash_array(values.slice(3, 2)).tolist() == h[3:5].tolist()
+    assert keys.later_copies(
+        np.array([5, 3, 5, 7, 3, 3, 9], dtype=np.uint64), parts=2
+    ).tolist() == [2, 4, 5]
+
+
+def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n  amount: float\n  g: string\n"
+        "primary_key: [id]\n"
+        "outliers: [{column: amount, method: iqr, threshold: 1.5, by: [g], min_group_size: 4}]\n"
+    )
+    # group a: 1..8 and 100 -> Q1=3, Q3=7, fences [-3, 13]: 100 is out.
+    # group b: 100..107 -> 100 is normal there.
+    amounts = [str(v) for v in [*range(1, 9), 100, *range(100, 108)]]
+    groups = ["a"] * 9 + ["b"] * 8
+    result = run(c, tmp_path, id=[str(i) for i in range(17)], amount=amounts, g=groups)
+    flagged = [(r["g"], r["amount"]) for r in all_rows(result) if r["is_outlier"]]
+    assert flagged == [("a", 100.0)]
+    assert result.outliers == 1
+
+
+def test_robust_z_fences_and_small_groups() -> None:
+    spec = Outliers("v", "robust_z", 3.5, (), 4)
+    values = np.array([10.0, 11, 12, 13, 14, 100, np.nan])
+    codes = np.zeros(7, dtype=np.uint8)
+    found = fences(spec, values, codes, 1, np.zeros(7, dtype=bool))
+    # median 12.5, MAD 1.5: reach = 3.5 * 1.5 / 0.6745
+    reach = 3.5 * 1.5 / 0.6745
+    assert (found.low[0], found.high[0]) == (12.5 - reach, 12.5 + reach)
+    small = fences(Outliers("v", "iqr", 1.5, (), 8), values, codes, 1, np.zeros(7, dtype=bool))
+    assert (small.low[0], small.high[0]) == (-np.inf, np.inf)
+
+
+def test_bands_and_derived_fields_enrich_kept_rows(tmp_path: Path) -> None:
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n  amount: float\n  d: date\n  s: string\n"
+        "event_date: d\n"
+        "bands: {size: {column: amount, edges: [100, 1000], labels: [LOW, MEDIUM, HIGH]}}\n"
+        "derived:\n  weekday: {column: d, function: day_of_week}\n"
+        "  q: {column: d, function: quarter}\n  up: {column: s, function: upper}\n"
+    )
+    result = run(
+        c,
+        tmp_path,
+        id=["1", "2", "3", "4"],
+        amount=["99.99", "100", "1000", None],
+        d=["2024-01-15", "2024-01-21", "2024-04-01", "2024-01-15"],
+        s=["a", "b", None, "d"],
+    )
+    assert [(r["size"], r["weekday"], r["q"], r["up"]) for r in all_rows(result)] == [
+        ("LOW", 1, 1, "A"),
+        (None, 1, 1, "D"),
+        ("MEDIUM", 7, 1, "B"),
+        ("HIGH", 1, 2, None),
+    ]
+
+
+def test_every_row_is_accounted_for_and_written_once_per_day(tmp_path: Path) -> None:
+    # Given 1000 rows over 5 days with rejects and duplicates, read in small batches
+    n = 1000
+    ids = [str(i % 900) for i in range(n)]  # 100 duplicate ids
+    amounts = ["-1" if i % 50 == 0 else str(i) for i in range(n)]  # 20 rejected
+    days = [f"2024-01-{10 + i % 5:02d}" for i in range(n)]
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n"
+        "  amount: {type: float, rules: [non_negative]}\n  d: date\n"
+        "primary_key: [id]\nevent_date: d\n"
+    )
+    result = run(c, tmp_path, 64, id=ids, amount=amounts, d=days)
+    assert result.rows_in == n == result.rows_trusted + result.rows_quarantined + result.duplicates
+    assert (result.rows_quarantined, result.duplicates) == (20, 98)
+    assert sorted(result.trusted) == [date(2024, 1, d) for d in range(10, 15)]
+    assert sum(f.rows for f in result.trusted.values()) == result.rows_trusted
+    # one file per day with one large row group, not one per batch
+    import pyarrow.parquet as pq
+
+    for item in result.trusted.values():
+        assert pq.ParquetFile(item.path).metadata.num_row_groups == 1
+    ids_out = [r["id"] for r in all_rows(result)]
+    assert len(ids_out) == len(set(ids_out))
+
+
+def test_code_lists_builds_lists_without_python_loops() -> None:
+    lists = rules.code_lists(
+        ["A", "B"], [np.array([True, False, True]), np.array([True, False, False])], 3
+    )
+    assert lists.to_pylist() == [["A", "B"], [], ["A"]]
+    assert rules.code_lists([], [], 2).to_pylist() == [[], []]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e400x"])
+def test_floats_that_are_not_numbers_are_type_mismatches(tmp_path: Path, value: str) -> None:
+    c = contract("columns:\n  id: {type: int, required: true}\n  v: float\n")
+    result = run(c, tmp_path, id=["1", "2"], v=["1.5", value])
+    assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [["TYPE_MISMATCH:v"]]
