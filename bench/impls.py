@@ -96,8 +96,16 @@ def _read_text(csv: Path) -> Any:
     )
 
 
+ALLOWED = [
+    "Sales", "Marketing", "Operations", "Payroll", "Travel", "Software", "Hardware", "Utilities",
+    "Uncategorized",
+]  # fmt: skip
+
+
 def _finish_pandas(raw: Any, typed: Any, reasons: Any, out: Path) -> Counts:
-    """Shared tail of both pandas versions: quarantine, de-duplicate, score, stamp, write."""
+    """Shared tail of both pandas versions, the rules of contracts/transactions.yaml:
+    quarantine, fill, flags, de-duplicate, outliers, bands, derived, score, stamp, write."""
+    import numpy as np
     import pandas as pd
 
     rejected = reasons != ""
@@ -109,9 +117,48 @@ def _finish_pandas(raw: Any, typed: Any, reasons: Any, out: Path) -> Counts:
     bad_days = typed.loc[rejected, "date"].fillna(pd.Timestamp(PROCESSED_AT.date()))
 
     good = typed[~rejected]
-    deduped = good.drop_duplicates(subset=COLUMNS).drop_duplicates(subset=["id"])
+    deduped = good.drop_duplicates(subset=["id"])  # first wins; exact copies share the id
     trusted = deduped.copy()
-    trusted["data_quality_score"] = trusted[COLUMNS].notna().mean(axis=1).round(4)
+    present = trusted[COLUMNS].notna().sum(axis=1)
+    missing_category = trusted["category"].isna()
+    trusted["category"] = trusted["category"].fillna("Uncategorized")
+    flags = {
+        "NULL:name": trusted["name"].isna(),
+        "FILLED:category": missing_category,
+        "TOO_LONG:name": trusted["name"].str.len().fillna(0) > 200,
+        "ABOVE_MAX:amount": trusted["amount"] > 1_000_000,
+        "NOT_ALLOWED:category": ~trusted["category"].isin(ALLOWED),
+    }
+    grouped = trusted.groupby("category")["amount"]
+    q1, q3 = (
+        grouped.transform(lambda v: v.quantile(0.25)),
+        grouped.transform(lambda v: v.quantile(0.75)),
+    )
+    sizes = grouped.transform("count")
+    iqr = q3 - q1
+    outlier = ((trusted["amount"] < q1 - 3 * iqr) | (trusted["amount"] > q3 + 3 * iqr)) & (
+        sizes >= 8
+    )
+    flags["OUTLIER:amount"] = outlier
+    trusted["amount_category"] = pd.cut(
+        trusted["amount"],
+        [-np.inf, 100, 1000, np.inf],
+        right=False,
+        labels=["LOW", "MEDIUM", "HIGH"],
+    ).astype(object)
+    trusted["day_of_week"] = trusted["date"].dt.day_of_week + 1
+    trusted["is_outlier"] = outlier
+    text = pd.Series("", index=trusted.index)
+    for code, mask in flags.items():
+        text = text + np.where(mask, code + ";", "")
+    trusted["quality_flags"] = (
+        text.str.rstrip(";").str.split(";").map(lambda x: [c for c in x if c])
+    )
+    failed = sum(
+        flags[c].astype(int)
+        for c in ["TOO_LONG:name", "ABOVE_MAX:amount", "NOT_ALLOWED:category", "OUTLIER:amount"]
+    )
+    trusted["data_quality_score"] = (0.5 * present / 5 + 0.5 * (1 - failed / 4)).round(4)
     trusted["processed_timestamp"] = PROCESSED_AT
     for name, value in [
         ("source_file", "bench"),
@@ -142,6 +189,7 @@ def pandas_vectorized(csv: Path, out: Path) -> Counts:
     raw = _read_text(csv)
     ids = pd.to_numeric(raw["id"], errors="coerce")
     amount = pd.to_numeric(raw["amount"], errors="coerce")
+    amount = amount.where(np.isfinite(amount))
     day = pd.to_datetime(raw["date"], format="%Y-%m-%d", errors="coerce")
     bad_id = raw["id"].notna() & (ids.isna() | (ids % 1 != 0))
     typed = pd.DataFrame(
@@ -158,7 +206,9 @@ def pandas_vectorized(csv: Path, out: Path) -> Counts:
         invalid = raw[column].notna() & values.isna()
         reasons = reasons + np.where(invalid, f"TYPE_MISMATCH:{column};", "")
     for column in REQUIRED:
-        reasons = reasons + np.where(raw[column].isna(), f"REQUIRED_NULL:{column};", "")
+        reasons = reasons + np.where(raw[column].isna(), f"NULL:{column};", "")
+    reasons = reasons + np.where(amount < 0, "NEGATIVE:amount;", "")
+    reasons = reasons + np.where(day > pd.Timestamp(PROCESSED_AT.date()), "FUTURE:date;", "")
     return _finish_pandas(raw, typed, reasons, out)
 
 
@@ -174,13 +224,22 @@ def _check_row(row: Any) -> tuple[Any, ...]:
         text = row[column]
         if not isinstance(text, str):
             values[column] = None
-            reasons.append(f"REQUIRED_NULL:{column};")
+            reasons.append(f"NULL:{column};")
             continue
         try:
             values[column] = cast(text)
+            if (column == "amount" and values[column] != values[column]) or values[column] in (
+                float("inf"),
+                float("-inf"),
+            ):
+                raise ValueError(text)
         except ValueError:
             values[column] = None
             reasons.append(f"TYPE_MISMATCH:{column};")
+    if values["amount"] is not None and values["amount"] < 0:
+        reasons.append("NEGATIVE:amount;")
+    if values["date"] is not None and values["date"] > PROCESSED_AT.replace(tzinfo=None):
+        reasons.append("FUTURE:date;")
     return values["id"], values["amount"], values["date"], "".join(reasons)
 
 
