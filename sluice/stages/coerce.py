@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -81,7 +82,7 @@ def _parse_dates(text: pa.Array) -> pa.Array:
 
 
 def _none_invalid(n: int) -> pa.Array:
-    return pa.repeat(pa.scalar(False), n)
+    return pa.array(np.zeros(n, dtype=bool))
 
 
 def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
@@ -106,7 +107,7 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
             return Coerced(array, pc.fill_null(pc.is_null(array), False))
         try:
             values = pc.cast(array, target)
-            return Coerced(values, pa.array([False] * len(array), pa.bool_()))
+            return Coerced(values, _none_invalid(len(array)))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             array = pc.cast(array, pa.string())
     text = array

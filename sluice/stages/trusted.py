@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -328,6 +329,7 @@ class _Transformer:
                     self._enrich(chunk, dropped, found)
                     for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
                 ),
+                self.contract,
             )
             if rows:
                 self.result.trusted[day] = DayFile(path, rows)
@@ -342,7 +344,26 @@ class _Transformer:
         return self.result
 
 
-def _write_chunks(path: Path, chunks: Iterator[pa.Table]) -> int:
+def parquet_options(contract: Contract | None, schema: pa.Schema) -> dict[str, Any]:
+    """Encodings that suit each column: an integer primary key is delta-encoded (ids rise),
+    measures are stored plain (nearly every value differs), the rest dictionary-encoded."""
+    if contract is None:
+        return {"compression": PARQUET_COMPRESSION}
+    pk = set(contract.primary_key) if len(contract.primary_key) == 1 else set()
+    delta = {c.name for c in contract.columns if c.name in pk and c.type == "int"}
+    plain = delta | {
+        c.name
+        for c in contract.columns
+        if c.type in ("float", "decimal", "timestamp") and c.name not in contract.group_by
+    }
+    return {
+        "compression": PARQUET_COMPRESSION,
+        "use_dictionary": [n for n in schema.names if n not in plain],
+        "column_encoding": dict.fromkeys(sorted(delta), "DELTA_BINARY_PACKED"),
+    }
+
+
+def _write_chunks(path: Path, chunks: Iterator[pa.Table], contract: Contract | None = None) -> int:
     """Write tables to one Parquet file, one row group per chunk; the rows written."""
     writer: pq.ParquetWriter | None = None
     rows = 0
@@ -351,7 +372,9 @@ def _write_chunks(path: Path, chunks: Iterator[pa.Table]) -> int:
             if chunk.num_rows == 0:
                 continue
             if writer is None:
-                writer = pq.ParquetWriter(path, chunk.schema, compression=PARQUET_COMPRESSION)
+                writer = pq.ParquetWriter(
+                    path, chunk.schema, **parquet_options(contract, chunk.schema)
+                )
             writer.write_table(chunk, row_group_size=max(chunk.num_rows, 1))
             rows += chunk.num_rows
     finally:
