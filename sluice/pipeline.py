@@ -33,6 +33,7 @@ from sluice.errors import SluiceDataError
 from sluice.events import parse_s3_notification
 from sluice.formats import open_file
 from sluice.lake import SourceObject
+from sluice.memory import use_returning_pool
 from sluice.stages import delivery as delivery_stage
 from sluice.stages import trusted as trusted_stage
 from sluice.stages.validate import check_columns, sample_of
@@ -117,6 +118,7 @@ def stage_file(
 ) -> Staged:
     """Validate's work on a local file: read it as batches, check it against its contract
     (or infer one), and stream it into a staged Parquet file that carries the contract."""
+    use_returning_pool()
     opened = open_file(path, name)
     sample, rest = sample_of(opened.batches)
     judged_by = check_columns(opened.schema, sample, dataset, contract)

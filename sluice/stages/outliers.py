@@ -65,26 +65,29 @@ class Fences:
             return np.asarray((numbers < low) | (numbers > high), dtype=bool)
 
 
-def fences(
-    spec: Outliers, values: np.ndarray, codes: np.ndarray, groups: int, excluded: np.ndarray
-) -> Fences:
-    """Fences from one file's records: `values` (NaN where missing), their group `codes`, and
-    the rows that do not count (duplicates)."""
+def split_by_group(values: np.ndarray, codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(group code, its values) for each group present in one batch."""
+    if len(codes) == 0:
+        return
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    ends = np.append(starts[1:], len(ordered))
+    for start, end in zip(starts, ends, strict=True):
+        yield int(ordered[start]), values[order[start:end]]
+
+
+def fences_by_group(spec: Outliers, chunks: dict[int, list[np.ndarray]], groups: int) -> Fences:
+    """Fences from each group's kept, present values (given as chunks, joined one group at a
+    time so only one group is ever copied)."""
     low = np.full(max(groups, 1), -np.inf)
     high = np.full(max(groups, 1), np.inf)
-    excluded = excluded | np.isnan(values)
-    members: Iterator[tuple[int, np.ndarray]]
-    if groups <= 64:
-        members = ((g, np.flatnonzero((codes == g) & ~excluded)) for g in range(groups))
-    else:
-        keyed = np.where(excluded, groups, codes.astype(np.int32))
-        order = np.argsort(keyed, kind="stable")
-        bounds = np.searchsorted(keyed[order], np.arange(groups + 1))
-        members = ((g, order[bounds[g] : bounds[g + 1]]) for g in range(groups))
-    for code, rows in members:
-        if len(rows) < spec.min_group_size:
+    for code in sorted(chunks):
+        group = np.concatenate(chunks[code])
+        chunks[code] = []
+        if len(group) < spec.min_group_size:
             continue
-        group = np.sort(values[rows])
+        group.sort()
         if spec.method == "iqr":
             q1, q3 = np.quantile(group, [0.25, 0.75])
             low[code] = q1 - spec.threshold * (q3 - q1)
@@ -97,3 +100,15 @@ def fences(
             reach = spec.threshold * mad / 0.6745
             low[code], high[code] = median - reach, median + reach
     return Fences(low, high)
+
+
+def fences(
+    spec: Outliers, values: np.ndarray, codes: np.ndarray, groups: int, excluded: np.ndarray
+) -> Fences:
+    """Fences from whole arrays: `values` (NaN where missing), their group `codes`, and the
+    rows that do not count (duplicates)."""
+    keep = ~(excluded | np.isnan(values))
+    chunks: dict[int, list[np.ndarray]] = {}
+    for code, part in split_by_group(values[keep], codes[keep]):
+        chunks.setdefault(code, []).append(part)
+    return fences_by_group(spec, chunks, groups)

@@ -30,9 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.contracts import Contract
+from sluice.memory import use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
-from sluice.stages.outliers import Fences, GroupCodes, fences
+from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
 from sluice.stages.spill import DaySpill, split_by_day
 
 ROW = "_row"
@@ -250,17 +251,16 @@ class _Transformer:
         self.result.duplicates = int(dropped.sum())
         found = []
         for i, spec in enumerate(self.contract.outliers):
-            values = _Growable(np.float64, self.kept_rows)
-            codes = _Growable(np.uint8, self.kept_rows)
-            excluded = _Growable(np.bool_, self.kept_rows)
+            chunks: dict[int, list[np.ndarray]] = {}
             for day in self.kept_spill.days():
                 for batch in self.kept_spill.batches(day):
                     number = pc.cast(batch.column(spec.column), pa.float64())
-                    values.append(np.asarray(number.to_numpy(zero_copy_only=False), np.float64))
-                    codes.append(batch.column(_group_column(i)).to_numpy())
-                    excluded.append(dropped[batch.column(_ORD).to_numpy()])
-            groups = len(self.groups[i].codes)
-            found.append(fences(spec, values.view(), codes.view(), groups, excluded.view()))
+                    values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
+                    keep = ~dropped[batch.column(_ORD).to_numpy()] & ~np.isnan(values)
+                    codes = batch.column(_group_column(i)).to_numpy()[keep]
+                    for code, part in split_by_group(values[keep], codes):
+                        chunks.setdefault(code, []).append(part)
+            found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
         return dropped, found
 
     # ------------------------------------------------------------------ step 3: per day
@@ -391,6 +391,7 @@ def transform_batches(
     expected_rows: int = 0,
 ) -> TrustedResult:
     """Apply the contract to staged batches; outputs are Parquet files under `workdir`."""
+    use_returning_pool()
     transformer = _Transformer(contract, ctx, workdir, expected_rows)
     try:
         for batch in batches:

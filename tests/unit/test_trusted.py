@@ -221,6 +221,8 @@ def test_robust_z_fences_and_small_groups() -> None:
     assert (found.low[0], found.high[0]) == (12.5 - reach, 12.5 + reach)
     small = fences(Outliers("v", "iqr", 1.5, (), 8), values, codes, 1, np.zeros(7, dtype=bool))
     assert (small.low[0], small.high[0]) == (-np.inf, np.inf)
+    nothing = fences(spec, np.array([np.nan]), np.zeros(1, np.uint8), 1, np.zeros(1, dtype=bool))
+    assert (nothing.low[0], nothing.high[0]) == (-np.inf, np.inf)
 
 
 def test_bands_and_derived_fields_enrich_kept_rows(tmp_path: Path) -> None:
