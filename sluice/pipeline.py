@@ -135,7 +135,9 @@ def _write_staged(
     """Stream the file's batches into the staged Parquet file; the number of rows."""
     rows = 0
     pending: list[pa.RecordBatch] = []
-    with pq.ParquetWriter(path, schema, compression=STAGED_COMPRESSION) as writer:
+    # Internal hand-over: no dictionaries or statistics, nobody queries this file.
+    options = {"use_dictionary": False, "write_statistics": False}
+    with pq.ParquetWriter(path, schema, compression=STAGED_COMPRESSION, **options) as writer:
         # Readers hand over small batches; Trusted reads large ones, so row groups are large.
         for batch in itertools.chain(sample.to_batches(), rest, [None]):
             if batch is not None and batch.num_rows:

@@ -127,13 +127,19 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return np.asarray(sorted_set[index] == values, dtype=bool)
 
 
-def later_copies(keys: np.ndarray, parts: int = 8, chunk: int = 1 << 20) -> np.ndarray:
+SORT_KEYS = 1 << 21  # keys sorted at once: 16 MiB of copy at most
+
+
+def later_copies(keys: np.ndarray, parts: int = 0, chunk: int = 1 << 20) -> np.ndarray:
     """Positions of rows whose key appeared earlier (the later copies, to drop).
 
-    `parts` must be a power of two; more parts, less memory, a little more time.
+    `parts` (a power of two; by default enough to sort at most SORT_KEYS keys at once): more
+    parts, less memory, a little more time.
     """
     if len(keys) < 2:
         return np.empty(0, dtype=np.int64)
+    if parts <= 0:
+        parts = 1 << max(0, (len(keys) - 1) // SORT_KEYS).bit_length()
     repeated = np.sort(_repeated(keys, parts))
     if len(repeated) == 0:
         return np.empty(0, dtype=np.int64)

@@ -17,8 +17,12 @@ duplicates` holds for every file and is checked on every run.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +47,7 @@ SCORE = "data_quality_score"
 OUTLIER = "is_outlier"
 BATCH_ROWS = 1 << 17
 ROW_GROUP_ROWS = 1 << 18
+WORKERS = min(4, os.cpu_count() or 1)
 PARQUET_COMPRESSION = "zstd"
 _ORD = "__ordinal"
 _PRESENT = "__present"
@@ -133,6 +138,19 @@ class _Growable:
         return self.data[: self.size]
 
 
+@dataclass
+class _Prepared:
+    """One batch after step 1's per-row work, waiting to be committed in file order."""
+
+    kept: int = 0
+    rejected: int = 0
+    nulls: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    parts: list[tuple[date, pa.RecordBatch]] = field(default_factory=list)
+    bad_parts: list[tuple[date, pa.RecordBatch]] = field(default_factory=list)
+
+
 def _add_count(counter: dict[str, int], key: str, value: int) -> None:
     if value:
         counter[key] = counter.get(key, 0) + value
@@ -151,6 +169,7 @@ class _Transformer:
         self.flag_codes = rules.flag_codes(contract)
         self.scored = [self.flag_codes.index(code) for code in rules.scored_flags(contract)]
         self.result = TrustedResult()
+        self.lock = threading.Lock()
         self.kept_spill = DaySpill(workdir / "kept")
         self.bad_spill = DaySpill(workdir / "bad")
         pk = contract.primary_key
@@ -168,21 +187,27 @@ class _Transformer:
     # ------------------------------------------------------------------ step 1: per batch
 
     def add(self, batch: pa.RecordBatch) -> None:
-        n = batch.num_rows
-        if n == 0:
-            return
+        """Step 1 for one batch (`prepare` then `commit`, which `transform_batches` overlaps)."""
         first_row = self.result.rows_in + 1
-        self.result.rows_in += n
+        self.result.rows_in += batch.num_rows
+        self.commit(self.prepare(batch, first_row))
+
+    def prepare(self, batch: pa.RecordBatch, first_row: int) -> _Prepared:
+        """The batch judged and split by day; touches no shared state but the group codes."""
+        n = batch.num_rows
+        prepared = _Prepared()
+        if n == 0:
+            return prepared
         checked = rules.check_batch(batch, self.contract, self.ctx.processed_at)
-        for name, count in checked.nulls.items():
-            _add_count(self.result.nulls, name, count)
+        prepared.nulls = checked.nulls
         rejected = checked.rejected
         if rejected.any():
-            self._quarantine(batch, checked, rejected, first_row)
+            self._quarantine(batch, checked, rejected, first_row, prepared)
         kept = ~rejected
         count = int(kept.sum())
+        prepared.kept = count
         if count == 0:
-            return
+            return prepared
         take = None if count == n else pa.array(np.flatnonzero(kept))
 
         def pick(values: pa.Array) -> pa.Array:
@@ -190,21 +215,40 @@ class _Transformer:
 
         typed = {name: pick(values) for name, values in checked.typed.items()}
         columns: dict[str, pa.Array] = dict(typed)
-        columns[_ORD] = pa.array(np.arange(self.kept_rows, self.kept_rows + count, dtype=np.int64))
+        columns[_ORD] = pa.array(np.arange(count, dtype=np.int64))  # made absolute in commit
         columns[_PRESENT] = pa.array(checked.present[kept])
         for i, code in enumerate(self.flag_codes):
             mask = checked.flags.get(code)
             if mask is not None:
                 columns[_flag_column(i)] = pa.array(mask[kept])
         for i, spec in enumerate(self.contract.outliers):
-            codes = self.groups[i].encode([typed[g] for g in spec.by], count)
+            with self.lock:
+                codes = self.groups[i].encode([typed[g] for g in spec.by], count)
             columns[_group_column(i)] = pa.array(codes)
-        self.keys.append(self._keys(typed))
-        self.kept_rows += count
+        prepared.keys = self._keys(typed)
         kept_batch = pa.RecordBatch.from_pydict(columns)
         days = typed[self.contract.event_date] if self.contract.event_date else pa.nulls(count)
-        for day, part in split_by_day(kept_batch, days, self.fallback_day):
-            self.kept_spill.append(day, part)
+        prepared.parts = list(split_by_day(kept_batch, days, self.fallback_day))
+        return prepared
+
+    def commit(self, prepared: _Prepared) -> None:
+        """Record a prepared batch, in file order (keys and spills keep the file's order)."""
+        for name, count in prepared.nulls.items():
+            _add_count(self.result.nulls, name, count)
+        for code, count in prepared.reasons.items():
+            _add_count(self.result.reasons, code, count)
+        self.result.rows_quarantined += prepared.rejected
+        for day, part in prepared.bad_parts:
+            self.bad_spill.append(day, part)
+        if not prepared.kept:
+            return
+        offset = pa.scalar(self.kept_rows, pa.int64())
+        position = prepared.parts[0][1].schema.get_field_index(_ORD)
+        for day, part in prepared.parts:
+            ordinals = pc.add(part.column(position), offset)
+            self.kept_spill.append(day, part.set_column(position, _ORD, ordinals))
+        self.keys.append(prepared.keys)
+        self.kept_rows += prepared.kept
 
     def _keys(self, typed: dict[str, pa.Array]) -> np.ndarray:
         pk = self.contract.primary_key
@@ -214,14 +258,18 @@ class _Transformer:
         return keys_mod.row_keys([typed[name] for name in names])
 
     def _quarantine(
-        self, batch: pa.RecordBatch, checked: rules.Checked, rejected: np.ndarray, first_row: int
+        self,
+        batch: pa.RecordBatch,
+        checked: rules.Checked,
+        rejected: np.ndarray,
+        first_row: int,
+        prepared: _Prepared,
     ) -> None:
         rows = np.flatnonzero(rejected)
         take = pa.array(rows)
         codes = [code for code, _ in checked.rejects]
         masks = [mask[rows] for _, mask in checked.rejects]
-        for code, mask in zip(codes, masks, strict=True):
-            _add_count(self.result.reasons, code, int(mask.sum()))
+        prepared.reasons = {code: int(mask.sum()) for code, mask in zip(codes, masks, strict=True)}
         bad = pa.Table.from_batches([batch]).take(take)
         n = len(rows)
         extra = {
@@ -237,10 +285,9 @@ class _Transformer:
             bad = bad.append_column(name, values)
         event = self.contract.event_date
         days = checked.typed[event].take(take) if event else pa.nulls(n, pa.date32())
-        self.result.rows_quarantined += n
+        prepared.rejected = n
         for batch_part in bad.combine_chunks().to_batches():
-            for day, part in split_by_day(batch_part, days, self.fallback_day):
-                self.bad_spill.append(day, part)
+            prepared.bad_parts += split_by_day(batch_part, days, self.fallback_day)
 
     # ------------------------------------------------------------------ step 2: whole file
 
@@ -283,9 +330,10 @@ class _Transformer:
             flagged = found[i].flag(chunk[spec.column].combine_chunks(), codes)
             flags[self.flag_codes.index(spec.code)] = flagged
             outlier_any |= flagged
-        for code, mask in zip(self.flag_codes, flags, strict=True):
-            _add_count(self.result.flags, code, int(mask.sum()))
-        self.result.outliers += int(outlier_any.sum())
+        with self.lock:  # days are enriched in parallel
+            for code, mask in zip(self.flag_codes, flags, strict=True):
+                _add_count(self.result.flags, code, int(mask.sum()))
+            self.result.outliers += int(outlier_any.sum())
         failed = np.sum([flags[i] for i in self.scored], axis=0) if self.scored else 0
         score = rules.quality_score(
             chunk[_PRESENT].to_numpy(),
@@ -317,29 +365,41 @@ class _Transformer:
             out[name] = pa.repeat(value, n)
         return pa.table(out)
 
+    def _write_day(
+        self, kind: str, day: date, dropped: np.ndarray, found: list[Fences]
+    ) -> tuple[str, date, DayFile | None]:
+        path = self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
+        if kind == "trusted":
+            chunks = (
+                self._enrich(chunk, dropped, found)
+                for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
+            )
+            rows = _write_chunks(path, chunks, self.contract)
+        else:
+            rows = _write_chunks(path, self.bad_spill.chunks(day, ROW_GROUP_ROWS))
+        if not rows:
+            path.unlink(missing_ok=True)
+            return kind, day, None
+        return kind, day, DayFile(path, rows)
+
     def finish(self) -> TrustedResult:
         dropped, found = self._whole_file()
-        out_dir = self.workdir / "out"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for day in self.kept_spill.days():
-            path = out_dir / f"trusted-{day.isoformat()}.parquet"
-            rows = _write_chunks(
-                path,
-                (
-                    self._enrich(chunk, dropped, found)
-                    for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
-                ),
-                self.contract,
-            )
-            if rows:
-                self.result.trusted[day] = DayFile(path, rows)
-                self.result.rows_trusted += rows
+        (self.workdir / "out").mkdir(parents=True, exist_ok=True)
+        self.kept_spill.close()
+        self.bad_spill.close()
+        jobs = [("trusted", day) for day in self.kept_spill.days()]
+        jobs += [("quarantine", day) for day in self.bad_spill.days()]
+        # Days are independent, and Arrow and the Parquet writer release the GIL: use the cores.
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            written = list(pool.map(lambda j: self._write_day(j[0], j[1], dropped, found), jobs))
+        for kind, day, item in written:
+            if item is None:
+                continue
+            if kind == "trusted":
+                self.result.trusted[day] = item
+                self.result.rows_trusted += item.rows
             else:
-                path.unlink(missing_ok=True)
-        for day in self.bad_spill.days():
-            path = out_dir / f"quarantine-{day.isoformat()}.parquet"
-            rows = _write_chunks(path, self.bad_spill.chunks(day, ROW_GROUP_ROWS))
-            self.result.quarantined[day] = DayFile(path, rows)
+                self.result.quarantined[day] = item
         self.result.check_accounting()
         return self.result
 
@@ -394,8 +454,19 @@ def transform_batches(
     use_returning_pool()
     transformer = _Transformer(contract, ctx, workdir, expected_rows)
     try:
-        for batch in batches:
-            transformer.add(batch)
+        # Batches are judged in parallel (Arrow kernels release the GIL) and committed in file
+        # order; at most WORKERS + 1 are in flight, so memory stays bounded.
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            in_flight: deque[Future[_Prepared]] = deque()
+            rows_seen = 0
+            for batch in batches:
+                in_flight.append(pool.submit(transformer.prepare, batch, rows_seen + 1))
+                rows_seen += batch.num_rows
+                transformer.result.rows_in += batch.num_rows
+                if len(in_flight) > WORKERS:
+                    transformer.commit(in_flight.popleft().result())
+            while in_flight:
+                transformer.commit(in_flight.popleft().result())
         return transformer.finish()
     finally:
         transformer.kept_spill.close()
