@@ -66,18 +66,15 @@ def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
     return result
 
 
-_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
 def _parse_dates(text: pa.Array) -> pa.Array:
-    # Fast path: when every present value looks like an ISO date, Arrow's own parser reads
-    # and validates them in one pass; anything else takes the per-format route.
-    iso = pc.match_substring_regex(text, _ISO_DATE)
-    if pc.all(pc.or_kleene(iso, pc.is_null(text))).as_py():
-        try:
-            return pc.cast(text, pa.date32())
-        except pa.ArrowInvalid:
-            pass  # an impossible date such as 2024-02-30: find it value by value
+    # Fast path: Arrow's own parser accepts exactly YYYY-MM-DD and rejects impossible dates,
+    # so when it reads every value there is nothing else to check.
+    try:
+        return pc.cast(text, pa.date32())
+    except pa.ArrowInvalid:
+        pass  # another format, or an impossible date such as 2024-02-30: value by value
     return pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
 
 

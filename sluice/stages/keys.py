@@ -108,6 +108,15 @@ def row_keys(columns: list[pa.Array]) -> np.ndarray:
 def _repeated(keys: np.ndarray, parts: int, chunk: int = 1 << 20) -> np.ndarray:
     """Key values that occur more than once, found one partition (by low bits) at a time,
     so the sort needs 1/parts of the keys' memory."""
+    if keys.dtype == np.int64 and len(keys):
+        low, high = int(keys.min()), int(keys.max())
+        if high - low <= 4 * len(keys):
+            # Dense integer ids (the usual case): count them, no sort needed.
+            counts = np.bincount(keys - low)
+            return np.flatnonzero(counts > 1) + low
+    if parts == 1:
+        ordered = np.sort(keys)
+        return np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     found = []
     mask = np.array(parts - 1, dtype=keys.dtype)
     for part in range(parts):

@@ -299,14 +299,17 @@ class _Transformer:
         found = []
         for i, spec in enumerate(self.contract.outliers):
             chunks: dict[int, list[np.ndarray]] = {}
+            columns = [spec.column, _group_column(i), _ORD]
             for day in self.kept_spill.days():
-                for batch in self.kept_spill.batches(day):
-                    number = pc.cast(batch.column(spec.column), pa.float64())
-                    values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
-                    keep = ~dropped[batch.column(_ORD).to_numpy()] & ~np.isnan(values)
-                    codes = batch.column(_group_column(i)).to_numpy()[keep]
-                    for code, part in split_by_group(values[keep], codes):
-                        chunks.setdefault(code, []).append(part)
+                # One day at a time, as whole columns: few, large numpy operations.
+                table = pa.Table.from_batches(self.kept_spill.batches(day)).select(columns)
+                number = pc.cast(table[spec.column], pa.float64()).combine_chunks()
+                values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
+                ordinals = table[_ORD].combine_chunks().to_numpy()
+                keep = ~dropped[ordinals] & ~np.isnan(values)
+                codes = table[_group_column(i)].combine_chunks().to_numpy()[keep]
+                for code, part in split_by_group(values[keep], codes):
+                    chunks.setdefault(code, []).append(part)
             found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
         return dropped, found
 
@@ -383,15 +386,23 @@ class _Transformer:
         return kind, day, DayFile(path, rows)
 
     def finish(self) -> TrustedResult:
-        dropped, found = self._whole_file()
         (self.workdir / "out").mkdir(parents=True, exist_ok=True)
         self.kept_spill.close()
         self.bad_spill.close()
-        jobs = [("trusted", day) for day in self.kept_spill.days()]
-        jobs += [("quarantine", day) for day in self.bad_spill.days()]
+        none = np.zeros(0, dtype=bool)
         # Days are independent, and Arrow and the Parquet writer release the GIL: use the cores.
+        # Quarantined days need nothing from step 2, so they are written while it runs.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            written = list(pool.map(lambda j: self._write_day(j[0], j[1], dropped, found), jobs))
+            quarantine = [
+                pool.submit(self._write_day, "quarantine", day, none, [])
+                for day in self.bad_spill.days()
+            ]
+            dropped, found = self._whole_file()
+            trusted = [
+                pool.submit(self._write_day, "trusted", day, dropped, found)
+                for day in self.kept_spill.days()
+            ]
+            written = [job.result() for job in trusted + quarantine]
         for kind, day, item in written:
             if item is None:
                 continue

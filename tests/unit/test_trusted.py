@@ -190,9 +190,12 @@ def test_string_primary_keys_hash_per_value() -> None:
     assert len({int(x) for x in h[[0, 1, 2, 4, 5, 6]]}) == 6
     # a slice hashes its own values, not the parent's
     assert keys.hash_array(values.slice(3, 2)).tolist() == h[3:5].tolist()
-    assert keys.later_copies(
-        np.array([5, 3, 5, 7, 3, 3, 9], dtype=np.uint64), parts=2
-    ).tolist() == [2, 4, 5]
+    later = [2, 4, 5]
+    assert keys.later_copies(np.array([5, 3, 5, 7, 3, 3, 9], dtype=np.uint64), 2).tolist() == later
+    # dense integer ids are counted, sparse ones sorted: the same answer
+    assert keys.later_copies(np.array([5, 3, 5, 7, 3, 3, 9], dtype=np.int64)).tolist() == later
+    sparse = np.array([10**12, -1, 10**12, 7, -1], dtype=np.int64)
+    assert keys.later_copies(sparse).tolist() == [2, 4]
 
 
 def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
