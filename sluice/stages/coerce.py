@@ -66,8 +66,6 @@ def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
     return result
 
 
-
-
 def _parse_dates(text: pa.Array) -> pa.Array:
     # Fast path: Arrow's own parser accepts exactly YYYY-MM-DD and rejects impossible dates,
     # so when it reads every value there is nothing else to check.

@@ -29,6 +29,19 @@ class GroupCodes:
     def encode(self, columns: list[pa.Array], n: int) -> np.ndarray:
         if not columns:
             return np.zeros(n, dtype=np.int32)
+        if len(columns) == 1:
+            # One column: its dictionary entries map straight to the file's group codes.
+            encoded = pc.dictionary_encode(columns[0], null_encoding="encode")
+            if isinstance(encoded, pa.ChunkedArray):
+                encoded = encoded.combine_chunks()
+            table = np.array(
+                [
+                    self.codes.setdefault((v,), len(self.codes))
+                    for v in encoded.dictionary.to_pylist()
+                ],
+                dtype=np.int32,
+            )
+            return np.asarray(table[encoded.indices.to_numpy(zero_copy_only=False)], np.int32)
         # Each column's dictionary is tiny: map it to codes per column, then combine the
         # columns' codes arithmetically (no per-row Python, no sort of whole rows).
         combined = np.zeros(n, dtype=np.int64)

@@ -17,6 +17,7 @@ duplicates` holds for every file and is checked on every run.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
@@ -291,7 +292,7 @@ class _Transformer:
 
     # ------------------------------------------------------------------ step 2: whole file
 
-    def _whole_file(self) -> tuple[np.ndarray, list[Fences]]:
+    def _whole_file(self, pool: ThreadPoolExecutor) -> tuple[np.ndarray, list[Fences]]:
         dropped = np.zeros(self.kept_rows, dtype=bool)
         dropped[keys_mod.later_copies(self.keys.view())] = True
         del self.keys
@@ -299,19 +300,27 @@ class _Transformer:
         found = []
         for i, spec in enumerate(self.contract.outliers):
             chunks: dict[int, list[np.ndarray]] = {}
-            columns = [spec.column, _group_column(i), _ORD]
-            for day in self.kept_spill.days():
-                # One day at a time, as whole columns: few, large numpy operations.
-                table = pa.Table.from_batches(self.kept_spill.batches(day)).select(columns)
-                number = pc.cast(table[spec.column], pa.float64()).combine_chunks()
-                values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
-                ordinals = table[_ORD].combine_chunks().to_numpy()
-                keep = ~dropped[ordinals] & ~np.isnan(values)
-                codes = table[_group_column(i)].combine_chunks().to_numpy()[keep]
-                for code, part in split_by_group(values[keep], codes):
+            days = self.kept_spill.days()
+            inputs = pool.map(functools.partial(self._outlier_inputs, i=i, dropped=dropped), days)
+            for per_day in inputs:
+                for code, part in per_day:
                     chunks.setdefault(code, []).append(part)
             found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
         return dropped, found
+
+    def _outlier_inputs(
+        self, day: date, i: int, dropped: np.ndarray
+    ) -> list[tuple[int, np.ndarray]]:
+        """One day's kept, present values of outlier check `i`, by group."""
+        spec = self.contract.outliers[i]
+        columns = [spec.column, _group_column(i), _ORD]
+        table = pa.Table.from_batches(self.kept_spill.batches(day)).select(columns)
+        number = pc.cast(table[spec.column], pa.float64()).combine_chunks()
+        values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
+        ordinals = table[_ORD].combine_chunks().to_numpy()
+        keep = ~dropped[ordinals] & ~np.isnan(values)
+        codes = table[_group_column(i)].combine_chunks().to_numpy()[keep]
+        return list(split_by_group(values[keep], codes))
 
     # ------------------------------------------------------------------ step 3: per day
 
@@ -397,7 +406,7 @@ class _Transformer:
                 pool.submit(self._write_day, "quarantine", day, none, [])
                 for day in self.bad_spill.days()
             ]
-            dropped, found = self._whole_file()
+            dropped, found = self._whole_file(pool)
             trusted = [
                 pool.submit(self._write_day, "trusted", day, dropped, found)
                 for day in self.kept_spill.days()
