@@ -71,6 +71,8 @@ def run_stage(
         raise
     duration_ms = (time.perf_counter() - started) * 1000
     metrics.add_metric(name="DurationMs", unit=MetricUnit.Milliseconds, value=duration_ms)
+    # Carried in the state, so lineage records how long each stage took.
+    result.setdefault("duration_ms", round(duration_ms))
     for field, metric in _COUNT_METRICS.items():
         if field in result:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result[field])

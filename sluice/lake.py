@@ -138,6 +138,11 @@ def trusted_key(dataset: str, day: date, source: SourceObject) -> str:
     return trusted_prefix(dataset, day) + _file_name(source)
 
 
+# Lineage lives in DELIVERY: JSON manifests per execution, and the `lineage` table's Parquet.
+LINEAGE_MANIFESTS = "_lineage/manifests"
+LINEAGE_RECORDS = "_lineage/records"
+
+
 def delivery_key(dataset: str, record_type: str, day: date, source: SourceObject | None) -> str:
     name = _file_name(source) if source else f"{record_type.lower()}.parquet"
     return f"{dataset}/record_type={record_type}/{date_partition(day)}/{name}"

@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -347,6 +348,10 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
         ),
         "counts": result.counts(),
+        "days": {day.isoformat(): q.to_dict() for day, q in sorted(result.days.items())},
+        "stale_quality_days": sorted(
+            set(previous.get("days", {})) - {d.isoformat() for d in result.days}
+        ),
         "quality": {
             "reasons": result.reasons,
             "flags": result.flags,
@@ -381,38 +386,61 @@ def _day_table(store: ObjectStore, settings: Settings, dataset: str, day: date) 
     )
 
 
+def _put_table(
+    store: ObjectStore, bucket: str, key: str, table: pa.Table, record_type: str, day: str
+) -> dict[str, Any]:
+    store.put_bytes(bucket, key, _write_parquet(table), PARQUET)
+    return {
+        "bucket": bucket,
+        "key": key,
+        "record_type": record_type,
+        "day": day,
+        "rows": table.num_rows,
+    }
+
+
 def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+    started = time.perf_counter()
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
     pointer = state["trusted"]["manifest"]
     manifest = json.loads(store.get_bytes(pointer["bucket"], pointer["key"]))
     contract = parse_contract(manifest["contract"], f"manifest:{pointer['key']}")
     delivered_at = datetime.now(UTC).replace(microsecond=0)
+    bucket = settings.delivery_bucket
+    version = settings.pipeline_version
+
+    def key_of(record_type: str, day: str, per_source: bool = True) -> str:
+        return lake.delivery_key(
+            dataset, record_type, date.fromisoformat(day), source if per_source else None
+        )
 
     outputs: list[dict[str, Any]] = []
+    # DETAIL: the trusted records of each day, with the delivery columns.
     for item in manifest["trusted"]:
-        day = date.fromisoformat(item["day"])
         part = delivery_stage.detail(
-            _read_parquet(store, item["bucket"], item["key"]),
-            delivered_at,
-            settings.pipeline_version,
+            _read_parquet(store, item["bucket"], item["key"]), delivered_at, version
         )
-        key = lake.delivery_key(dataset, delivery_stage.DETAIL, day, source)
-        store.put_bytes(settings.delivery_bucket, key, _write_parquet(part), PARQUET)
-        outputs.append(
-            {
-                "bucket": settings.delivery_bucket,
-                "key": key,
-                "record_type": delivery_stage.DETAIL,
-                "day": item["day"],
-                "rows": part.num_rows,
-            }
+        key = key_of(delivery_stage.DETAIL, item["day"])
+        outputs.append(_put_table(store, bucket, key, part, delivery_stage.DETAIL, item["day"]))
+    # QUALITY: per source object and day, from the Trusted manifest's counts.
+    lineage_columns = {
+        "source_file": f"s3://{source.bucket}/{source.key}",
+        "source_version": source.version_id or source.etag.strip('"'),
+        "execution": str(state.get("execution", "")),
+        "contract_version": contract.version,
+    }
+    for day_text, stats in manifest.get("days", {}).items():
+        table = delivery_stage.quality(
+            date.fromisoformat(day_text), stats, lineage_columns, delivered_at, version
         )
+        key = key_of(delivery_stage.QUALITY, day_text)
+        outputs.append(_put_table(store, bucket, key, table, delivery_stage.QUALITY, day_text))
+    # A new version of the object replaces its own rows: days it no longer has lose them.
     for day_text in manifest.get("stale_days", []):
-        store.delete(
-            settings.delivery_bucket,
-            lake.delivery_key(dataset, delivery_stage.DETAIL, date.fromisoformat(day_text), source),
-        )
+        store.delete(bucket, key_of(delivery_stage.DETAIL, day_text))
+    for day_text in manifest.get("stale_quality_days", []):
+        store.delete(bucket, key_of(delivery_stage.QUALITY, day_text))
 
     # Summaries are recomputed from all TRUSTED rows of each touched day, so they stay right
     # however many files feed a day and however often one is rerun.
@@ -421,45 +449,51 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     )
     for day_text in touched:
         day = date.fromisoformat(day_text)
-        key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+        key = key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False)
         day_table = _day_table(store, settings, dataset, day)
         if day_table is None:
-            store.delete(settings.delivery_bucket, key)
+            store.delete(bucket, key)
             continue
         summary = delivery_stage.daily_summary(day_table, contract, day)
-        store.put_bytes(settings.delivery_bucket, key, _write_parquet(summary), PARQUET)
         outputs.append(
-            {
-                "bucket": settings.delivery_bucket,
-                "key": key,
-                "record_type": delivery_stage.DAILY_SUMMARY,
-                "day": day_text,
-                "rows": summary.num_rows,
-            }
+            _put_table(store, bucket, key, summary, delivery_stage.DAILY_SUMMARY, day_text)
         )
 
-    # Written last: a lineage manifest means every output of the run is in place.
-    lineage_key = f"_lineage/{dataset}/{lake.safe_token(source.stem, 60)}-{source.object_id}.json"
+    # Lineage, written last: a manifest means every output of the run is in place.
+    durations = {
+        "validate": state.get("validate", {}).get("duration_ms"),
+        "trusted": state.get("trusted", {}).get("duration_ms"),
+        "delivery": round((time.perf_counter() - started) * 1000),
+    }
     lineage = {
-        "execution": state.get("execution", ""),
+        "execution": str(state.get("execution", "")),
         "dataset": dataset,
         "source": source.to_dict(),
-        "contract": {"dataset": contract.dataset, "version": contract.version},
+        "contract": {
+            "dataset": contract.dataset,
+            "version": contract.version,
+            "inferred": contract.inferred,
+        },
         "counts": manifest["counts"],
-        "outputs": manifest["trusted"] + manifest["quarantined"] + outputs,
+        "outputs": [{**o, "layer": "trusted"} for o in manifest["trusted"]]
+        + [{**o, "layer": "quarantine"} for o in manifest["quarantined"]]
+        + [{**o, "layer": "delivery"} for o in outputs],
+        "durations_ms": durations,
         "delivered_at": delivered_at.isoformat(),
     }
+    name = f"{lake.safe_token(source.stem, 60)}-{source.object_id}"
+    records_key = f"{lake.LINEAGE_RECORDS}/{dataset}-{name}.parquet"
     store.put_bytes(
-        settings.delivery_bucket,
-        lineage_key,
-        json.dumps(lineage, indent=2).encode(),
-        "application/json",
+        bucket, records_key, _write_parquet(delivery_stage.lineage_table(lineage)), PARQUET
     )
+    lineage_key = f"{lake.LINEAGE_MANIFESTS}/{dataset}/{name}.json"
+    store.put_bytes(bucket, lineage_key, json.dumps(lineage, indent=2).encode(), "application/json")
     return {
-        "lineage": {"bucket": settings.delivery_bucket, "key": lineage_key},
+        "lineage": {"bucket": bucket, "key": lineage_key},
         "detail_files": sum(1 for o in outputs if o["record_type"] == delivery_stage.DETAIL),
         "summary_files": sum(
             1 for o in outputs if o["record_type"] == delivery_stage.DAILY_SUMMARY
         ),
+        "quality_files": sum(1 for o in outputs if o["record_type"] == delivery_stage.QUALITY),
         "rows_out": sum(o["rows"] for o in outputs if o["record_type"] == delivery_stage.DETAIL),
     }

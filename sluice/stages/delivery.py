@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,20 +12,77 @@ from sluice.contracts import Contract
 
 DETAIL = "DETAIL"
 DAILY_SUMMARY = "DAILY_SUMMARY"
-RECORD_TYPES = (DETAIL, DAILY_SUMMARY)
+QUALITY = "QUALITY"
+RECORD_TYPES = (DETAIL, DAILY_SUMMARY, QUALITY)
+# `record_type` is the partition column (`record_type=<TYPE>/` in the key): Athena and DuckDB
+# take it from the path, so it is not repeated inside the files.
+
+
+def _stamps(n: int, delivered_at: datetime, pipeline_version: str) -> dict[str, pa.Array]:
+    return {
+        "delivery_timestamp": pa.repeat(pa.scalar(delivered_at, pa.timestamp("us", tz="UTC")), n),
+        "processing_layer": pa.repeat(pa.scalar("delivery", pa.string()), n),
+        "pipeline_version": pa.repeat(pa.scalar(pipeline_version, pa.string()), n),
+    }
 
 
 def detail(trusted: pa.Table, delivered_at: datetime, pipeline_version: str) -> pa.Table:
     """Trusted records with the delivery layer's columns."""
-    n = trusted.num_rows
     table = trusted.drop_columns(
         [c for c in ("processing_layer", "pipeline_version") if c in trusted.column_names]
     )
-    table = table.append_column(
-        "delivery_timestamp", pa.array([delivered_at] * n, pa.timestamp("us", tz="UTC"))
+    for name, values in _stamps(table.num_rows, delivered_at, pipeline_version).items():
+        table = table.append_column(name, values)
+    return table
+
+
+QUALITY_SCHEMA = pa.schema(
+    [
+        ("quality_date", pa.date32()),
+        ("source_file", pa.string()),
+        ("source_version", pa.string()),
+        ("execution", pa.string()),
+        ("contract_version", pa.string()),
+        ("rows_in", pa.int64()),
+        ("rows_trusted", pa.int64()),
+        ("rows_quarantined", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("quarantined_by_reason", pa.map_(pa.string(), pa.int64())),
+        ("null_counts", pa.map_(pa.string(), pa.int64())),
+        ("outliers", pa.int64()),
+        ("quality_score_mean", pa.float64()),
+        ("quality_score_min", pa.float64()),
+        ("quality_score_max", pa.float64()),
+        ("delivery_timestamp", pa.timestamp("us", tz="UTC")),
+        ("processing_layer", pa.string()),
+        ("pipeline_version", pa.string()),
+    ]
+)
+
+
+def quality(
+    day: date,
+    stats: dict[str, Any],
+    lineage: dict[str, str],
+    delivered_at: datetime,
+    pipeline_version: str,
+) -> pa.Table:
+    """One QUALITY record: what happened to one source object's rows of one day."""
+    row: dict[str, Any] = {
+        "quality_date": day,
+        **lineage,
+        **{k: v for k, v in stats.items() if k in QUALITY_SCHEMA.names},
+    }
+    for name in ("quarantined_by_reason", "null_counts"):
+        row[name] = list(stats.get(name, {}).items())
+    row.update(
+        {
+            "delivery_timestamp": delivered_at,
+            "processing_layer": "delivery",
+            "pipeline_version": pipeline_version,
+        }
     )
-    table = table.append_column("processing_layer", pa.array(["delivery"] * n, pa.string()))
-    return table.append_column("pipeline_version", pa.array([pipeline_version] * n, pa.string()))
+    return pa.Table.from_pylist([row], schema=QUALITY_SCHEMA)
 
 
 def daily_summary(trusted_day: pa.Table, contract: Contract, day: date) -> pa.Table:
@@ -53,3 +111,62 @@ def daily_summary(trusted_day: pa.Table, contract: Contract, day: date) -> pa.Ta
     columns["avg_quality_score"] = grouped["data_quality_score_mean"]
     table = pa.table(columns)
     return table.sort_by([(g, "ascending") for g in groups]) if groups else table
+
+
+LINEAGE_SCHEMA = pa.schema(
+    [
+        ("execution", pa.string()),
+        ("dataset", pa.string()),
+        ("raw_bucket", pa.string()),
+        ("raw_key", pa.string()),
+        ("raw_version", pa.string()),
+        ("raw_etag", pa.string()),
+        ("contract_version", pa.string()),
+        ("contract_inferred", pa.bool_()),
+        ("rows_in", pa.int64()),
+        ("layer", pa.string()),
+        ("record_type", pa.string()),
+        ("output_bucket", pa.string()),
+        ("output_key", pa.string()),
+        ("output_day", pa.date32()),
+        ("output_rows", pa.int64()),
+        ("validate_ms", pa.int64()),
+        ("trusted_ms", pa.int64()),
+        ("delivery_ms", pa.int64()),
+        ("delivered_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def lineage_table(manifest: dict[str, Any]) -> pa.Table:
+    """The lineage manifest as rows of the `lineage` table: one per output file."""
+    source = manifest["source"]
+    durations = manifest["durations_ms"]
+    common = {
+        "execution": manifest["execution"],
+        "dataset": manifest["dataset"],
+        "raw_bucket": source["bucket"],
+        "raw_key": source["key"],
+        "raw_version": source.get("version_id") or None,
+        "raw_etag": source.get("etag") or None,
+        "contract_version": manifest["contract"]["version"],
+        "contract_inferred": bool(manifest["contract"].get("inferred", False)),
+        "rows_in": manifest["counts"]["rows_in"],
+        "validate_ms": durations.get("validate"),
+        "trusted_ms": durations.get("trusted"),
+        "delivery_ms": durations.get("delivery"),
+        "delivered_at": datetime.fromisoformat(manifest["delivered_at"]),
+    }
+    rows = [
+        {
+            **common,
+            "layer": item["layer"],
+            "record_type": item.get("record_type"),
+            "output_bucket": item["bucket"],
+            "output_key": item["key"],
+            "output_day": date.fromisoformat(item["day"]),
+            "output_rows": item["rows"],
+        }
+        for item in manifest["outputs"]
+    ]
+    return pa.Table.from_pylist(rows, schema=LINEAGE_SCHEMA)

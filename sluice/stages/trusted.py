@@ -79,6 +79,47 @@ class DayFile:
 
 
 @dataclass
+class DayQuality:
+    """What happened to one event day's rows of one file (DELIVERY's QUALITY records)."""
+
+    trusted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
+    outliers: int = 0
+    score_sum: float = 0.0
+    score_min: float | None = None
+    score_max: float | None = None
+
+    @property
+    def rows_in(self) -> int:
+        return self.trusted + self.quarantined + self.duplicates
+
+    def add_scores(self, scores: np.ndarray) -> None:
+        if len(scores) == 0:
+            return
+        self.score_sum += float(scores.sum())
+        low, high = float(scores.min()), float(scores.max())
+        self.score_min = low if self.score_min is None else min(self.score_min, low)
+        self.score_max = high if self.score_max is None else max(self.score_max, high)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows_in": self.rows_in,
+            "rows_trusted": self.trusted,
+            "rows_quarantined": self.quarantined,
+            "duplicates": self.duplicates,
+            "quarantined_by_reason": dict(sorted(self.reasons.items())),
+            "null_counts": dict(sorted(self.nulls.items())),
+            "outliers": self.outliers,
+            "quality_score_mean": round(self.score_sum / self.trusted, 4) if self.trusted else None,
+            "quality_score_min": self.score_min,
+            "quality_score_max": self.score_max,
+        }
+
+
+@dataclass
 class TrustedResult:
     trusted: dict[date, DayFile] = field(default_factory=dict)
     quarantined: dict[date, DayFile] = field(default_factory=dict)
@@ -90,6 +131,10 @@ class TrustedResult:
     flags: dict[str, int] = field(default_factory=dict)
     nulls: dict[str, int] = field(default_factory=dict)
     outliers: int = 0
+    days: dict[date, DayQuality] = field(default_factory=dict)
+
+    def day(self, day: date) -> DayQuality:
+        return self.days.setdefault(day, DayQuality())
 
     def check_accounting(self) -> None:
         total = self.rows_trusted + self.rows_quarantined + self.duplicates
@@ -97,6 +142,11 @@ class TrustedResult:
             raise AssertionError(
                 f"row accounting broken: {self.rows_in} in, {self.rows_trusted} trusted + "
                 f"{self.rows_quarantined} quarantined + {self.duplicates} duplicates = {total}"
+            )
+        per_day = sum(q.rows_in for q in self.days.values())
+        if per_day != self.rows_in:
+            raise AssertionError(
+                f"row accounting broken: {per_day} rows over days, {self.rows_in} in"
             )
 
     def read(self, day: date, quarantine: bool = False) -> pa.Table:
@@ -241,6 +291,14 @@ class _Transformer:
         self.result.rows_quarantined += prepared.rejected
         for day, part in prepared.bad_parts:
             self.bad_spill.append(day, part)
+            quality = self.result.day(day)
+            quality.quarantined += part.num_rows
+            codes = pc.value_counts(pc.list_flatten(part.column(REASONS))).to_pylist()
+            for item in codes:
+                _add_count(quality.reasons, item["values"], item["counts"])
+            for name in self.contract.names:
+                if name in part.schema.names:
+                    _add_count(quality.nulls, name, part.column(name).null_count)
         if not prepared.kept:
             return
         offset = pa.scalar(self.kept_rows, pa.int64())
@@ -324,10 +382,13 @@ class _Transformer:
 
     # ------------------------------------------------------------------ step 3: per day
 
-    def _enrich(self, chunk: pa.Table, dropped: np.ndarray, found: list[Fences]) -> pa.Table:
+    def _enrich(
+        self, day: date, chunk: pa.Table, dropped: np.ndarray, found: list[Fences]
+    ) -> pa.Table:
         ordinals = chunk[_ORD].to_numpy()
         keep = ~dropped[ordinals]
-        if not keep.all():
+        duplicates = len(keep) - int(keep.sum())
+        if duplicates:
             chunk = chunk.filter(pa.array(keep))
         n = chunk.num_rows
         flags = [
@@ -342,10 +403,9 @@ class _Transformer:
             flagged = found[i].flag(chunk[spec.column].combine_chunks(), codes)
             flags[self.flag_codes.index(spec.code)] = flagged
             outlier_any |= flagged
-        with self.lock:  # days are enriched in parallel
-            for code, mask in zip(self.flag_codes, flags, strict=True):
-                _add_count(self.result.flags, code, int(mask.sum()))
-            self.result.outliers += int(outlier_any.sum())
+        flag_counts = {
+            code: int(mask.sum()) for code, mask in zip(self.flag_codes, flags, strict=True)
+        }
         failed = np.sum([flags[i] for i in self.scored], axis=0) if self.scored else 0
         score = rules.quality_score(
             chunk[_PRESENT].to_numpy(),
@@ -365,6 +425,18 @@ class _Transformer:
             out[OUTLIER] = pa.array(outlier_any)
         out[FLAGS] = rules.code_lists(self.flag_codes, flags, n)
         out[SCORE] = pa.array(score, pa.float64())
+        with self.lock:  # days are enriched in parallel
+            quality = self.result.day(day)
+            quality.trusted += n
+            quality.duplicates += duplicates
+            quality.outliers += int(outlier_any.sum())
+            quality.add_scores(score)
+            for code, count in flag_counts.items():
+                _add_count(self.result.flags, code, count)
+                kind, _, column = code.partition(":")
+                if kind in ("NULL", "FILLED"):
+                    _add_count(quality.nulls, column, count)
+            self.result.outliers += int(outlier_any.sum())
         ctx = self.ctx
         stamps = {
             "processed_timestamp": pa.scalar(ctx.processed_at, pa.timestamp("us", tz="UTC")),
@@ -383,7 +455,7 @@ class _Transformer:
         path = self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
         if kind == "trusted":
             chunks = (
-                self._enrich(chunk, dropped, found)
+                self._enrich(day, chunk, dropped, found)
                 for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
             )
             rows = _write_chunks(path, chunks, self.contract)
