@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice import lake
+from sluice import lake, query
+from sluice.contracts import ContractError
 from sluice.lake import SourceObject
 from sluice.report import ExecutionReport, build_report, error_message, execution_history
 
@@ -113,8 +114,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 FileRun(path, dataset, source, report, _outputs(cloud, source, dataset, report))
             )
         counts = cloud.snapshot(lake_dir)
+    result = query.run(lake_dir, args.query) if args.query else None
     if args.json:
-        print(json.dumps({"lake": str(lake_dir), "files": [r.to_dict() for r in runs]}, indent=2))
+        document: dict[str, Any] = {"lake": str(lake_dir), "files": [r.to_dict() for r in runs]}
+        if result is not None:
+            document["query"] = {
+                "sql": args.query,
+                "rows": json.loads(query.render(result, "json")),
+            }
+        print(json.dumps(document, indent=2))
     else:
         for run in runs:
             _print_report(run)
@@ -122,7 +130,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         ok = sum(1 for r in runs if r.report.status == "SUCCEEDED")
         print(f"lake: {lake_dir}/ ({layers} files; logs in {lake_dir}/_logs/)")
         print(f"{len(runs)} file(s): {ok} succeeded, {len(runs) - ok} failed")
+        if result is not None:
+            print()
+            print(query.render(result, "table"))
     return 0 if all(r.report.status == "SUCCEEDED" for r in runs) else 1
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    print(query.render(query.run(Path(args.lake), args.sql), args.format))
+    return 0
+
+
+def cmd_ddl(args: argparse.Namespace) -> int:
+    from sluice import catalog
+    from sluice.config import CONTRACTS_DIR
+    from sluice.contracts import find_contract
+
+    names = args.datasets or sorted(p.stem for p in CONTRACTS_DIR.glob("*.yaml"))
+    contracts = []
+    for name in names:
+        contract = find_contract(name, CONTRACTS_DIR)
+        if contract is None:
+            raise RuntimeError(f"no contract for dataset {name!r} in {CONTRACTS_DIR}")
+        contracts.append(contract)
+    if args.write:
+        for path in catalog.write_catalog(contracts):
+            print(f"wrote {path}")
+        return 0
+    for contract in contracts:
+        print(catalog.dataset_ddl(contract))
+    print(catalog.lineage_ddl())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print one JSON document")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per execution")
+    run.add_argument("--query", metavar="SQL", help="run this SQL over the lake afterwards")
     run.set_defaults(func=cmd_run)
+
+    ask = sub.add_parser(
+        "query", help="SQL over the local lake (DuckDB), with the Athena table names"
+    )
+    ask.add_argument("sql", metavar="SQL")
+    ask.add_argument("--lake", default="lake", help="lake folder (default: ./lake)")
+    ask.add_argument("--format", choices=query.FORMATS, default="table")
+    ask.set_defaults(func=cmd_query)
+
+    ddl = sub.add_parser("ddl", help="Athena DDL for the datasets' tables, from their contracts")
+    ddl.add_argument("datasets", nargs="*", metavar="DATASET", help="default: every contract")
+    ddl.add_argument("--write", action="store_true", help="write catalog/<dataset>.sql")
+    ddl.set_defaults(func=cmd_ddl)
     return parser
 
 
@@ -148,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except (TimeoutError, RuntimeError) as exc:
+    except (TimeoutError, RuntimeError, ContractError) as exc:
         print(f"sluice: {exc}", file=sys.stderr)
         return 1
 

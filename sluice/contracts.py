@@ -221,6 +221,16 @@ class Contract:
         return header + yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# Partition columns and the columns every layer adds: a dataset column may not take them.
+RESERVED_NAMES = frozenset(
+    {
+        "year", "month", "day", "record_type", "is_outlier", "quality_flags",
+        "data_quality_score", "processed_timestamp", "source_file", "source_version",
+        "pipeline_version", "processing_layer", "delivery_timestamp", "reason_codes", "_row",
+    }
+)  # fmt: skip
+
+
 class _Checker:
     """Raises `ContractError`s that all name the same source file."""
 
@@ -418,6 +428,7 @@ def _parse_bands(check: _Checker, value: Any, columns: dict[str, Column]) -> tup
         spec = check.mapping(spec, where, example)
         check.only(spec, where, {"column", "edges", "labels"})
         check.expect(name not in columns, where, "is already a column", "pick a new name")
+        check.expect(name not in RESERVED_NAMES, where, "is a reserved name", "pick a new name")
         column = spec.get("column")
         check.columns_exist((str(column),), columns, f"{where}.column", NUMERIC)
         edges = spec.get("edges")
@@ -503,6 +514,7 @@ def _parse_derived(check: _Checker, value: Any, columns: dict[str, Column]) -> t
         spec = check.mapping(spec, where, example)
         check.only(spec, where, {"column", "function"})
         check.expect(name not in columns, where, "is already a column", "pick a new name")
+        check.expect(name not in RESERVED_NAMES, where, "is a reserved name", "pick a new name")
         function = spec.get("function")
         check.expect(
             function in DERIVED_FUNCTIONS,
@@ -551,6 +563,13 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
     )
     assert isinstance(raw_columns, Mapping)
     columns = {str(n): _parse_column(check, str(n), spec) for n, spec in raw_columns.items()}
+    for name in columns:
+        check.expect(
+            name not in RESERVED_NAMES,
+            f"columns.{name}",
+            "is a name the pipeline itself writes (partition or lineage column)",
+            "rename the column in the contract",
+        )
     primary_key = check.names(document.get("primary_key"), "primary_key")
     check.columns_exist(primary_key, columns, "primary_key", TYPES)
     event_date = document.get("event_date")
@@ -625,7 +644,10 @@ def infer_contract(dataset: str, table: pa.Table) -> Contract:
     """A contract guessed from staged (string) data: types from values, roles from names."""
     from sluice.stages.coerce import infer_type
 
-    columns = [Column(name, infer_type(table.column(name))) for name in table.column_names]
+    # Columns named like the pipeline's own (`year`, `source_file`, ...) cannot be kept under
+    # that name; they stay in RAW and are left out of the guess.
+    usable = [n for n in table.column_names if n not in RESERVED_NAMES]
+    columns = [Column(name, infer_type(table.column(name))) for name in usable]
     by_name = {c.name: c for c in columns}
     primary_key: tuple[str, ...] = ()
     for col in columns:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import Contract
+from sluice.stages.coerce import ARROW_TYPES
 
 DETAIL = "DETAIL"
 DAILY_SUMMARY = "DAILY_SUMMARY"
@@ -26,6 +27,38 @@ def _stamps(n: int, delivered_at: datetime, pipeline_version: str) -> dict[str, 
     }
 
 
+DELIVERY_STAMPS = pa.schema(
+    [
+        ("delivery_timestamp", pa.timestamp("us", tz="UTC")),
+        ("processing_layer", pa.string()),
+        ("pipeline_version", pa.string()),
+    ]
+)
+
+
+def detail_schema(trusted: pa.Schema) -> pa.Schema:
+    """DETAIL files: the trusted columns, then the delivery layer's own."""
+    kept = [f for f in trusted if f.name not in DELIVERY_STAMPS.names]
+    return pa.schema(kept + list(DELIVERY_STAMPS))
+
+
+def summary_schema(contract: Contract) -> pa.Schema:
+    """DAILY_SUMMARY files: per day and group, statistics of each measure."""
+    fields = [pa.field("summary_date", pa.date32())]
+    fields += [pa.field(g, ARROW_TYPES[contract.column(g).type]) for g in contract.group_by]
+    fields.append(pa.field("record_count", pa.int64()))
+    for m in contract.measures:
+        measure = ARROW_TYPES[contract.column(m).type]
+        fields += [
+            pa.field(f"{m}_sum", measure),
+            pa.field(f"{m}_mean", pa.float64()),
+            pa.field(f"{m}_min", measure),
+            pa.field(f"{m}_max", measure),
+        ]
+    fields.append(pa.field("avg_quality_score", pa.float64()))
+    return pa.schema(fields)
+
+
 def detail(trusted: pa.Table, delivered_at: datetime, pipeline_version: str) -> pa.Table:
     """Trusted records with the delivery layer's columns."""
     table = trusted.drop_columns(
@@ -33,7 +66,7 @@ def detail(trusted: pa.Table, delivered_at: datetime, pipeline_version: str) -> 
     )
     for name, values in _stamps(table.num_rows, delivered_at, pipeline_version).items():
         table = table.append_column(name, values)
-    return table
+    return table.cast(detail_schema(trusted.schema))
 
 
 QUALITY_SCHEMA = pa.schema(
@@ -110,7 +143,8 @@ def daily_summary(trusted_day: pa.Table, contract: Contract, day: date) -> pa.Ta
             columns[f"{m}_{stat}"] = values
     columns["avg_quality_score"] = grouped["data_quality_score_mean"]
     table = pa.table(columns)
-    return table.sort_by([(g, "ascending") for g in groups]) if groups else table
+    table = table.sort_by([(g, "ascending") for g in groups]) if groups else table
+    return table.cast(summary_schema(contract))
 
 
 LINEAGE_SCHEMA = pa.schema(

@@ -38,6 +38,7 @@ from sluice.contracts import Contract
 from sluice.memory import use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
+from sluice.stages.coerce import ARROW_TYPES
 from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
 from sluice.stages.spill import DaySpill, split_by_day
 
@@ -218,6 +219,7 @@ class _Transformer:
         self.workdir = workdir
         self.fallback_day = ctx.processed_at.date()
         self.flag_codes = rules.flag_codes(contract)
+        self.schema = output_schema(contract)
         self.scored = [self.flag_codes.index(code) for code in rules.scored_flags(contract)]
         self.result = TrustedResult()
         self.lock = threading.Lock()
@@ -438,16 +440,10 @@ class _Transformer:
                     _add_count(quality.nulls, column, count)
             self.result.outliers += int(outlier_any.sum())
         ctx = self.ctx
-        stamps = {
-            "processed_timestamp": pa.scalar(ctx.processed_at, pa.timestamp("us", tz="UTC")),
-            "source_file": pa.scalar(ctx.source_file, pa.string()),
-            "source_version": pa.scalar(ctx.source_version, pa.string()),
-            "pipeline_version": pa.scalar(ctx.pipeline_version, pa.string()),
-            "processing_layer": pa.scalar("trusted", pa.string()),
-        }
-        for name, value in stamps.items():
-            out[name] = pa.repeat(value, n)
-        return pa.table(out)
+        values = [ctx.processed_at, ctx.source_file, ctx.source_version, ctx.pipeline_version]
+        for stamp, value in zip(STAMPS, [*values, "trusted"], strict=True):
+            out[stamp.name] = pa.repeat(pa.scalar(value, stamp.type), n)
+        return pa.table(out).cast(self.schema)
 
     def _write_day(
         self, kind: str, day: date, dropped: np.ndarray, found: list[Fences]
@@ -494,6 +490,40 @@ class _Transformer:
                 self.result.quarantined[day] = item
         self.result.check_accounting()
         return self.result
+
+
+_DERIVED_TYPES = {
+    "year": pa.int64(),
+    "month": pa.int64(),
+    "day": pa.int64(),
+    "quarter": pa.int64(),
+    "day_of_week": pa.int64(),
+    "upper": pa.string(),
+    "lower": pa.string(),
+    "trim": pa.string(),
+}
+STAMPS = pa.schema(
+    [
+        ("processed_timestamp", pa.timestamp("us", tz="UTC")),
+        ("source_file", pa.string()),
+        ("source_version", pa.string()),
+        ("pipeline_version", pa.string()),
+        ("processing_layer", pa.string()),
+    ]
+)
+
+
+def output_schema(contract: Contract) -> pa.Schema:
+    """The schema of every TRUSTED file of this dataset (and of its Athena table)."""
+    fields = [pa.field(c.name, ARROW_TYPES[c.type]) for c in contract.columns]
+    fields += [pa.field(b.name, pa.string()) for b in contract.bands]
+    for item in contract.derived:
+        source = ARROW_TYPES[contract.column(item.column).type]
+        fields.append(pa.field(item.name, _DERIVED_TYPES.get(item.function, source)))
+    if contract.outliers:
+        fields.append(pa.field(OUTLIER, pa.bool_()))
+    fields += [pa.field(FLAGS, pa.list_(pa.string())), pa.field(SCORE, pa.float64())]
+    return pa.schema(fields + list(STAMPS))
 
 
 def parquet_options(contract: Contract | None, schema: pa.Schema) -> dict[str, Any]:

@@ -1,0 +1,174 @@
+"""Athena/Glue tables for the lake, generated from the contracts.
+
+Each dataset has `trusted_<dataset>` (partitioned `year=/month=/day=`) and `delivery_<dataset>`
+(partitioned `record_type=/year=/month=/day=`, the union of the DETAIL, DAILY_SUMMARY and
+QUALITY columns); `lineage` covers every dataset. Partitions are projected, so no
+`MSCK REPAIR TABLE` is ever needed. The DDL is kept in `catalog/` with `${...}` placeholders
+(database and bucket names) that the infrastructure and `sluice query` fill in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from sluice.config import PROJECT_ROOT
+from sluice.contracts import Contract
+from sluice.lake import LINEAGE_RECORDS
+from sluice.stages import delivery
+from sluice.stages import trusted as trusted_stage
+
+CATALOG_DIR = PROJECT_ROOT / "catalog"
+DATE_PARTITIONS = ("year", "month", "day")
+PLACEHOLDERS = ("Database", "TrustedBucket", "DeliveryBucket")
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+def athena_type(arrow_type: pa.DataType) -> str:
+    """The Athena (Hive DDL) type that reads a Parquet column of `arrow_type`."""
+    if pa.types.is_int64(arrow_type):
+        return "bigint"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "double"
+    if pa.types.is_decimal(arrow_type):
+        return f"decimal({arrow_type.precision},{arrow_type.scale})"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_date(arrow_type):
+        return "date"
+    if pa.types.is_timestamp(arrow_type):
+        return "timestamp"
+    if pa.types.is_list(arrow_type):
+        return f"array<{athena_type(arrow_type.value_type)}>"
+    if pa.types.is_map(arrow_type):
+        return f"map<{athena_type(arrow_type.key_type)},{athena_type(arrow_type.item_type)}>"
+    raise ValueError(f"no Athena type for {arrow_type}")
+
+
+def delivery_schema(contract: Contract) -> pa.Schema:
+    """Every column a DELIVERY file of this dataset can hold (DETAIL, DAILY_SUMMARY, QUALITY)."""
+    fields: dict[str, pa.Field] = {}
+    for schema in (
+        delivery.detail_schema(trusted_stage.output_schema(contract)),
+        delivery.summary_schema(contract),
+        delivery.QUALITY_SCHEMA,
+    ):
+        for item in schema:
+            known = fields.setdefault(item.name, item)
+            if known.type != item.type:
+                raise ValueError(
+                    f"{item.name}: {known.type} in one record type, {item.type} in another"
+                )
+    return pa.schema(list(fields.values()))
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: pa.Schema
+    location: str
+    partitions: tuple[str, ...]
+    record_types: tuple[str, ...] = ()
+
+    def ddl(self) -> str:
+        width = max(len(f.name) for f in self.schema) + 2
+        columns = ",\n".join(
+            f"  {('`' + f.name + '`').ljust(width)} {athena_type(f.type)}" for f in self.schema
+        )
+        text = (
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{Database}}`.`{self.name}` (\n{columns}\n)\n"
+        )
+        if self.partitions:
+            parts = ", ".join(f"`{p}` string" for p in self.partitions)
+            text += f"PARTITIONED BY ({parts})\n"
+        text += f"STORED AS PARQUET\nLOCATION '{self.location}'\n"
+        properties = [("parquet.compression", "ZSTD")]
+        if self.partitions:
+            properties.append(("projection.enabled", "true"))
+            if self.record_types:
+                properties += [
+                    ("projection.record_type.type", "enum"),
+                    ("projection.record_type.values", ",".join(self.record_types)),
+                ]
+            properties += [
+                ("projection.year.type", "integer"),
+                ("projection.year.range", f"{FIRST_YEAR},{LAST_YEAR}"),
+                ("projection.month.type", "integer"),
+                ("projection.month.range", "1,12"),
+                ("projection.month.digits", "2"),
+                ("projection.day.type", "integer"),
+                ("projection.day.range", "1,31"),
+                ("projection.day.digits", "2"),
+            ]
+            template = self.location + "/".join(f"{p}=${{{p}}}" for p in self.partitions)
+            properties.append(("storage.location.template", template))
+        listed = ",\n".join(f"  '{k}'='{v}'" for k, v in properties)
+        return text + f"TBLPROPERTIES (\n{listed}\n);\n"
+
+
+def tables(contract: Contract) -> list[Table]:
+    """The dataset's two tables."""
+    name = contract.dataset
+    return [
+        Table(
+            f"trusted_{name}",
+            trusted_stage.output_schema(contract),
+            f"s3://${{TrustedBucket}}/{name}/",
+            DATE_PARTITIONS,
+        ),
+        Table(
+            f"delivery_{name}",
+            delivery_schema(contract),
+            f"s3://${{DeliveryBucket}}/{name}/",
+            ("record_type", *DATE_PARTITIONS),
+            delivery.RECORD_TYPES,
+        ),
+    ]
+
+
+def lineage_table() -> Table:
+    return Table(
+        "lineage", delivery.LINEAGE_SCHEMA, f"s3://${{DeliveryBucket}}/{LINEAGE_RECORDS}/", ()
+    )
+
+
+HEADER = (
+    "-- Generated by `sluice ddl --write` from {source}; do not edit by hand.\n"
+    "-- ${{Database}}, ${{TrustedBucket}} and ${{DeliveryBucket}} are filled in at deploy time.\n\n"
+)
+
+
+def dataset_ddl(contract: Contract) -> str:
+    return HEADER.format(source=f"contracts/{contract.dataset}.yaml") + "\n".join(
+        t.ddl() for t in tables(contract)
+    )
+
+
+def lineage_ddl() -> str:
+    return HEADER.format(source="sluice/stages/delivery.py") + lineage_table().ddl()
+
+
+def render(ddl: str, values: dict[str, str]) -> str:
+    """Fill the placeholders (`${year}` and the like are Athena's own and stay)."""
+    for name in PLACEHOLDERS:
+        ddl = ddl.replace(f"${{{name}}}", values[name])
+    return ddl
+
+
+def write_catalog(contracts: list[Contract], directory: Path = CATALOG_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for contract in contracts:
+        path = directory / f"{contract.dataset}.sql"
+        path.write_text(dataset_ddl(contract), encoding="utf-8")
+        written.append(path)
+    path = directory / "lineage.sql"
+    path.write_text(lineage_ddl(), encoding="utf-8")
+    written.append(path)
+    return written
