@@ -16,7 +16,7 @@ from sluice.contracts import (
     parse_contract,
 )
 
-BASE = "dataset: t\ncolumns:\n  id: {type: int, required: true}\n  amount: float\n  day: date\n"
+BASE = "dataset: t\ncolumns:\n  id: {type: int, required: true}\n  amount: float\n  booked: date\n"
 
 
 def error_of(text: str) -> str:
@@ -126,8 +126,8 @@ def test_column_errors_name_file_field_and_fix(extra: str, message: str) -> None
             "edges) (fix: write labels: [LOW, MEDIUM, HIGH] for two edges)",
         ),
         (
-            "bands: {amount_category: {column: day, edges: [1], labels: [a, b]}}\n",
-            "contracts/t.yaml: bands.amount_category.column: 'day' is date "
+            "bands: {amount_category: {column: booked, edges: [1], labels: [a, b]}}\n",
+            "contracts/t.yaml: bands.amount_category.column: 'booked' is date "
             "(fix: name a column of type int or float or decimal)",
         ),
         (
