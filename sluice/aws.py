@@ -115,7 +115,11 @@ class ObjectStore:
         self.s3.delete_object(Bucket=bucket, Key=key)
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [key for key, _ in self.list_versions(bucket, prefix)]
+
+    def list_versions(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
+        """(key, ETag) of every object under `prefix`: what is there, and which content."""
+        found: list[tuple[str, str]] = []
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return keys
+            found.extend((obj["Key"], obj.get("ETag", "")) for obj in page.get("Contents", []))
+        return found

@@ -30,7 +30,7 @@ from sluice.contracts import (
     load_contract_text,
     parse_contract,
 )
-from sluice.errors import SluiceDataError
+from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.events import parse_s3_notification
 from sluice.formats import open_file
 from sluice.lake import SourceObject
@@ -372,17 +372,44 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
 # --------------------------------------------------------------------------- delivery
 
 
-def _day_table(store: ObjectStore, settings: Settings, dataset: str, day: date) -> pa.Table | None:
-    keys = sorted(
-        k
-        for k in store.list_keys(settings.trusted_bucket, lake.trusted_prefix(dataset, day))
-        if k.endswith(".parquet")
+def _day_files(store: ObjectStore, settings: Settings, dataset: str, day: date) -> list[Any]:
+    return sorted(
+        item
+        for item in store.list_versions(settings.trusted_bucket, lake.trusted_prefix(dataset, day))
+        if item[0].endswith(".parquet")
     )
-    if not keys:
-        return None
-    return pa.concat_tables(
-        [_read_parquet(store, settings.trusted_bucket, k) for k in keys],
-        promote_options="permissive",
+
+
+SUMMARY_ATTEMPTS = 5
+
+
+def _write_summary(
+    store: ObjectStore, settings: Settings, contract: Contract, dataset: str, day: date, key: str
+) -> pa.Table | None:
+    """Recompute one day's summary from every TRUSTED file of the day, and make sure it
+    covered them all.
+
+    Executions for the same day can deliver at the same time. After writing, the day's files
+    are listed again: if one appeared or changed meanwhile, the summary is recomputed. So the
+    last summary written always covers every file that existed when it was checked, and any
+    file written later belongs to an execution whose own delivery writes after it.
+    """
+    for _ in range(SUMMARY_ATTEMPTS):
+        files = _day_files(store, settings, dataset, day)
+        if not files:
+            store.delete(settings.delivery_bucket, key)
+            summary = None
+        else:
+            day_table = pa.concat_tables(
+                [_read_parquet(store, settings.trusted_bucket, k) for k, _ in files],
+                promote_options="permissive",
+            )
+            summary = delivery_stage.daily_summary(day_table, contract, day)
+            store.put_bytes(settings.delivery_bucket, key, _write_parquet(summary), PARQUET)
+        if _day_files(store, settings, dataset, day) == files:
+            return summary
+    raise SluiceTransientError(
+        f"TRUSTED files of {day} kept changing while its summary was written; retry"
     )
 
 
@@ -448,16 +475,20 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         {item["day"] for item in manifest["trusted"]} | set(manifest.get("stale_days", []))
     )
     for day_text in touched:
-        day = date.fromisoformat(day_text)
         key = key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False)
-        day_table = _day_table(store, settings, dataset, day)
-        if day_table is None:
-            store.delete(bucket, key)
-            continue
-        summary = delivery_stage.daily_summary(day_table, contract, day)
-        outputs.append(
-            _put_table(store, bucket, key, summary, delivery_stage.DAILY_SUMMARY, day_text)
+        summary = _write_summary(
+            store, settings, contract, dataset, date.fromisoformat(day_text), key
         )
+        if summary is not None:
+            outputs.append(
+                {
+                    "bucket": bucket,
+                    "key": key,
+                    "record_type": delivery_stage.DAILY_SUMMARY,
+                    "day": day_text,
+                    "rows": summary.num_rows,
+                }
+            )
 
     # Lineage, written last: a manifest means every output of the run is in place.
     durations = {
