@@ -58,12 +58,17 @@ class SettingsError(ValueError):
     """A `cdk.json` setting is missing, unknown or out of range; the message names its key."""
 
 
+_ENCRYPTIONS = ("kms", "s3")
+
+
 @dataclass(frozen=True)
 class StageSettings:
     """Size of one stage's Lambda function."""
 
     memory_mb: int = 512
     timeout_seconds: int = 300
+    # /tmp holds the downloaded file, the staged file and the per-day spills.
+    ephemeral_storage_mb: int = 512
 
     @property
     def timeout(self) -> Duration:
@@ -91,6 +96,23 @@ class EnvironmentSettings:
     max_file_bytes: int = 2 * 1024**3
     account: str | None = None
     region: str | None = None
+    # "kms": a customer-managed key (rotated yearly) for buckets, queues and topic; "s3": SSE-S3
+    # and SQS-managed keys.
+    encryption: str = "kms"
+    # Days a replaced or deleted object version is kept before it expires.
+    noncurrent_version_days: int = 30
+    access_log_days: int = 365
+    # Object Lock (governance mode) on RAW for this many days; 0 leaves it off.
+    raw_object_lock_days: int = 0
+    # RAW prefixes that start executions (`<dataset>/`); empty: every dataset.
+    datasets: tuple[str, ...] = ()
+    # Whether state machine logs include execution input/output (keys and causes).
+    log_execution_data: bool = False
+    alarm_email: str | None = None
+
+    @property
+    def uses_kms(self) -> bool:
+        return self.encryption == "kms"
 
     @property
     def architecture(self) -> lambda_.Architecture:
@@ -152,6 +174,17 @@ class EnvironmentSettings:
             max_file_bytes=reader.integer("max_file_bytes", default=2 * 1024**3, minimum=1),
             account=reader.optional_text("account"),
             region=reader.optional_text("region"),
+            encryption=reader.choice("encryption", dict.fromkeys(_ENCRYPTIONS), default="kms"),
+            noncurrent_version_days=reader.integer(
+                "noncurrent_version_days", default=30, minimum=1, maximum=3650
+            ),
+            access_log_days=reader.integer("access_log_days", default=365, minimum=1),
+            raw_object_lock_days=reader.integer(
+                "raw_object_lock_days", default=0, minimum=0, maximum=36500
+            ),
+            datasets=reader.names("datasets"),
+            log_execution_data=reader.boolean("log_execution_data", default=False),
+            alarm_email=reader.optional_text("alarm_email"),
         )
         reader.reject_unknown()
         if settings.batch_size > 10 and settings.max_batching_window_seconds == 0:
@@ -180,6 +213,9 @@ def _read_stages(where: str, raw: Mapping[str, Any]) -> dict[str, StageSettings]
         stages[stage] = StageSettings(
             memory_mb=reader.integer("memory_mb", default=512, minimum=128, maximum=10_240),
             timeout_seconds=reader.integer("timeout_seconds", default=300, minimum=1, maximum=900),
+            ephemeral_storage_mb=reader.integer(
+                "ephemeral_storage_mb", default=512, minimum=512, maximum=10_240
+            ),
         )
         reader.reject_unknown()
     return stages
@@ -245,6 +281,25 @@ class _Reader:
             allowed = ", ".join(str(c) for c in choices)
             raise SettingsError(f"{self._where}.{key}: {value!r} is not one of {allowed}")
         return value
+
+    def boolean(self, key: str, *, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise SettingsError(f"{self._where}.{key}: expected true or false, got {value!r}")
+        return value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        """A list of dataset names (lower-case letters, digits, '_')."""
+        from sluice.lake import is_valid_dataset
+
+        value = self._get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and is_valid_dataset(v) for v in value
+        ):
+            raise SettingsError(
+                f"{self._where}.{key}: expected a list of dataset names, got {value!r}"
+            )
+        return tuple(value)
 
     def mapping(self, key: str, *, required: bool) -> Mapping[str, Any]:
         value = self._get(key, _MISSING if required else {})

@@ -5,14 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import aws_iam as iam
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import Construct
 
+from infra.catalog import Catalog
 from infra.ingest import Ingest
+from infra.monitoring import Monitoring
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 from infra.workflow import Workflow
-from sluice.config import PipelineNames
+from sluice.config import CONTRACTS_DIR, PipelineNames
+from sluice.contracts import Contract, find_contract
+
+
+def bundled_contracts() -> list[Contract]:
+    """The contracts shipped in `contracts/`: each gets its tables in the catalog."""
+    found = [
+        find_contract(path.stem, CONTRACTS_DIR) for path in sorted(CONTRACTS_DIR.glob("*.yaml"))
+    ]
+    return [c for c in found if c is not None]
 
 
 def stack_name(settings: EnvironmentSettings) -> str:
@@ -27,6 +39,7 @@ def create_stack(app: App) -> SluiceStack:
     settings = EnvironmentSettings.from_context(app)
     stack = SluiceStack(app, stack_name(settings), settings=settings)
     Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    Aspects.of(app).add(ServerlessChecks(verbose=True))
     return stack
 
 
@@ -58,6 +71,34 @@ class SluiceStack(Stack):
             names=names,
             raw_bucket=self.storage.raw,
             starter=self.workflow.starter,
+            key=self.storage.messaging_key,
+        )
+
+        self.catalog = Catalog(
+            self, "Catalog", settings=settings, storage=self.storage, contracts=bundled_contracts()
+        )
+        key = self.storage.messaging_key
+        if key is not None:
+            # CloudWatch publishes alarms to the encrypted topic.
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=["*"],
+                )
+            )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            key=key,
+            functions=self.workflow.functions,
+            state_machine=self.workflow.state_machine,
+            queues={
+                "ingest": self.ingest.queue,
+                "ingest_dlq": self.ingest.dead_letter_queue,
+                "failures": self.workflow.failure_queue,
+            },
         )
 
         Tags.of(self).add("project", "sluice")
@@ -76,3 +117,8 @@ class SluiceStack(Stack):
         CfnOutput(self, "IngestDeadLetterQueueUrl", value=self.ingest.dead_letter_queue.queue_url)
         CfnOutput(self, "FailureQueueUrl", value=self.workflow.failure_queue.queue_url)
         CfnOutput(self, "StateMachineArn", value=self.workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "GlueDatabaseName", value=self.catalog.database_name)
+        CfnOutput(self, "AthenaWorkGroupName", value=self.catalog.workgroup.name)
+        CfnOutput(self, "AthenaResultsBucketName", value=self.catalog.results.bucket_name)
+        CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        CfnOutput(self, "DashboardUrl", value=self.monitoring.dashboard_url)

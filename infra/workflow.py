@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, Size, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from cdk_nag import NagPackSuppression, NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 import sluice
+from infra.ingest import MAX_MESSAGE_BYTES, queue_encryption
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 from sluice.config import (
@@ -56,6 +58,10 @@ _ASL_FUNCTION_KEYS = {
 _ASL_FAILURE_QUEUE_KEY = "FailureQueueUrl"
 
 # What CDK grants for X-Ray tracing and state machine log delivery is `Resource: *` by necessity.
+_RUNTIME_REASON = (
+    "The runtime is pinned to the Python version the managed pandas and Powertools layers are "
+    "built for (python312)."
+)
 _TRACING_SUPPRESSION = NagPackSuppression(
     id="AwsSolutions-IAM5",
     reason=(
@@ -63,6 +69,25 @@ _TRACING_SUPPRESSION = NagPackSuppression(
         "vended-log delivery actions do not support resource-level permissions."
     ),
     applies_to=["Resource::*"],
+)
+
+
+# Object ARNs end in a key pattern: the prefix is the boundary, the file names are per object.
+_OBJECT_KEYS_SUPPRESSION = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason=(
+        "Object keys are per source file and day; each statement is bounded to its bucket and "
+        "prefix (RAW, TRUSTED _staging/, QUARANTINE */files/ or */rows/, DELIVERY)."
+    ),
+    applies_to=[RegexAppliesTo(regex="/^Resource::<Storage[A-Za-z]+[0-9A-F]{8}\\.Arn>\\/.*\\*$/g")],
+)
+# A log group's ARN ends in `:*` (its streams); the statement names the function's own group.
+_LOG_STREAMS_SUPPRESSION = NagPackSuppression(
+    id="AwsSolutions-IAM5",
+    reason="Log streams are created per function instance inside the function's own log group.",
+    applies_to=[
+        RegexAppliesTo(regex="/^Resource::<Workflow[A-Za-z]+Logs[0-9A-F]{8}\\.Arn>:\\*$/g")
+    ],
 )
 
 
@@ -119,9 +144,10 @@ class Workflow(Construct):
             self,
             "FailureQueue",
             queue_name=self._names.failure_dlq,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            **queue_encryption(self._storage.messaging_key),  # type: ignore[arg-type]
         )
         NagSuppressions.add_resource_suppressions(
             queue,
@@ -132,7 +158,11 @@ class Workflow(Construct):
                         "This queue is the pipeline's dead-letter queue: the state machine "
                         "sends each failed execution here; nothing consumes it automatically."
                     ),
-                )
+                ),
+                NagPackSuppression(
+                    id="Serverless-SQSRedrivePolicy",
+                    reason="A dead-letter queue is the end of the line: `sluice dlq` redrives it.",
+                ),
             ],
         )
         return queue
@@ -148,9 +178,24 @@ class Workflow(Construct):
             retention=self._settings.log_retention,
             removal_policy=self._settings.removal_policy,
         )
+        # An own role instead of AWSLambdaBasicExecutionRole: that managed policy may create any
+        # log group; this role may only write to the function's own.
+        role = iam.Role(
+            self,
+            f"{title}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Sluice {stage} stage function",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
         function = lambda_.Function(
             self,
             title,
+            role=role,
             function_name=function_name,
             description=f"Sluice {stage} stage",
             runtime=PYTHON_RUNTIME,
@@ -163,19 +208,29 @@ class Workflow(Construct):
             environment=self._environment(stage),
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
+            ephemeral_storage_size=Size.mebibytes(stage_settings.ephemeral_storage_mb),
         )
         NagSuppressions.add_resource_suppressions(
             function,
             [
+                NagPackSuppression(id="AwsSolutions-L1", reason=_RUNTIME_REASON),
+                NagPackSuppression(id="Serverless-LambdaLatestVersion", reason=_RUNTIME_REASON),
                 NagPackSuppression(
-                    id="AwsSolutions-L1",
+                    id="Serverless-LambdaDLQ",
                     reason=(
-                        "The runtime is pinned to the Python version the managed pandas and "
-                        "Powertools layers are built for (python312)."
+                        "Invoked synchronously only (by Step Functions, or by the SQS event "
+                        "source for the starter): a failure goes to the failure DLQ through the "
+                        "state machine's Catch, or to the ingest DLQ through the queue's redrive "
+                        "policy. An asynchronous-invoke DLQ would never receive anything."
                     ),
                 ),
                 _TRACING_SUPPRESSION,
             ],
+            apply_to_children=True,
+        )
+        NagSuppressions.add_resource_suppressions(
+            role,
+            [_LOG_STREAMS_SUPPRESSION, _TRACING_SUPPRESSION],
             apply_to_children=True,
         )
         return function
@@ -224,7 +279,7 @@ class Workflow(Construct):
                 destination=log_group,
                 level=sfn.LogLevel.ALL,
                 # Execution data holds object keys and error causes; history keeps them anyway.
-                include_execution_data=False,
+                include_execution_data=self._settings.log_execution_data,
             ),
             tracing_enabled=True,
         )
@@ -234,25 +289,67 @@ class Workflow(Construct):
         self.starter.add_environment("SLUICE_STATE_MACHINE_ARN", state_machine.state_machine_arn)
         return state_machine
 
+    def _allow(self, stage: str, actions: list[str], resources: list[str]) -> None:
+        self.functions[stage].add_to_role_policy(
+            iam.PolicyStatement(actions=actions, resources=resources)
+        )
+
     def _grant_data_access(self) -> None:
+        """Each stage may touch only its own buckets and prefixes, with the exact actions."""
         raw, trusted = self._storage.raw, self._storage.trusted
         delivery, quarantine = self._storage.delivery, self._storage.quarantine
-        validate = self.functions["validate"]
-        raw.grant_read(validate)
+        read = ["s3:GetObject", "s3:GetObjectVersion"]
+        # ListBucket lets a missing key read as 404 (not 403): contracts and manifests are
+        # optional. It is granted on the bucket, never with a wildcard.
+        self._allow("validate", read, [raw.arn_for_objects("*")])
+        self._allow("validate", ["s3:ListBucket"], [raw.bucket_arn])
         # Validate only stages its Parquet; promoting it into TRUSTED is the Trusted stage's job.
-        trusted.grant_write(validate, f"{STAGING_PREFIX}/*")
-        quarantine.grant_write(validate)
+        self._allow("validate", ["s3:PutObject"], [trusted.arn_for_objects(f"{STAGING_PREFIX}/*")])
+        self._allow("validate", ["s3:PutObject"], [quarantine.arn_for_objects("*/files/*")])
 
-        trusted_fn = self.functions["trusted"]
-        trusted.grant_read_write(trusted_fn)
-        quarantine.grant_write(trusted_fn)
+        self._allow("trusted", ["s3:GetObject"], [trusted.arn_for_objects(f"{STAGING_PREFIX}/*")])
+        self._allow("trusted", ["s3:ListBucket"], [trusted.bucket_arn])
+        self._allow("trusted", ["s3:PutObject", "s3:DeleteObject"], [trusted.arn_for_objects("*")])
+        self._allow(
+            "trusted", ["s3:PutObject", "s3:DeleteObject"], [quarantine.arn_for_objects("*/rows/*")]
+        )
 
-        delivery_fn = self.functions["delivery"]
-        trusted.grant_read(delivery_fn)
-        delivery.grant_read_write(delivery_fn)
+        self._allow("delivery", ["s3:GetObject"], [trusted.arn_for_objects("*")])
+        self._allow("delivery", ["s3:ListBucket"], [trusted.bucket_arn])
+        self._allow(
+            "delivery", ["s3:PutObject", "s3:DeleteObject"], [delivery.arn_for_objects("*")]
+        )
+
+        key = self._storage.key
+        if key is not None:
+            for stage in WORKFLOW_STAGES:
+                self._allow(stage, ["kms:Decrypt", "kms:GenerateDataKey"], [key.key_arn])
+        for stage in WORKFLOW_STAGES:
+            NagSuppressions.add_resource_suppressions(
+                self.functions[stage].role,  # type: ignore[arg-type]
+                [_OBJECT_KEYS_SUPPRESSION],
+                apply_to_children=True,
+            )
 
     def _grant_orchestration(self) -> None:
         self.state_machine.grant_start_execution(self.starter)
-        for stage in WORKFLOW_STAGES:
-            self.functions[stage].grant_invoke(self.state_machine)
-        self.failure_queue.grant_send_messages(self.state_machine)
+        role = self.state_machine.role
+        # Exact ARNs: the definition invokes each function unqualified, never a version.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"],
+                resources=[self.functions[stage].function_arn for stage in WORKFLOW_STAGES],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]
+            )
+        )
+        key = self._storage.messaging_key
+        if key is not None:
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
+                )
+            )

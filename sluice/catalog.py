@@ -76,18 +76,8 @@ class Table:
     partitions: tuple[str, ...]
     record_types: tuple[str, ...] = ()
 
-    def ddl(self) -> str:
-        width = max(len(f.name) for f in self.schema) + 2
-        columns = ",\n".join(
-            f"  {('`' + f.name + '`').ljust(width)} {athena_type(f.type)}" for f in self.schema
-        )
-        text = (
-            f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{Database}}`.`{self.name}` (\n{columns}\n)\n"
-        )
-        if self.partitions:
-            parts = ", ".join(f"`{p}` string" for p in self.partitions)
-            text += f"PARTITIONED BY ({parts})\n"
-        text += f"STORED AS PARQUET\nLOCATION '{self.location}'\n"
+    def properties(self) -> list[tuple[str, str]]:
+        """TBLPROPERTIES: Parquet compression and the partition projection."""
         properties = [("parquet.compression", "ZSTD")]
         if self.partitions:
             properties.append(("projection.enabled", "true"))
@@ -108,6 +98,24 @@ class Table:
             ]
             template = self.location + "/".join(f"{p}=${{{p}}}" for p in self.partitions)
             properties.append(("storage.location.template", template))
+        return properties
+
+    def columns(self) -> list[tuple[str, str]]:
+        return [(f.name, athena_type(f.type)) for f in self.schema]
+
+    def ddl(self) -> str:
+        width = max(len(f.name) for f in self.schema) + 2
+        columns = ",\n".join(
+            f"  {('`' + f.name + '`').ljust(width)} {athena_type(f.type)}" for f in self.schema
+        )
+        text = (
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{Database}}`.`{self.name}` (\n{columns}\n)\n"
+        )
+        if self.partitions:
+            parts = ", ".join(f"`{p}` string" for p in self.partitions)
+            text += f"PARTITIONED BY ({parts})\n"
+        text += f"STORED AS PARQUET\nLOCATION '{self.location}'\n"
+        properties = self.properties()
         listed = ",\n".join(f"  '{k}'='{v}'" for k, v in properties)
         return text + f"TBLPROPERTIES (\n{listed}\n);\n"
 
@@ -130,6 +138,10 @@ def tables(contract: Contract) -> list[Table]:
             delivery.RECORD_TYPES,
         ),
     ]
+
+
+def all_tables(contracts: list[Contract]) -> list[Table]:
+    return [t for contract in contracts for t in tables(contract)] + [lineage_table()]
 
 
 def lineage_table() -> Table:
