@@ -11,12 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.run-deps: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[local]'
+# requirements/lambda.txt pins what the Lambda layer holds: the venv gets the same versions.
+$(VENV)/.run-deps: $(BIN)/python pyproject.toml requirements/lambda.txt
+	$(BIN)/python -m pip install --quiet -c requirements/lambda.txt -e '.[local]'
 	@touch $@
 
-$(VENV)/.dev-deps: $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.dev-deps: $(BIN)/python pyproject.toml requirements/lambda.txt
+	$(BIN)/python -m pip install --quiet -c requirements/lambda.txt -e '.[dev]'
 	@touch $@ $(VENV)/.run-deps
 
 run: $(VENV)/.run-deps
@@ -30,7 +31,7 @@ test: $(VENV)/.dev-deps
 
 # Validate+Trusted against a pyarrow floor, vectorized pandas and row-wise pandas (docs/performance.md).
 bench: $(VENV)/.run-deps
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c requirements/lambda.txt -e '.[bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 synth: $(VENV)/.dev-deps

@@ -25,21 +25,23 @@ def main() -> None:
     )
     create_stack(app)
     assembly = app.synth()
-    if not run_by_cli:
-        # The CLI prints every annotation; without it, a one-line tally keeps findings visible.
-        _print_nag_summary(assembly)
+    if not run_by_cli and _nag_findings(assembly):
+        # The CLI fails on error annotations itself; a plain run must not pass quietly.
+        sys.exit(1)
 
 
-def _print_nag_summary(assembly: cx_api.CloudAssembly) -> None:
+def _nag_findings(assembly: cx_api.CloudAssembly) -> int:
+    """Print a tally of unsuppressed cdk-nag findings; how many there are."""
     findings: Counter[str] = Counter()
     for stack in assembly.stacks:
         for message in stack.messages:
             text = str(message.entry.data)
-            if message.level.name == "ERROR" and text.startswith("AwsSolutions-"):
+            if message.level.name == "ERROR" and text.startswith(("AwsSolutions-", "Serverless-")):
                 findings[text.split(":", 1)[0].split("[", 1)[0]] += 1
     if findings:
         tally = ", ".join(f"{rule} x{count}" for rule, count in sorted(findings.items()))
         print(f"cdk-nag: {findings.total()} unsuppressed findings ({tally})", file=sys.stderr)
+    return findings.total()
 
 
 if __name__ == "__main__":

@@ -81,11 +81,6 @@ class EnvironmentSettings:
 
     name: str
     prefix: str
-    # The AWS SDK for pandas layer (pyarrow, pandas) has its own version number in every region:
-    # look yours up at https://aws-sdk-pandas.readthedocs.io/en/stable/layers.html.
-    pandas_layer_version: int
-    # Powertools publishes the same version number in every region.
-    powertools_layer_version: int
     stages: Mapping[str, StageSettings]
     architecture_name: str = "arm64"
     log_retention_days: int = 30
@@ -157,8 +152,6 @@ class EnvironmentSettings:
         settings = cls(
             name=env_name,
             prefix=reader.text("prefix", pattern_hint="lowercase letters, digits and '-'"),
-            pandas_layer_version=reader.integer("pandas_layer_version", minimum=1),
-            powertools_layer_version=reader.integer("powertools_layer_version", minimum=1),
             stages=_read_stages(f"{where}.stages", reader.mapping("stages", required=False)),
             architecture_name=reader.choice("architecture", _ARCHITECTURES, default="arm64"),
             log_retention_days=reader.choice("log_retention_days", _RETENTION_DAYS, default=30),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, Size, Stack
+from aws_cdk import Duration, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -13,6 +13,7 @@ from constructs import Construct
 
 import sluice
 from infra.ingest import MAX_MESSAGE_BYTES, queue_encryption
+from infra.layer import DependencyLayer
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
 from sluice.config import (
@@ -28,14 +29,8 @@ from sluice.config import (
 )
 
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_12
-# Managed layers are built per Python version; keep these in step with PYTHON_RUNTIME.
-_PANDAS_LAYER = (
-    "arn:{partition}:lambda:{region}:336392948345:layer:AWSSDKPandas-Python312{arch}:{v}"
-)
-_POWERTOOLS_LAYER = (
-    "arn:{partition}:lambda:{region}:017000801446:layer:"
-    "AWSLambdaPowertoolsPythonV3-python312-{arch}:{v}"
-)
+# The dependency layer is built for this version (infra/layer.py).
+PYTHON_VERSION = "3.12"
 
 # The function package is the project root minus everything but what a handler imports.
 # Allow-list patterns: ignore all, then re-admit the three folders (and their contents).
@@ -59,8 +54,8 @@ _ASL_FAILURE_QUEUE_KEY = "FailureQueueUrl"
 
 # What CDK grants for X-Ray tracing and state machine log delivery is `Resource: *` by necessity.
 _RUNTIME_REASON = (
-    "The runtime is pinned to the Python version the managed pandas and Powertools layers are "
-    "built for (python312)."
+    "The runtime is pinned to the Python version the dependency layer is built for (3.12); "
+    "moving to a newer runtime is a deliberate change of requirements/lambda.txt and the layer."
 )
 _TRACING_SUPPRESSION = NagPackSuppression(
     id="AwsSolutions-IAM5",
@@ -120,24 +115,11 @@ class Workflow(Construct):
         return self.functions["starter"]
 
     def _runtime_layers(self) -> list[lambda_.ILayerVersion]:
-        stack = Stack.of(self)
-        arm = self._settings.architecture_name == "arm64"
-        pandas_arn = _PANDAS_LAYER.format(
-            partition=stack.partition,
-            region=stack.region,
-            arch="-Arm64" if arm else "",
-            v=self._settings.pandas_layer_version,
+        dependencies = DependencyLayer(
+            self, "Dependencies", architecture=self._settings.architecture_name
         )
-        powertools_arn = _POWERTOOLS_LAYER.format(
-            partition=stack.partition,
-            region=stack.region,
-            arch="arm64" if arm else "x86_64",
-            v=self._settings.powertools_layer_version,
-        )
-        return [
-            lambda_.LayerVersion.from_layer_version_arn(self, "PandasLayer", pandas_arn),
-            lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", powertools_arn),
-        ]
+        self.dependency_layer = dependencies
+        return [dependencies.layer]
 
     def _failure_queue(self) -> sqs.Queue:
         queue = sqs.Queue(

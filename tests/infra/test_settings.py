@@ -77,7 +77,7 @@ def test_unknown_environment_lists_the_defined_ones() -> None:
 
 def test_omitted_optional_settings_take_their_defaults() -> None:
     # Given an environment with only the required settings
-    raw = {"prefix": "sluice-test", "pandas_layer_version": 3, "powertools_layer_version": 4}
+    raw = {"prefix": "sluice-test"}
 
     # When it is read
     settings = EnvironmentSettings.from_mapping("test", raw)
@@ -138,8 +138,8 @@ def test_omitted_optional_settings_take_their_defaults() -> None:
             r"^sluice:environments\.dev\.prefix: expected lowercase letters, digits and '-'",
         ),
         (
-            {k: v for k, v in _dev_with().items() if k != "pandas_layer_version"},
-            r"^sluice:environments\.dev\.pandas_layer_version: required setting is missing$",
+            {k: v for k, v in _dev_with().items() if k != "prefix"},
+            r"^sluice:environments\.dev\.prefix: required setting is missing$",
         ),
     ],
     ids=[

@@ -359,34 +359,16 @@ def test_each_stage_function_gets_the_pipeline_environment(dev: Synth, stage: st
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_function_loads_the_pandas_and_powertools_layers(dev: Synth, stage: str) -> None:
-    # Given the stage's layers
+def test_each_stage_function_loads_the_dependency_layer(dev: Synth, stage: str) -> None:
+    # Given the stage's layers and the one layer in the stack
     layers = dev.properties(dev.function_id(stage))["Layers"]
+    (layer_id,) = dev.resources("AWS::Lambda::LayerVersion")
 
-    # Then they are the arm64 Python 3.12 managed layers in the stack's region
-    def arn(account_and_layer: str) -> dict[str, Any]:
-        return {
-            "Fn::Join": [
-                "",
-                [
-                    "arn:",
-                    {"Ref": "AWS::Partition"},
-                    ":lambda:",
-                    {"Ref": "AWS::Region"},
-                    account_and_layer,
-                ],
-            ]
-        }
-
-    assert layers == [
-        arn(
-            f":336392948345:layer:AWSSDKPandas-Python312-Arm64:{dev.settings.pandas_layer_version}"
-        ),
-        arn(
-            ":017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-arm64:"
-            f"{dev.settings.powertools_layer_version}"
-        ),
-    ]
+    # Then every function loads the project's own arm64 / Python 3.12 dependency layer
+    assert layers == [{"Ref": layer_id}]
+    layer = dev.properties(layer_id)
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    assert layer["CompatibleRuntimes"] == ["python3.12"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
