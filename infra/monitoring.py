@@ -19,7 +19,7 @@ from sluice.config import METRICS_NAMESPACE, STAGES
 
 # An ingest event older than this means the starter is not keeping up or is failing.
 OLDEST_MESSAGE_SECONDS = 900
-# The per-stage metrics the handlers publish (Powertools EMF, dimension `service`).
+# The per-stage metrics the handlers publish (Powertools EMF, dimension `service` = stage).
 STAGE_METRICS = ("RowsIn", "RowsOut", "RowsRejected", "Duplicates", "DurationMs", "DataErrors")
 
 
@@ -165,7 +165,8 @@ class Monitoring(Construct):
                         cw.Metric(
                             namespace=METRICS_NAMESPACE,
                             metric_name=metric_name,
-                            dimensions_map={"service": f"sluice-{stage}"},
+                            # the handlers' Metrics(service=<stage>)
+                            dimensions_map={"service": stage},
                             statistic="Sum" if metric_name != "DurationMs" else "Average",
                             label=stage,
                         )

@@ -18,12 +18,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from sluice.config import PROJECT_ROOT, STAGES
+from sluice.config import DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 ENV_CONTEXT_KEY = "env"
 ENVIRONMENTS_CONTEXT_KEY = "sluice:environments"
-DEFAULT_ENV = "dev"
+DEFAULT_ENV = DEFAULT_STACK_ENV
 
 # CloudWatch Logs accepts only these retention periods (days).
 _RETENTION_DAYS: dict[int, logs.RetentionDays] = {

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice import lake, query
+from sluice import lake, ops, query
+from sluice.config import LOCAL_STACK
 from sluice.contracts import ContractError
 from sluice.lake import SourceObject
 from sluice.report import ExecutionReport, build_report, error_message, execution_history
+from sluice.tables import format_table
 
 
 @dataclass
@@ -163,6 +165,226 @@ def cmd_ddl(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- operations
+
+
+def _target(args: argparse.Namespace) -> ops.Target:
+    return ops.resolve(args.stack, args.endpoint_url)
+
+
+def _emit(args: argparse.Namespace, document: Any, text: str) -> None:
+    print(json.dumps(document, indent=2, default=str) if args.json else text)
+
+
+def _short(moment: str | None) -> str:
+    return moment.replace("T", " ")[:19] if moment else "-"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import time
+
+    from sluice.local import LocalCloud
+
+    with LocalCloud(port=args.port) as cloud:
+        print(f"local cloud up at {cloud.endpoint_url} (stack {LOCAL_STACK}); Ctrl-C stops it")
+        print(f"  export AWS_ENDPOINT_URL={cloud.endpoint_url}")
+        print(f"  aws --endpoint-url {cloud.endpoint_url} s3 cp FILE s3://raw/<dataset>/FILE")
+        print(f"  sluice upload FILE --dataset NAME --endpoint-url {cloud.endpoint_url}")
+        sys.stdout.flush()
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            print("stopping")
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.files]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ops.OpsError(f"no such file: {', '.join(missing)}")
+    dataset = args.dataset or lake.dataset_from_filename(paths[0].name)
+    if not lake.is_valid_dataset(dataset):
+        raise ops.OpsError(f"{dataset!r} is not a dataset name (lower-case letters, digits, _)")
+    items = ops.upload(_target(args), paths, dataset, wait_seconds=args.wait)
+    lines = [
+        f"{Path(i['file']).name} → s3://{i['bucket']}/{i['key']}  execution {i['execution']}"
+        + ("" if i["started"] else " (not started yet)")
+        for i in items
+    ]
+    _emit(args, items, "\n".join(lines))
+    return 0
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    rows = ops.executions(_target(args), args.status, args.since, args.dataset)
+    table = format_table(
+        ["name", "status", "start", "duration", "failed stage", "source key"],
+        [
+            [
+                r["name"],
+                r["status"],
+                _short(r["start"]),
+                f"{r['duration_s']} s" if r["duration_s"] is not None else "-",
+                r["failed_stage"] or "-",
+                r["source_key"],
+            ]
+            for r in rows
+        ],
+        [False, False, False, True, False, False],
+    )
+    _emit(args, rows, f"{table}\n({len(rows)} execution{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    target = _target(args)
+    d = ops.show(target, args.execution)
+    lines = [
+        f"execution  {d['name']}",
+        f"status     {d['status']}",
+        f"started    {_short(d['start'])}   stopped {_short(d['stop'])}   "
+        f"duration {d['duration_s'] if d['duration_s'] is not None else '-'} s",
+    ]
+    if d["console_url"]:
+        lines.append(f"console    {d['console_url']}")
+    lines.append("")
+    lines.append(
+        format_table(
+            ["stage", "status", "entered", "exited", "duration", "attempts", "metrics"],
+            [
+                [
+                    s["name"],
+                    s["status"],
+                    _short(s["entered"]),
+                    _short(s["exited"]),
+                    f"{s['duration_ms']} ms" if s["entered"] else "-",
+                    str(s["attempts"]),
+                    " ".join(f"{k}={v}" for k, v in s["metrics"].items()) or "-",
+                ]
+                for s in d["stages"]
+            ],
+            [False, False, False, False, True, True, False],
+        )
+    )
+    for s in d["stages"]:
+        for i, error in enumerate(s["errors"], start=1):
+            lines.append(f"  {s['name']} attempt {i}: {error}")
+    if d["error"]:
+        lines += [
+            "",
+            f"error      {d['failed_stage'] or '?'}: {d['error']}",
+            f"cause      {d['cause']}",
+        ]
+    lines += ["", f"input      {json.dumps(d['input'])}"]
+    if d["output"]:
+        lines.append(f"output     {json.dumps(d['output'])}")
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def _print_reruns(args: argparse.Namespace, plans: list[ops.Rerun], dry_run: bool) -> int:
+    rows = [
+        [
+            p.execution,
+            p.status,
+            p.action,
+            p.new_execution or "-",
+            ("planned" if dry_run else ("done" if p.done else (p.error or "-"))),
+            p.reason,
+        ]
+        for p in plans
+    ]
+    table = format_table(["execution", "status", "action", "new execution", "result", "why"], rows)
+    _emit(args, [p.to_dict() for p in plans], table)
+    return 1 if any(p.error for p in plans) else 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    if not args.executions and not args.failed:
+        raise ops.OpsError("name executions to rerun, or pass --failed")
+    target = _target(args)
+    plans = ops.plan_rerun(
+        target, args.executions, failed=args.failed, since=args.since, dataset=args.dataset
+    )
+    if not args.dry_run:
+        plans = ops.rerun(target, plans)
+    return _print_reruns(args, plans, args.dry_run)
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    target = _target(args)
+    if args.queue == "redrive":
+        which = args.which or "ingest"
+        results = ops.dlq_redrive(target, which, dry_run=args.dry_run)
+        rows = [
+            [
+                r.id,
+                r.what,
+                "planned" if args.dry_run else ("done" if r.done else (r.error or "kept")),
+            ]
+            for r in results
+        ]
+        _emit(
+            args,
+            [r.__dict__ for r in results],
+            format_table(["message", "redrive", "result"], rows)
+            + f"\n({len(results)} message{'s' if len(results) != 1 else ''})",
+        )
+        return 1 if any(r.error for r in results) else 0
+    which = args.queue or "failures"
+    items = ops.dlq_list(target, which, peek=args.peek)
+    if which == "failures":
+        rows = [
+            [i["id"], _short(i["sent"]), i["execution"] or "-", i["stage"] or "-", i["reason"]]
+            for i in items
+        ]
+        headers = ["message", "sent", "execution", "stage", "reason"]
+    else:
+        rows = [
+            [i["id"], _short(i["sent"]), ", ".join(i["keys"]) or "-", i["reason"]] for i in items
+        ]
+        headers = ["message", "sent", "keys", "reason"]
+    text = (
+        format_table(headers, rows)
+        + f"\n({len(items)} dead letter{'s' if len(items) != 1 else ''})"
+    )
+    if args.peek:
+        text += "".join(f"\n\n{i['id']}:\n{i['body']}" for i in items)
+    _emit(args, items, text)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    d = ops.status(_target(args))
+    queues = format_table(
+        ["queue", "waiting", "in flight"],
+        [[q, str(v["waiting"]), str(v["in_flight"])] for q, v in d["queues"].items()],
+        [False, True, True],
+    )
+    runs = "  ".join(f"{k} {v}" for k, v in d["executions_24h"].items())
+    lines = [f"stack      {d['stack']}", "", queues, "", f"last 24 h  {runs}"]
+    if d["latest"]:
+        lines.append(f"latest     {d['latest']['execution']}")
+        for stage, metrics in d["latest"]["stages"].items():
+            shown = " ".join(f"{k}={v}" for k, v in metrics.items()) or "-"
+            lines.append(f"  {stage:<9} {shown}")
+    _emit(args, d, "\n".join(lines))
+    return 0
+
+
+def _target_options(parser: argparse.ArgumentParser, listing: bool = True) -> None:
+    parser.add_argument(
+        "--stack", help="stack name (default Sluice-dev, or Sluice-local with an endpoint)"
+    )
+    parser.add_argument(
+        "--endpoint-url", help="the local cloud (`sluice up`); or set AWS_ENDPOINT_URL"
+    )
+    if listing:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sluice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +413,52 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("datasets", nargs="*", metavar="DATASET", help="default: every contract")
     ddl.add_argument("--write", action="store_true", help="write catalog/<dataset>.sql")
     ddl.set_defaults(func=cmd_ddl)
+
+    up = sub.add_parser("up", help="serve the local cloud until Ctrl-C")
+    up.add_argument("--port", type=int, default=4566)
+    up.set_defaults(func=cmd_up)
+
+    put = sub.add_parser("upload", help="upload files to RAW; prints each key and execution")
+    put.add_argument("files", nargs="+", metavar="FILE")
+    put.add_argument("--dataset", help="dataset (default: file name up to its first '_' or '.')")
+    put.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the execution")
+    _target_options(put)
+    put.set_defaults(func=cmd_upload)
+
+    listing = sub.add_parser("executions", help="list executions")
+    listing.add_argument("--status", choices=ops.STATUSES)
+    listing.add_argument("--since", help="e.g. 30m, 24h, 7d")
+    listing.add_argument("--dataset")
+    _target_options(listing)
+    listing.set_defaults(func=cmd_executions)
+
+    execution = sub.add_parser("execution", help="one execution")
+    execution_sub = execution.add_subparsers(dest="action", required=True)
+    show = execution_sub.add_parser("show", help="states, attempts, errors, input and output")
+    show.add_argument("execution", metavar="NAME|ARN")
+    _target_options(show)
+    show.set_defaults(func=cmd_show)
+
+    again = sub.add_parser("rerun", help="redrive or rerun failed executions")
+    again.add_argument("executions", nargs="*", metavar="NAME|ARN")
+    again.add_argument("--failed", action="store_true", help="every failed execution (see --since)")
+    again.add_argument("--since", help="with --failed: how far back (default 7d)")
+    again.add_argument("--dataset")
+    again.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    _target_options(again)
+    again.set_defaults(func=cmd_rerun)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list them, or `dlq redrive [ingest|failures]`")
+    dlq.add_argument("queue", nargs="?", choices=["ingest", "failures", "redrive"])
+    dlq.add_argument("which", nargs="?", choices=["ingest", "failures"])
+    dlq.add_argument("--peek", action="store_true", help="also print each message's body")
+    dlq.add_argument("--dry-run", action="store_true", help="with redrive: show, change nothing")
+    _target_options(dlq)
+    dlq.set_defaults(func=cmd_dlq)
+
+    state = sub.add_parser("status", help="queue depths, executions in the last 24 h, metrics")
+    _target_options(state)
+    state.set_defaults(func=cmd_status)
     return parser
 
 
@@ -200,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
-    except (TimeoutError, RuntimeError, ContractError) as exc:
+    except (TimeoutError, RuntimeError, ContractError, ops.OpsError) as exc:
         print(f"sluice: {exc}", file=sys.stderr)
         return 1
 

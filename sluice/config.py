@@ -24,6 +24,11 @@ DATA_ERROR = "SluiceDataError"
 TRANSIENT_ERROR = "SluiceTransientError"
 
 METRICS_NAMESPACE = "Sluice"
+# The environment `cdk deploy` builds without `-c env=...`; its stack is `Sluice-<env>`.
+DEFAULT_STACK_ENV = "dev"
+# The local cloud publishes its resource names as a CloudFormation stack of this name, with
+# the outputs the CDK stack has, so the CLI finds either the same way.
+LOCAL_STACK = "Sluice-local"
 STAGING_PREFIX = "_staging"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.lake import LINEAGE_RECORDS, is_valid_dataset
+from sluice.tables import format_table
 
 DATABASE = "sluice"
 FORMATS = ("table", "csv", "json")
@@ -128,19 +129,10 @@ def render(result: Result, fmt: str) -> str:
         writer.writerows([[_cell(v) if v is not None else "" for v in row] for row in result.rows])
         return out.getvalue().rstrip("\n")
     cells = [[_cell(v) for v in row] for row in result.rows]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(result.columns)]
     numeric = [
         all(isinstance(row[i], int | float | Decimal) or row[i] is None for row in result.rows)
         for i in range(len(result.columns))
     ]
-
-    def line(values: list[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w)
-            for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    lines = [line(result.columns), line(["-" * w for w in widths])]
-    lines += [line(row) for row in cells]
+    lines = [format_table(result.columns, cells, numeric)]
     lines.append(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})")
     return "\n".join(lines)

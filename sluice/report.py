@@ -18,6 +18,9 @@ class StageReport:
     duration_ms: int = 0
     attempts: int = 0
     errors: list[str] = field(default_factory=list)
+    causes: list[str] = field(default_factory=list)
+    entered: datetime | None = None
+    exited: datetime | None = None
 
 
 @dataclass
@@ -37,7 +40,14 @@ class ExecutionReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "execution": {"name": self.name, "status": self.status},
-            "stages": [{k: v for k, v in asdict(s).items() if k != "errors"} for s in self.stages],
+            "stages": [
+                {
+                    k: v
+                    for k, v in asdict(s).items()
+                    if k not in ("errors", "causes", "entered", "exited")
+                }
+                for s in self.stages
+            ],
             "counts": self.counts,
             **({"error": {"error": self.error, "cause": self.cause}} if self.error else {}),
         }
@@ -60,6 +70,7 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
             entered = event["timestamp"]
             if current:
                 stages[current].status = "RUNNING"
+                stages[current].entered = stages[current].entered or entered
         elif current is None:
             continue
         elif kind == "TaskScheduled":
@@ -69,12 +80,14 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
                 event.get("taskFailedEventDetails") or event.get("taskTimedOutEventDetails") or {}
             )
             stages[current].errors.append(str(details.get("error", kind)))
+            stages[current].causes.append(error_message(str(details.get("cause", ""))))
             stages[current].status = "FAILED"
         elif kind == "TaskSucceeded":
             stages[current].status = "SUCCEEDED"
         elif kind == "TaskStateExited":
             if entered is not None:
                 stages[current].duration_ms = _ms(entered, event["timestamp"])
+            stages[current].exited = event["timestamp"]
             with contextlib.suppress(json.JSONDecodeError):
                 last_output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
             current = None

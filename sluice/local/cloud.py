@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+import warnings
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import boto3
 
 from sluice import asl, lake
-from sluice.config import LAYERS, STAGES, PipelineNames, Settings
+from sluice.config import LAYERS, LOCAL_STACK, STAGES, PipelineNames, Settings
 from sluice.handlers import reset_runtime
 from sluice.lake import SourceObject
 from sluice.local import _moto
@@ -29,11 +30,17 @@ from sluice.local.runtime import LambdaRuntime
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
 class LocalCloud:
-    """Start with `with LocalCloud() as cloud:`; everything lives as long as the object."""
+    """Start with `with LocalCloud() as cloud:`; everything lives as long as the object.
+
+    moto's backends are process-wide, so one process runs one local cloud at a time.
+    """
+
+    _running: LocalCloud | None = None
 
     def __init__(
         self,
@@ -71,6 +78,16 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> LocalCloud:
+        if LocalCloud._running is not None:
+            raise RuntimeError("a local cloud is already running in this process; stop it first")
+        LocalCloud._running = self
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalCloud:
         from moto.server import ThreadedMotoServer
 
         _moto.enable_execution()
@@ -112,6 +129,8 @@ class LocalCloud:
         return self
 
     def stop(self) -> None:
+        if LocalCloud._running is self:
+            LocalCloud._running = None
         if self._pump is not None:
             self._pump.stop()
             self._pump = None
@@ -178,6 +197,33 @@ class LocalCloud:
         role = self._create_role()
         self._create_functions(role)
         self._create_state_machine(role)
+        self._publish_stack()
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The deployed stack's outputs, as the CDK app names them."""
+        return {
+            "RawBucketName": self.buckets["raw"],
+            "TrustedBucketName": self.buckets["trusted"],
+            "DeliveryBucketName": self.buckets["delivery"],
+            "QuarantineBucketName": self.buckets["quarantine"],
+            "IngestQueueUrl": self.queue_urls["ingest"],
+            "IngestDeadLetterQueueUrl": self.queue_urls["ingest_dlq"],
+            "FailureQueueUrl": self.queue_urls["failures"],
+            "StateMachineArn": self.state_machine_arn,
+        }
+
+    def _publish_stack(self) -> None:
+        template = {
+            "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {key: {"Value": value} for key, value in self.outputs.items()},
+        }
+        with warnings.catch_warnings():
+            # moto keeps a resource type it cannot build as a placeholder; that is all it is.
+            warnings.simplefilter("ignore", UserWarning)
+            self.client("cloudformation").create_stack(
+                StackName=LOCAL_STACK, TemplateBody=json.dumps(template)
+            )
 
     def _create_buckets(self) -> None:
         s3 = self.client("s3")

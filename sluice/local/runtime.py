@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
 import sys
 import threading
 import time
@@ -137,8 +138,21 @@ class LambdaRuntime:
                     raise LookupError(f"cannot load {path}")
                 module = importlib.util.module_from_spec(spec)
                 spec.loader.exec_module(module)
+                self._bind_logger(module)
                 self._modules[stage] = module
             return self._modules[stage]
+
+    def _bind_logger(self, module: ModuleType) -> None:
+        """Point the handler's Powertools logger at the router: a logger keeps the stdout of
+        the moment it was made, which is not the router if stdout was replaced since."""
+        service = getattr(getattr(module, "logger", None), "service", None)
+        if self._stream is None or not service:
+            return
+        for handler in logging.getLogger(service).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is not self._stream:
+                # Not setStream(): it flushes the old stream, which may be closed by now.
+                with handler.lock or contextlib.nullcontext():
+                    handler.stream = self._stream
 
     @contextlib.contextmanager
     def _logging_to(self, function: str) -> Iterator[list[str]]:

@@ -166,7 +166,7 @@ def test_dashboard_shows_stage_metrics_and_the_state_machine(dev: Synth) -> None
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in ("RowsIn", "RowsOut", "RowsRejected", "Duplicates", "DurationMs", "DataErrors"):
         assert metric in body
-    assert "sluice-trusted" in body
+    assert '\\"service\\",\\"trusted\\"' in body
     assert "ExecutionsFailed" in body and "ApproximateNumberOfMessagesVisible" in body
 
 

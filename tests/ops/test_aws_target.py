@@ -1,0 +1,168 @@
+"""The AWS side of the CLI: the stack found by name, RedriveExecution where it is allowed."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from sluice import ops
+from sluice.cli import main
+
+ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:sluice-dev-pipeline"
+EXECUTION = ARN.replace(":stateMachine:", ":execution:") + ":transactions-a-0123456789abcdef"
+OUTPUTS = {
+    "RawBucketName": "sluice-dev-raw-abc",
+    "TrustedBucketName": "sluice-dev-trusted-abc",
+    "DeliveryBucketName": "sluice-dev-delivery-abc",
+    "QuarantineBucketName": "sluice-dev-quarantine-abc",
+    "IngestQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/sluice-dev-ingest",
+    "IngestDeadLetterQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/sluice-dev-ingest-dlq",
+    "FailureQueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/sluice-dev-failures",
+    "StateMachineArn": ARN,
+}
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in-process, as AWS: credentials and a region, no endpoint."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    with mock_aws():
+        yield
+
+
+def deploy_stack(name: str = "Sluice-dev") -> None:
+    import boto3
+
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {k: {"Value": v} for k, v in OUTPUTS.items()},
+    }
+    with warnings.catch_warnings():
+        # moto cannot build this placeholder resource type, and says so; it is only a marker.
+        warnings.simplefilter("ignore", UserWarning)
+        boto3.client("cloudformation").create_stack(
+            StackName=name, TemplateBody=json.dumps(template)
+        )
+
+
+def test_the_default_stack_is_found_by_name_and_its_outputs_name_everything(aws: None) -> None:
+    deploy_stack()
+    target = ops.resolve()
+    assert (target.stack, target.region, target.local) == ("Sluice-dev", "eu-west-1", False)
+    assert target.outputs == OUTPUTS
+    assert target.raw_bucket == "sluice-dev-raw-abc"
+    assert target.queue_url("failures").endswith("/sluice-dev-failures")
+    assert target.console_url(EXECUTION) == (
+        "https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1"
+        f"#/v2/executions/details/{EXECUTION}"
+    )
+
+
+def test_a_missing_stack_is_one_line(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["status", "--stack", "Sluice-prod"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "sluice: stack Sluice-prod not found in eu-west-1 (deploy it, or pass --stack)"
+    )
+
+
+def test_no_credentials_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in (
+        "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert main(["executions"]) == 1
+    assert capsys.readouterr().err.strip().startswith("sluice: no AWS credentials: set AWS_PROFILE")
+
+
+def test_a_redrivable_failure_is_redriven(aws: None) -> None:
+    # Given the deployed stack and a failed, redrivable execution (moto lacks redrive: stubbed)
+    deploy_stack()
+    target = ops.resolve()
+    sfn = target.client("stepfunctions")
+    started = datetime.now(UTC) - timedelta(hours=2)
+    summary = {
+        "executionArn": EXECUTION,
+        "stateMachineArn": ARN,
+        "name": "transactions-a-0123456789abcdef",
+        "status": "FAILED",
+        "startDate": started,
+    }
+    with Stubber(sfn) as stub:
+        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
+        stub.add_response(
+            "describe_execution",
+            {**summary, "input": "{}", "redriveStatus": "REDRIVABLE"},
+            {"executionArn": EXECUTION},
+        )
+        stub.add_response(
+            "redrive_execution", {"redriveDate": datetime.now(UTC)}, {"executionArn": EXECUTION}
+        )
+        # When failed executions are rerun
+        plans = ops.rerun(target, ops.plan_rerun(target, [], failed=True))
+        stub.assert_no_pending_responses()
+    # Then RedriveExecution was called for it, not a new execution
+    assert [(p.execution, p.action, p.done, p.new_execution) for p in plans] == [
+        ("transactions-a-0123456789abcdef", "redrive", True, None)
+    ]
+
+
+def test_an_old_failure_gets_a_new_execution_from_its_input(aws: None) -> None:
+    deploy_stack()
+    target = ops.resolve()
+    sfn = target.client("stepfunctions")
+    summary = {
+        "executionArn": EXECUTION,
+        "stateMachineArn": ARN,
+        "name": "transactions-a-0123456789abcdef",
+        "status": "FAILED",
+        "startDate": datetime.now(UTC) - timedelta(days=20),
+    }
+    original = '{"execution": "transactions-a-0123456789abcdef"}'
+    with Stubber(sfn) as stub:
+        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
+        stub.add_response(
+            "describe_execution",
+            {
+                **summary,
+                "input": original,
+                "redriveStatus": "NOT_REDRIVABLE",
+                "redriveStatusReason": "Execution is older than 14 days",
+            },
+            {"executionArn": EXECUTION},
+        )
+        stub.add_response(
+            "describe_execution", {**summary, "input": original}, {"executionArn": EXECUTION}
+        )
+        stub.add_response(
+            "start_execution",
+            {"executionArn": EXECUTION + "-r1", "startDate": datetime.now(UTC)},
+            {
+                "stateMachineArn": ARN,
+                "name": "transactions-a-0123456789abcdef-r1",
+                "input": original,
+            },
+        )
+        plans = ops.rerun(target, ops.plan_rerun(target, [], failed=True, since="30d"))
+        stub.assert_no_pending_responses()
+    assert [(p.action, p.new_execution, p.reason, p.done) for p in plans] == [
+        ("new", "transactions-a-0123456789abcdef-r1", "Execution is older than 14 days", True)
+    ]

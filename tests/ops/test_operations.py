@@ -1,0 +1,205 @@
+"""Operating the pipeline through the CLI, against the local cloud like against AWS."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from sluice import ops
+from sluice.cli import main
+from sluice.local import LocalCloud
+
+HEADER = "id,name,amount,date,category\n"
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    """Run the CLI; its JSON document (or text). The in-process functions' metric lines
+    (single-line JSON written to stdout) may share the capture, so the document is found by
+    its shape: it starts and ends with an unindented bracket line."""
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    if "--json" not in argv:
+        return code, out
+    lines = out.splitlines()
+    for start, line in enumerate(lines):
+        if line in ("[]", "{}"):
+            return code, json.loads(line)
+        if line in ("[", "{"):
+            end = next(i for i in range(start + 1, len(lines)) if lines[i] in ("]", "}"))
+            return code, json.loads("\n".join(lines[start : end + 1]))
+    raise AssertionError(out)
+
+
+def wait_for(cloud: LocalCloud, name: str, timeout: float = 60) -> str:
+    sfn = cloud.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            described = sfn.describe_execution(executionArn=cloud.execution_arn(name))
+            status = described["status"]
+        except sfn.exceptions.ExecutionDoesNotExist:
+            status = "MISSING"
+            described = {}
+        # (moto may mark an execution SUCCEEDED a moment before it records the output)
+        if status not in ("RUNNING", "MISSING") and (
+            status != "SUCCEEDED" or "output" in described
+        ):
+            return str(status)
+        time.sleep(0.05)
+    raise TimeoutError(name)
+
+
+def outputs_of(cloud: LocalCloud, dataset: str) -> dict[str, Any]:
+    """Every TRUSTED and DELIVERY Parquet file of the dataset, minus run-time stamps."""
+    s3 = cloud.client("s3")
+    found = {}
+    for bucket in ("trusted", "delivery"):
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"{dataset}/").get("Contents", []):
+            if not item["Key"].endswith(".parquet"):
+                continue
+            table = pq.read_table(
+                io.BytesIO(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            )
+            stamps = [
+                c
+                for c in ("processed_timestamp", "delivery_timestamp", "execution")
+                if c in table.column_names
+            ]
+            found[f"{bucket}/{item['Key']}"] = table.drop_columns(stamps).to_pylist()
+    return found
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[LocalCloud]:
+    with LocalCloud() as running:
+        yield running
+
+
+@pytest.fixture
+def endpoint(cloud: LocalCloud) -> list[str]:
+    return ["--endpoint-url", cloud.endpoint_url]
+
+
+def test_upload_starts_a_run_that_executions_lists(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a file
+    path = tmp_path / "sales_jan.csv"
+    path.write_text(HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8")
+    # When it is uploaded
+    code, uploaded = run_cli(capsys, "upload", str(path), "--dataset", "sales", "--json", *endpoint)
+    # Then it lands in RAW under the upload date and its execution has started
+    assert code == 0
+    (item,) = uploaded
+    assert set(item) == {"file", "bucket", "key", "version_id", "execution", "started"}
+    assert item["key"].startswith("sales/year=") and item["key"].endswith("/sales_jan.csv")
+    assert item["started"] is True
+    assert wait_for(cloud, item["execution"]) == "SUCCEEDED"
+    # And `executions` lists it with its source key
+    code, rows = run_cli(capsys, "executions", "--dataset", "sales", "--json", *endpoint)
+    assert [(r["name"], r["status"], r["source_key"], r["failed_stage"]) for r in rows] == [
+        (item["execution"], "SUCCEEDED", item["key"], "")
+    ]
+    assert set(rows[0]) == {
+        "name", "status", "start", "duration_s", "failed_stage", "source_key", "arn"
+    }  # fmt: skip
+    code, text = run_cli(
+        capsys, "executions", "--status", "FAILED", "--dataset", "sales", *endpoint
+    )
+    assert "(0 executions)" in text
+
+
+def test_ingest_dlq_redrive_loses_nothing_when_a_send_fails(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three uploads whose events ended in the ingest DLQ before any execution started
+    sqs = cloud.client("sqs")
+    cloud.pump.stop()
+    keys = []
+    for n in range(3):
+        path = tmp_path / f"parked_{n}.csv"
+        path.write_text(HEADER + f"{n},X,1,2024-02-0{n + 1},Sales\n", encoding="utf-8")
+        keys.append(cloud.upload(path, "parked").key)
+    moved = 0
+    while moved < 3:
+        for message in sqs.receive_message(
+            QueueUrl=cloud.queue_urls["ingest"], MaxNumberOfMessages=10
+        ).get("Messages", []):
+            if "parked" in message["Body"]:
+                sqs.send_message(
+                    QueueUrl=cloud.queue_urls["ingest_dlq"], MessageBody=message["Body"]
+                )
+                moved += 1
+            sqs.delete_message(
+                QueueUrl=cloud.queue_urls["ingest"], ReceiptHandle=message["ReceiptHandle"]
+            )
+    cloud.pump.start()
+    _, letters = run_cli(capsys, "dlq", "ingest", "--json", *endpoint)
+    assert sorted(k for d in letters for k in d["keys"]) == sorted(keys)
+
+    # When the redrive's second send fails
+    target = ops.resolve(None, cloud.endpoint_url)
+    sent: list[str] = []
+
+    def flaky_send(body: str) -> None:
+        if len(sent) == 1:
+            raise OSError("connection reset")
+        sqs.send_message(QueueUrl=cloud.queue_urls["ingest"], MessageBody=body)
+        sent.append(body)
+
+    results = ops.dlq_redrive(target, "ingest", send=flaky_send)
+    # Then one message moved, and the failed one and the rest are still in the DLQ
+    assert [(r.done, r.error) for r in results] == [
+        (True, None),
+        (False, "connection reset"),
+        (False, None),
+    ]
+    assert len(ops.dlq_list(target, "ingest")) == 2
+    # When it is redriven again (through the CLI)
+    code, second = run_cli(capsys, "dlq", "redrive", "ingest", "--json", *endpoint)
+    assert code == 0 and [r["done"] for r in second] == [True, True]
+    # Then every upload ran exactly once, and both DLQs are empty
+    names = {e["name"] for e in ops.executions(target, dataset="parked")}
+    deadline = time.monotonic() + 60
+    while len(names) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        names = {e["name"] for e in ops.executions(target, dataset="parked")}
+    assert len(names) == 3
+    assert {wait_for(cloud, name) for name in names} == {"SUCCEEDED"}
+    assert ops.dlq_list(target, "ingest") == []
+
+
+def test_status_reports_queues_executions_and_latest_metrics(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "status_one.csv"
+    path.write_text(HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8")
+    _, (item,) = run_cli(capsys, "upload", str(path), "--dataset", "status", "--json", *endpoint)
+    assert wait_for(cloud, item["execution"]) == "SUCCEEDED"
+    code, state = run_cli(capsys, "status", "--json", *endpoint)
+    assert code == 0
+    assert set(state) == {"stack", "queues", "executions_24h", "latest"}
+    assert state["stack"] == "Sluice-local"
+    assert set(state["queues"]) == {"ingest", "ingest_dlq", "failures"}
+    assert state["executions_24h"]["SUCCEEDED"] >= 1
+    assert set(state["latest"]["stages"]) == {"validate", "trusted", "delivery"}
+    assert state["latest"]["stages"]["trusted"]["rows_in"] >= 1
+
+
+def test_errors_are_one_line(
+    cloud: LocalCloud, endpoint: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["executions", "--stack", "Sluice-nope", *endpoint]) == 1
+    err = capsys.readouterr().err.strip()
+    where = cloud.endpoint_url
+    assert err == f"sluice: stack Sluice-nope not found in {where} (deploy it, or pass --stack)"
+    assert main(["execution", "show", "no-such-execution", *endpoint]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ExecutionDoesNotExist" in err
