@@ -283,6 +283,9 @@ class Workflow(Construct):
         read = ["s3:GetObject", "s3:GetObjectVersion"]
         # ListBucket lets a missing key read as 404 (not 403): contracts and manifests are
         # optional. It is granted on the bucket, never with a wildcard.
+        # The starter looks up an object's current version, to skip late events for old ones.
+        self._allow("starter", read, [raw.arn_for_objects("*")])
+        self._allow("starter", ["s3:ListBucket"], [raw.bucket_arn])
         self._allow("validate", read, [raw.arn_for_objects("*")])
         self._allow("validate", ["s3:ListBucket"], [raw.bucket_arn])
         # Validate only stages its Parquet; promoting it into TRUSTED is the Trusted stage's job.
@@ -306,7 +309,8 @@ class Workflow(Construct):
         if key is not None:
             for stage in WORKFLOW_STAGES:
                 self._allow(stage, ["kms:Decrypt", "kms:GenerateDataKey"], [key.key_arn])
-        for stage in WORKFLOW_STAGES:
+            # HeadObject on an SSE-KMS object needs no key use; the starter never reads data.
+        for stage in STAGES:
             NagSuppressions.add_resource_suppressions(
                 self.functions[stage].role,  # type: ignore[arg-type]
                 [_OBJECT_KEYS_SUPPRESSION],

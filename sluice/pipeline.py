@@ -19,6 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
 from sluice import lake
 from sluice.aws import ObjectStore
@@ -53,10 +54,30 @@ class StartOutcome:
     started: list[str] = field(default_factory=list)
     already_handled: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
     test_events: int = 0
 
 
-def start_executions(body: str, sfn: Any, settings: Settings) -> StartOutcome:
+def _superseded(store: ObjectStore | None, source: SourceObject) -> bool:
+    """Whether the event names a version that is no longer the object's current one.
+
+    A late event for an old version must not reprocess it over the newer version's outputs.
+    (Events without a version id, from unversioned buckets, are never superseded.)
+    """
+    if store is None or not source.version_id:
+        return False
+    try:
+        current = store.head(source.bucket, source.key).get("VersionId") or ""
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return True  # deleted since: nothing current to process
+        raise
+    return bool(current) and current != source.version_id
+
+
+def start_executions(
+    body: str, sfn: Any, settings: Settings, store: ObjectStore | None = None
+) -> StartOutcome:
     """One StartExecution per object in one SQS message; a repeat of a known object is done."""
     outcome = StartOutcome()
     events = parse_s3_notification(body)
@@ -78,6 +99,9 @@ def start_executions(body: str, sfn: Any, settings: Settings) -> StartOutcome:
                 "NO_DATASET", "RAW keys must start with '<dataset>/'", key_hash=source.object_id
             )
         name = lake.execution_name(source, dataset)
+        if _superseded(store, source):
+            outcome.superseded.append(name)
+            continue
         state = {"execution": name, "dataset": dataset, "source": source.to_dict()}
         try:
             sfn.start_execution(

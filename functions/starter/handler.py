@@ -27,7 +27,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> None:
     rt = runtime()
-    outcome = start_executions(record.body, rt.sfn, rt.settings)
+    outcome = start_executions(record.body, rt.sfn, rt.settings, rt.store)
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(outcome.started))
     metrics.add_metric(
         name="DuplicateEvents", unit=MetricUnit.Count, value=len(outcome.already_handled)
@@ -38,6 +38,7 @@ def record_handler(record: SQSRecord) -> None:
             "message_id": record.message_id,
             "started": outcome.started,
             "already_handled": outcome.already_handled,
+            "superseded": outcome.superseded,
             "test_event": bool(outcome.test_events),
         },
     )

@@ -604,6 +604,8 @@ def test_starter_may_only_start_this_state_machine(dev: Synth) -> None:
         [
             *_common(dev, "starter"),
             (["states:StartExecution"], {"Ref": dev.state_machine_id()}),
+            (["s3:GetObject", "s3:GetObjectVersion"], _objects(dev, "raw")),
+            (["s3:ListBucket"], _bucket(dev, "raw")),
             # the event source mapping reads the ingest queue with the starter's role
             (
                 [
