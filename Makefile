@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LAKE ?= lake
 
-.PHONY: run test synth bench clean
+.PHONY: run test reliability synth bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Sluice needs Python 3.11+"'
@@ -28,6 +28,10 @@ test: $(VENV)/.dev-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+# The fault and bad-input suite alone, with its summary (cases, passed, rows lost).
+reliability: $(VENV)/.dev-deps
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/reliability -q -p no:randomly
 
 # Validate+Trusted against a pyarrow floor, vectorized pandas and row-wise pandas (docs/performance.md).
 bench: $(VENV)/.run-deps

@@ -56,7 +56,12 @@ def run_stage(
     """Run one workflow stage and return the state with that stage's section added."""
     rt = runtime()
     source = event.get("source", {})
-    logger.append_keys(execution=event.get("execution"), dataset=event.get("dataset"), stage=stage)
+    logger.append_keys(
+        execution=event.get("execution"),
+        dataset=event.get("dataset"),
+        stage=stage,
+        source_key=source.get("key"),
+    )
     started = time.perf_counter()
     try:
         with transient_aws_errors():

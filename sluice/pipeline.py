@@ -6,6 +6,7 @@ pointers (bucket + key) and counts, never rows.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -44,6 +45,7 @@ CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
 # User contracts in the RAW bucket (`_contracts/<dataset>.yaml`) win over the bundled ones.
 RAW_CONTRACTS_PREFIX = "_contracts/"
+INFERRED_CONTRACT = "_inferred_contract.yaml"
 
 
 # --------------------------------------------------------------------------- starter
@@ -189,6 +191,16 @@ def _put_days(
     return written
 
 
+def _inferred_before(store: ObjectStore, settings: Settings, dataset: str) -> Contract | None:
+    """The contract inferred from the dataset's first file: later files are typed the same way,
+    so one day's files can be summarized together."""
+    text = store.get_bytes_if_exists(settings.trusted_bucket, f"{dataset}/{INFERRED_CONTRACT}")
+    if text is None:
+        return None
+    source = f"s3://{settings.trusted_bucket}/{dataset}/{INFERRED_CONTRACT}"
+    return dataclasses.replace(load_contract_text(text.decode("utf-8"), source), inferred=True)
+
+
 def contract_for(
     store: ObjectStore, settings: Settings, dataset: str, contracts_dir: Path
 ) -> Contract | None:
@@ -207,7 +219,9 @@ def contract_for(
                 contract = load_contract_text(text.decode("utf-8", errors="replace"), source)
                 break
         else:
-            contract = find_contract(dataset, contracts_dir)
+            contract = find_contract(dataset, contracts_dir) or _inferred_before(
+                store, settings, dataset
+            )
     except ContractError as exc:
         raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
     if contract is not None and contract.dataset != dataset:
@@ -290,7 +304,7 @@ def validate(
     if contract.inferred:
         store.put_bytes(
             settings.trusted_bucket,
-            f"{dataset}/_inferred_contract.yaml",
+            f"{dataset}/{INFERRED_CONTRACT}",
             contract.to_yaml().encode(),
             "application/yaml",
         )

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice.config import METRICS_NAMESPACE
+from sluice.errors import SluiceDataError
 from sluice.handlers import runtime
 from sluice.pipeline import start_executions
 
@@ -27,7 +28,15 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 def record_handler(record: SQSRecord) -> None:
     rt = runtime()
-    outcome = start_executions(record.body, rt.sfn, rt.settings, rt.store)
+    try:
+        outcome = start_executions(record.body, rt.sfn, rt.settings, rt.store)
+    except SluiceDataError as error:
+        # Reported here; the message itself goes back and, after maxReceiveCount, to the DLQ.
+        logger.error(
+            "event rejected",
+            extra={"message_id": record.message_id, "reason": error.reason, "detail": str(error)},
+        )
+        raise
     metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(outcome.started))
     metrics.add_metric(
         name="DuplicateEvents", unit=MetricUnit.Count, value=len(outcome.already_handled)

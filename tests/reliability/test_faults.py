@@ -1,0 +1,312 @@
+"""Faults and duplicates: every event handled once, nothing lost, nothing rolled back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sluice import ops
+from sluice.aws import ObjectStore
+from sluice.errors import SluiceTransientError
+from sluice.local import LocalCloud
+from tests.reliability.conftest import Ledger, case
+from tests.reliability.helpers import (
+    HEADER,
+    accounted,
+    csv_rows,
+    drained,
+    empty,
+    eventually,
+    executions,
+    finished,
+    keys,
+    parquet_rows,
+    put,
+    queue_depth,
+    s3_event,
+)
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[LocalCloud]:
+    with LocalCloud() as running:
+        yield running
+
+
+def send(cloud: LocalCloud, body: str) -> None:
+    cloud.client("sqs").send_message(QueueUrl=cloud.queue_urls["ingest"], MessageBody=body)
+
+
+def statuses(found: list[dict[str, Any]]) -> list[str]:
+    return sorted(e["status"] for e in found)
+
+
+@case(1, "the same S3 event delivered 3 times")
+def test_same_event_three_times(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    cloud.pump.stop()
+    source = put(cloud, tmp_path, "thrice.csv", csv_rows(3), "thrice")
+    send(cloud, s3_event(source))
+    send(cloud, s3_event(source))
+    cloud.pump.start()
+    found = finished(cloud, "thrice-", 1)
+    drained(cloud)
+    assert statuses(found) == ["SUCCEEDED"]
+    assert len(executions(cloud, "thrice-")) == 1
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    assert len([k for k in keys(cloud, "trusted", "thrice/") if k.endswith(".parquet")]) == 1
+    ledger.record(3, accounted(cloud, "thrice"))
+    assert ledger.lost == 0
+
+
+@case(2, "a duplicate event after the execution finished")
+def test_duplicate_after_finish(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    source = put(cloud, tmp_path, "late.csv", csv_rows(2), "late")
+    finished(cloud, "late-", 1)
+    before = keys(cloud, "delivery", "late/")
+    send(cloud, s3_event(source))
+    drained(cloud)
+    assert statuses(executions(cloud, "late-")) == ["SUCCEEDED"]
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    assert keys(cloud, "delivery", "late/") == before
+    ledger.record(2, accounted(cloud, "late"))
+
+
+@case(3, "an object overwritten; a late event for the old version")
+def test_new_version_replaces_and_old_event_does_not_roll_back(
+    cloud: LocalCloud, tmp_path: Path, ledger: Ledger
+) -> None:
+    v1 = put(cloud, tmp_path, "versions.csv", csv_rows(3, 1, "2024-01-15"), "versions")
+    finished(cloud, "versions-", 1)
+    v2 = put(cloud, tmp_path, "versions.csv", csv_rows(2, 10, "2024-01-16"), "versions")
+    assert (v1.key, v1.version_id != v2.version_id) == (v2.key, True)
+    finished(cloud, "versions-", 2)
+    assert statuses(executions(cloud, "versions-")) == ["SUCCEEDED", "SUCCEEDED"]
+    ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "versions/"))
+    assert ids == [10, 11]  # v2 replaced v1's rows (its day is gone)
+    # a late event naming v1 (S3 events carry the version on a versioned bucket)
+    send(cloud, s3_event(v1, with_version=True))
+    drained(cloud)
+    assert len(executions(cloud, "versions-")) == 2
+    assert sorted(r["id"] for r in parquet_rows(cloud, "trusted", "versions/")) == [10, 11]
+    ledger.record(2, len(ids))
+
+
+@case(4, "s3:TestEvent is acknowledged with no execution and no error")
+def test_test_event(cloud: LocalCloud, ledger: Ledger) -> None:
+    errors = list(cloud.pump.errors)
+    before = len(executions(cloud))
+    send(
+        cloud,
+        json.dumps(
+            {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "raw", "RequestId": "x"}
+        ),
+    )
+    drained(cloud)
+    assert len(executions(cloud)) == before
+    assert cloud.pump.errors == errors
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+
+
+@case(5, "keys with spaces, '+', unicode and '%'")
+def test_awkward_keys(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    names = ["a b.csv", "c+d.csv", "caf\u00e9 \u00fc.csv", "100%.csv"]
+    for i, name in enumerate(names):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        put(cloud, folder, name, csv_rows(1, i + 1), "awkward")
+    found = finished(cloud, "awkward-", len(names))
+    assert statuses(found) == ["SUCCEEDED"] * len(names)
+    ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "awkward/"))
+    assert ids == [1, 2, 3, 4]
+    ledger.record(4, len(ids))
+
+
+@case(6, "a batch of 10 with one poison message")
+def test_poison_message(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    responses: list[Any] = []
+    invoke = cloud.pump.invoke
+
+    def recording(function: str, event: Any) -> Any:
+        result = invoke(function, event)
+        responses.append((len(event["Records"]), result[0]))
+        return result
+
+    cloud.pump.stop()
+    for i in range(9):
+        put(cloud, tmp_path, f"batch_{i}.csv", csv_rows(1, i + 1), "batch")
+    send(cloud, "this is not an S3 event")
+    cloud.pump.invoke = recording
+    try:
+        cloud.pump.start()
+        found = finished(cloud, "batch-", 9)
+        # the poison alone comes back, and after maxReceiveCount it is in the DLQ
+        eventually(lambda: queue_depth(cloud, "ingest_dlq") == (1, 0), 60, "poison in the DLQ")
+    finally:
+        cloud.pump.invoke = invoke
+    assert statuses(found) == ["SUCCEEDED"] * 9
+    first = next(r for n, r in responses if n == 10)
+    assert len(first["batchItemFailures"]) == 1
+    letters = ops.dlq_list(ops.resolve(None, cloud.endpoint_url), "ingest", peek=True)
+    assert [d["body"] for d in letters] == ["this is not an S3 event"]
+    assert empty(cloud, "ingest_dlq") == 1
+    ledger.record(9, accounted(cloud, "batch"))
+    assert ledger.lost == 0
+
+
+@case(7, "StartExecution throttled: the message comes back")
+def test_throttled_start(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    throttled = []
+
+    def throttle(stage: str, event: dict[str, Any]) -> None:
+        if stage == "starter" and "throttled" in json.dumps(event) and len(throttled) < 2:
+            throttled.append(1)
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                "StartExecution",
+            )
+
+    cloud.runtime.add_fault(throttle)
+    try:
+        put(cloud, tmp_path, "throttled.csv", csv_rows(2), "throttled")
+        found = finished(cloud, "throttled-", 1)
+    finally:
+        cloud.runtime.clear_faults()
+    drained(cloud)
+    assert len(throttled) == 2
+    assert statuses(found) == ["SUCCEEDED"]
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    ledger.record(2, accounted(cloud, "throttled"))
+
+
+@case(8, "a transient Lambda error is retried with backoff")
+def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    failures = []
+
+    def flaky(stage: str, event: dict[str, Any]) -> None:
+        if stage == "trusted" and event["dataset"] == "flaky" and not failures:
+            failures.append(1)
+            raise SluiceTransientError("S3 SlowDown")
+
+    cloud.runtime.add_fault(flaky)
+    try:
+        put(cloud, tmp_path, "flaky.csv", csv_rows(2), "flaky")
+        (found,) = finished(cloud, "flaky-", 1)
+    finally:
+        cloud.runtime.clear_faults()
+    shown = ops.show(ops.resolve(None, cloud.endpoint_url), found["name"])
+    trusted = next(s for s in shown["stages"] if s["name"] == "trusted")
+    assert (shown["status"], trusted["attempts"]) == ("SUCCEEDED", 2)
+    assert trusted["errors"] == ["SluiceTransientError: S3 SlowDown"]
+    ledger.record(2, accounted(cloud, "flaky"))
+
+
+@case(9, "a stage dies mid-write; the rerun equals a clean run")
+def test_mid_write_death(
+    cloud: LocalCloud, tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = csv_rows(3, 1, "2024-01-15") + csv_rows(2, 4, "2024-01-16").removeprefix(HEADER)
+    put(cloud, tmp_path, "clean.csv", text, "cleanrun")
+    finished(cloud, "cleanrun-", 1)
+
+    real_put = ObjectStore.put_bytes
+    writes: list[str] = []
+
+    def dies_after_one_delivery_file(self: ObjectStore, bucket: str, key: str, *a: Any) -> None:
+        if bucket == "delivery" and key.startswith("midwrite/"):
+            writes.append(key)
+            if len(writes) == 2:
+                raise RuntimeError("Lambda ran out of time")
+        real_put(self, bucket, key, *a)
+
+    monkeypatch.setattr(ObjectStore, "put_bytes", dies_after_one_delivery_file)
+    put(cloud, tmp_path, "mid.csv", text, "midwrite")
+    (failed,) = finished(cloud, "midwrite-", 1)
+    monkeypatch.setattr(ObjectStore, "put_bytes", real_put)
+    assert failed["status"] == "FAILED"
+    # part of DELIVERY was written, but no manifest says the run is complete
+    assert len(keys(cloud, "delivery", "midwrite/")) == 1
+    assert keys(cloud, "delivery", "_lineage/manifests/midwrite/") == []
+
+    target = ops.resolve(None, cloud.endpoint_url)
+    plans = ops.rerun(target, ops.plan_rerun(target, [failed["name"]]))
+    assert [(p.action, p.done) for p in plans] == [("new", True)]
+    finished(cloud, "midwrite-", 2)
+    assert len(keys(cloud, "delivery", "_lineage/manifests/midwrite/")) == 1
+
+    def content(dataset: str) -> list[Any]:
+        drop = {"processed_timestamp", "delivery_timestamp", "source_file", "execution"}
+        rows = parquet_rows(cloud, "delivery", f"{dataset}/record_type=DETAIL/")
+        return sorted(
+            (tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in rows),
+        )
+
+    assert content("midwrite") == content("cleanrun")
+    ledger.record(5, accounted(cloud, "midwrite"))
+
+
+@case(10, "rerun after a fix reruns only the failed work, no duplicate rows")
+def test_rerun_only_failed_work(cloud: LocalCloud, ledger: Ledger) -> None:
+    # (continues case 9) the other datasets' executions were not touched, and no id repeats
+    names = [e["name"] for e in executions(cloud, "midwrite-")]
+    assert sorted(n.endswith("-r1") for n in names) == [False, True]
+    assert len(executions(cloud, "cleanrun-")) == 1
+    for bucket, prefix in [
+        ("trusted", "midwrite/"),
+        ("delivery", "midwrite/record_type=DETAIL/"),
+    ]:
+        ids = [r["id"] for r in parquet_rows(cloud, bucket, prefix)]
+        assert sorted(ids) == [1, 2, 3, 4, 5]
+    summaries = parquet_rows(cloud, "delivery", "midwrite/record_type=DAILY_SUMMARY/")
+    assert sum(r["record_count"] for r in summaries) == 5
+    # and the failure's dead letter is cleared: its execution has been rerun already
+    target = ops.resolve(None, cloud.endpoint_url)
+    redriven = ops.dlq_redrive(target, "failures")
+    assert [(r.done, r.what.endswith("(already rerun)")) for r in redriven] == [(True, True)]
+    assert queue_depth(cloud, "failures") == (0, 0)
+    ledger.record(5, len(ids))
+
+
+@case(11, "the state stays under 8 KB for a 1M-row file")
+def test_state_size_for_a_million_rows(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    from bench.generate import generate
+
+    path = tmp_path / "million.csv"
+    generate(1_000_000, path)
+    source = cloud.upload(path, "million")
+    description = cloud.wait(source, timeout=300)
+    assert description["status"] == "SUCCEEDED"
+    sfn = cloud.client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=description["executionArn"])["events"]
+    sizes = [
+        len(details.get("input") or details.get("output") or "")
+        for event in history
+        for details in event.values()
+        if isinstance(details, dict)
+    ]
+    assert 0 < max(sizes) < 8 * 1024
+    counts = json.loads(description["output"])["trusted"]
+    ledger.record(
+        1_000_000, counts["rows_trusted"] + counts["rows_quarantined"] + counts["duplicates"]
+    )
+
+
+@case(12, "a burst of 200 uploads")
+def test_burst_of_uploads(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # 200 files over 20 event days (each day's summary is recomputed from all of its files)
+    for i in range(200):
+        day = f"2024-03-{i % 20 + 1:02d}"
+        put(cloud, tmp_path, f"burst_{i:03d}.csv", csv_rows(5, i * 5 + 1, day), "burst")
+    found = finished(cloud, "burst-", 200, timeout=600)
+    drained(cloud)
+    assert len(found) == 200
+    assert statuses(found) == ["SUCCEEDED"] * 200
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    assert queue_depth(cloud, "failures") == (0, 0)
+    ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "burst/"))
+    assert ids == list(range(1, 1001))
+    ledger.record(1000, len(ids))
