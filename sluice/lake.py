@@ -138,6 +138,18 @@ def trusted_key(dataset: str, day: date, source: SourceObject) -> str:
     return trusted_prefix(dataset, day) + _file_name(source)
 
 
+# Each TRUSTED day file's share of its day's summary, outside the dataset's table location.
+PARTIALS_PREFIX = "_summaries"
+
+
+def partial_prefix(dataset: str, day: date) -> str:
+    return f"{PARTIALS_PREFIX}/{dataset}/{date_partition(day)}/"
+
+
+def partial_key(dataset: str, day: date, source: SourceObject) -> str:
+    return partial_prefix(dataset, day) + _file_name(source)
+
+
 # Lineage lives in DELIVERY: JSON manifests per execution, and the `lineage` table's Parquet.
 LINEAGE_MANIFESTS = "_lineage/manifests"
 LINEAGE_RECORDS = "_lineage/records"

@@ -363,15 +363,32 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             result.quarantined,
             lambda day: lake.quarantine_rows_key(dataset, day, source),
         )
+        # Each day file's share of its day's summary, so Delivery reads a few rows per file
+        # instead of every trusted row of the day.
+        partials = []
+        for day, item in sorted(result.trusted.items()):
+            partial = delivery_stage.partial_summary(pq.read_table(item.path), contract)
+            key = lake.partial_key(dataset, day, source)
+            store.put_bytes(settings.trusted_bucket, key, _write_parquet(partial), PARQUET)
+            partials.append(
+                {
+                    "bucket": settings.trusted_bucket,
+                    "key": key,
+                    "day": day.isoformat(),
+                    "rows": partial.num_rows,
+                }
+            )
 
     # A new version of the object replaces its own rows: drop outputs the last run wrote that
     # this run did not (days that no longer appear in the file).
     manifest_key = _manifest_key(dataset, source, "trusted")
     previous = _previous_outputs(store, settings.trusted_bucket, manifest_key)
-    written = {o["key"] for o in outputs + quarantined}
+    written = {o["key"] for o in outputs + quarantined + partials}
     stale = [
         o
-        for o in previous.get("trusted", []) + previous.get("quarantined", [])
+        for o in previous.get("trusted", [])
+        + previous.get("quarantined", [])
+        + previous.get("partials", [])
         if o["key"] not in written
     ]
     for item in stale:
@@ -382,6 +399,7 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         "contract": contract.to_dict(),
         "trusted": outputs,
         "quarantined": quarantined,
+        "partials": partials,
         "stale_days": sorted(
             {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
         ),
@@ -411,9 +429,10 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
 
 
 def _day_files(store: ObjectStore, settings: Settings, dataset: str, day: date) -> list[Any]:
+    """The day's partial summaries (one per TRUSTED file), with their ETags."""
     return sorted(
         item
-        for item in store.list_versions(settings.trusted_bucket, lake.trusted_prefix(dataset, day))
+        for item in store.list_versions(settings.trusted_bucket, lake.partial_prefix(dataset, day))
         if item[0].endswith(".parquet")
     )
 
@@ -424,8 +443,8 @@ SUMMARY_ATTEMPTS = 5
 def _write_summary(
     store: ObjectStore, settings: Settings, contract: Contract, dataset: str, day: date, key: str
 ) -> pa.Table | None:
-    """Recompute one day's summary from every TRUSTED file of the day, and make sure it
-    covered them all.
+    """Recompute one day's summary from the partial summaries of every TRUSTED file of the
+    day, and make sure it covered them all.
 
     Executions for the same day can deliver at the same time. After writing, the day's files
     are listed again: if one appeared or changed meanwhile, the summary is recomputed. So the
@@ -438,11 +457,11 @@ def _write_summary(
             store.delete(settings.delivery_bucket, key)
             summary = None
         else:
-            day_table = pa.concat_tables(
+            day_partials = pa.concat_tables(
                 [_read_parquet(store, settings.trusted_bucket, k) for k, _ in files],
                 promote_options="permissive",
             )
-            summary = delivery_stage.daily_summary(day_table, contract, day)
+            summary = delivery_stage.daily_summary(day_partials, contract, day)
             store.put_bytes(settings.delivery_bucket, key, _write_parquet(summary), PARQUET)
         if _day_files(store, settings, dataset, day) == files:
             return summary

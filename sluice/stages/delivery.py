@@ -118,30 +118,59 @@ def quality(
     return pa.Table.from_pylist([row], schema=QUALITY_SCHEMA)
 
 
-def daily_summary(trusted_day: pa.Table, contract: Contract, day: date) -> pa.Table:
-    """count, sum, mean, min and max of each measure for one day, per the contract's groups.
-
-    `trusted_day` must hold *all* TRUSTED rows of the day, so the summary is right however
-    many files fed it.
-    """
-    groups = [g for g in contract.group_by if g in trusted_day.column_names]
-    measures = [m for m in contract.measures if m in trusted_day.column_names]
-    aggregations: list[tuple[str, str]] = [("data_quality_score", "count")]
-    for m in measures:
-        aggregations += [(m, "sum"), (m, "mean"), (m, "min"), (m, "max")]
-    aggregations.append(("data_quality_score", "mean"))
+def partial_summary(trusted_day: pa.Table, contract: Contract) -> pa.Table:
+    """One file's share of a day's summary: per group, the counts, sums, minima and maxima
+    that combine exactly with other files' shares (means are divided out at the end)."""
+    groups = list(contract.group_by)
+    aggregations: list[tuple[str, str]] = [
+        ("data_quality_score", "count"),
+        ("data_quality_score", "sum"),
+    ]
+    for m in contract.measures:
+        aggregations += [(m, "count"), (m, "sum"), (m, "min"), (m, "max")]
     grouped = trusted_day.group_by(groups, use_threads=False).aggregate(aggregations)
-    columns: dict[str, pa.Array] = {"summary_date": pa.array([day] * grouped.num_rows, pa.date32())}
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {g: grouped[g] for g in groups}
+    columns["record_count"] = pc.cast(grouped["data_quality_score_count"], pa.int64())
+    columns["score_sum"] = pc.cast(grouped["data_quality_score_sum"], pa.float64())
+    for m in contract.measures:
+        columns[f"{m}_count"] = pc.cast(grouped[f"{m}_count"], pa.int64())
+        for stat in ("sum", "min", "max"):
+            columns[f"{m}_{stat}"] = grouped[f"{m}_{stat}"]
+    return pa.table(columns)
+
+
+def daily_summary(partials: pa.Table, contract: Contract, day: date) -> pa.Table:
+    """count, sum, mean, min and max of each measure for one day, per the contract's groups,
+    from the partial summaries of *all* the day's TRUSTED files, so it is right however many
+    files fed the day."""
+    groups = list(contract.group_by)
+    aggregations: list[tuple[str, str]] = [("record_count", "sum"), ("score_sum", "sum")]
+    for m in contract.measures:
+        aggregations += [(f"{m}_count", "sum"), (f"{m}_sum", "sum")]
+        aggregations += [(f"{m}_min", "min"), (f"{m}_max", "max")]
+    grouped = partials.group_by(groups, use_threads=False).aggregate(aggregations)
+    n = grouped.num_rows
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        "summary_date": pa.array([day] * n, pa.date32())
+    }
     for g in groups:
         columns[g] = grouped[g]
-    columns["record_count"] = pc.cast(grouped["data_quality_score_count"], pa.int64())
-    for m in measures:
-        for stat in ("sum", "mean", "min", "max"):
-            values = grouped[f"{m}_{stat}"]
-            if stat == "mean":
-                values = pc.cast(values, pa.float64())
-            columns[f"{m}_{stat}"] = values
-    columns["avg_quality_score"] = grouped["data_quality_score_mean"]
+    records = pc.cast(grouped["record_count_sum"], pa.int64())
+    columns["record_count"] = records
+    for m in contract.measures:
+        total = grouped[f"{m}_sum_sum"]
+        counted = pc.cast(grouped[f"{m}_count_sum"], pa.float64())
+        columns[f"{m}_sum"] = total
+        columns[f"{m}_mean"] = pc.if_else(
+            pc.greater(counted, 0),
+            pc.divide(pc.cast(total, pa.float64()), counted),
+            pa.scalar(None, pa.float64()),
+        )
+        columns[f"{m}_min"] = grouped[f"{m}_min_min"]
+        columns[f"{m}_max"] = grouped[f"{m}_max_max"]
+    columns["avg_quality_score"] = pc.divide(
+        grouped["score_sum_sum"], pc.cast(records, pa.float64())
+    )
     table = pa.table(columns)
     table = table.sort_by([(g, "ascending") for g in groups]) if groups else table
     return table.cast(summary_schema(contract))

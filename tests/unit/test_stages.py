@@ -107,7 +107,8 @@ def test_daily_summary_has_exact_statistics_per_group() -> None:
         CONTRACT,
         CTX,
     )
-    summary = delivery.daily_summary(result.read(date(2024, 1, 15)), CONTRACT, date(2024, 1, 15))
+    partial = delivery.partial_summary(result.read(date(2024, 1, 15)), CONTRACT)
+    summary = delivery.daily_summary(partial, CONTRACT, date(2024, 1, 15))
     assert summary.to_pylist() == [
         {
             "summary_date": date(2024, 1, 15),

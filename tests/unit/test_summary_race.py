@@ -15,7 +15,7 @@ from sluice import lake, pipeline
 from sluice.config import CONTRACTS_DIR, Settings
 from sluice.contracts import find_contract
 from sluice.errors import SluiceTransientError
-from sluice.stages import trusted
+from sluice.stages import delivery, trusted
 
 CONTRACT = find_contract("transactions", CONTRACTS_DIR)
 DAY = date(2024, 1, 15)
@@ -54,12 +54,16 @@ class RacingStore:
 
 
 def trusted_file(tmp_path: Path, rows: list[tuple[str, ...]]) -> bytes:
+    """The partial summary Trusted writes next to its day file for these rows."""
     assert CONTRACT is not None
     names = ["id", "name", "amount", "date", "category"]
     table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
     ctx = trusted.RunContext("s3://raw/x", "v", "t", datetime(2024, 3, 1, tzinfo=UTC))
     result = trusted.transform(table, CONTRACT, ctx, tmp_path)
-    return result.trusted[DAY].path.read_bytes()
+    partial = delivery.partial_summary(result.read(DAY), CONTRACT)
+    sink = io.BytesIO()
+    pq.write_table(partial, sink)
+    return sink.getvalue()
 
 
 def summary_of(store: RacingStore, key: str) -> list[Any]:
@@ -69,7 +73,7 @@ def summary_of(store: RacingStore, key: str) -> list[Any]:
 
 def test_a_file_landing_during_the_write_is_included(tmp_path: Path) -> None:
     assert CONTRACT is not None
-    prefix = lake.trusted_prefix("transactions", DAY)
+    prefix = lake.partial_prefix("transactions", DAY)
     late = trusted_file(tmp_path / "b", [("2", "B", "50", "2024-01-15", "Sales")])
     # Given a day with one file, and another execution's file landing right after our read
     store = RacingStore({2: (prefix + "b.parquet", late)})
@@ -86,7 +90,7 @@ def test_a_file_landing_during_the_write_is_included(tmp_path: Path) -> None:
 
 def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
     assert CONTRACT is not None
-    prefix = lake.trusted_prefix("transactions", DAY)
+    prefix = lake.partial_prefix("transactions", DAY)
     body = trusted_file(tmp_path, [("1", "A", "100", "2024-01-15", "Sales")])
     store = RacingStore({n: (f"{prefix}{n}.parquet", body) for n in range(2, 20, 2)})
     store.objects[("trusted", prefix + "a.parquet")] = body
