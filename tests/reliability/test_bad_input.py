@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openpyxl
 import pytest
 
 from sluice import ops
 from sluice.lake import SourceObject
 from sluice.local import LocalCloud
+from tests.hostile import padded, with_entities, xlsx
 from tests.reliability.conftest import Ledger, case
 from tests.reliability.helpers import (
     HEADER,
@@ -38,45 +37,13 @@ def cloud() -> Iterator[LocalCloud]:
         yield running
 
 
-def xlsx_bytes(tmp: Path, rows: list[list[Any]]) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    path = tmp / "book.xlsx"
-    book.save(path)
-    return path.read_bytes()
-
-
 def zip_bomb(tmp: Path) -> bytes:
-    path = tmp / "bomb.xlsx"
-    path.write_bytes(xlsx_bytes(tmp, [["id"], [1]]))
-    with (
-        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
-        archive.open("xl/media/padding.bin", "w") as member,
-    ):
-        for _ in range(32):
-            member.write(bytes(1024 * 1024))
-    return path.read_bytes()
+    return padded(xlsx(tmp / "bomb.xlsx", [["id"], [1]]), 32).read_bytes()
 
 
 def entity_bomb(tmp: Path) -> bytes:
-    source = tmp / "plain.xlsx"
-    source.write_bytes(xlsx_bytes(tmp, [["id"], [1]]))
-    sheet = (
-        '<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa">'
-        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&b;</t></is></c></row>'
-        "</sheetData></worksheet>"
-    )
-    target = tmp / "entities.xlsx"
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
-        for item in old.infolist():
-            body = sheet.encode() if item.filename == "xl/worksheets/sheet1.xml" else old.read(item)
-            new.writestr(item, body)
-    return target.read_bytes()
+    plain = xlsx(tmp / "plain.xlsx", [["id"], [1]])
+    return with_entities(plain, tmp / "entities.xlsx").read_bytes()
 
 
 def run_bad(cloud: LocalCloud, tmp: Path, name: str, body: bytes) -> dict[str, Any]:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import zipfile
 from datetime import datetime
 from pathlib import Path
 
-import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from sluice.errors import SluiceDataError
 from sluice.formats import ReadLimits, open_file, read_file
-
-
-def xlsx(path: Path, rows: list[list[object]]) -> Path:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    for row in rows:
-        sheet.append(row)
-    book.save(path)
-    return path
+from tests.hostile import padded, with_entities, xlsx
 
 
 def reason_of(path: Path, limits: ReadLimits | None = None) -> str:
@@ -51,13 +40,7 @@ def test_xlsx_first_sheet_is_read_as_text(tmp_path: Path) -> None:
 
 
 def test_xlsx_that_inflates_past_the_cap_is_unsafe(tmp_path: Path) -> None:
-    path = xlsx(tmp_path / "b.xlsx", [["id"], [1]])
-    with (
-        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
-        archive.open("xl/media/padding.bin", "w") as member,
-    ):
-        for _ in range(20):
-            member.write(bytes(1024 * 1024))
+    path = padded(xlsx(tmp_path / "b.xlsx", [["id"], [1]]), 20)
     # the sizes in the zip directory are enough: nothing is inflated to find out
     assert reason_of(path, ReadLimits(xlsx_max_uncompressed_bytes=8 * 1024 * 1024)) == (
         "UNSAFE_ARCHIVE"
@@ -68,20 +51,7 @@ def test_xlsx_that_inflates_past_the_cap_is_unsafe(tmp_path: Path) -> None:
 
 def test_xlsx_with_xml_entities_is_unsafe(tmp_path: Path) -> None:
     path = xlsx(tmp_path / "e.xlsx", [["id"], [1]])
-    bomb = (
-        '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-        '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-        '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
-        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol2;</t></is></c></row>'
-        "</sheetData></worksheet>"
-    )
-    rebuilt = tmp_path / "bomb.xlsx"
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(rebuilt, "w") as target:
-        for item in source.infolist():
-            data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = bomb.encode()
-            target.writestr(item, data)
+    rebuilt = with_entities(path, tmp_path / "bomb.xlsx")
     assert reason_of(rebuilt) == "UNSAFE_ARCHIVE"
 
 

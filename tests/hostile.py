@@ -1,0 +1,50 @@
+"""Hostile Excel files for the reader and reliability tests, made by the tests themselves."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+
+ENTITY_SHEET = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+    '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>&lol2;</t></is></c></row>'
+    "</sheetData></worksheet>"
+)
+
+
+def xlsx(path: Path, rows: list[list[Any]]) -> Path:
+    """A workbook whose first sheet holds `rows`."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+    return path
+
+
+def padded(path: Path, mebibytes: int) -> Path:
+    """Add a member of `mebibytes` MiB of zeros: a zip bomb in miniature (deflates ~1000:1)."""
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive,
+        archive.open("xl/media/padding.bin", "w") as member,
+    ):
+        for _ in range(mebibytes):
+            member.write(bytes(1024 * 1024))
+    return path
+
+
+def with_entities(path: Path, target: Path) -> Path:
+    """A copy of the workbook whose sheet declares XML entities (a billion-laughs shape)."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as rebuilt:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = ENTITY_SHEET.encode()
+            rebuilt.writestr(item, data)
+    return target
