@@ -183,17 +183,6 @@ def open_csv(path: Path) -> Batches:
     return Batches("csv", reader.schema, _csv_batches(reader))
 
 
-def read_csv(data: bytes) -> pa.Table:
-    """A whole CSV held in memory (tests and small inputs)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "data.csv"
-        path.write_bytes(data)
-        opened = open_csv(path)
-        return pa.Table.from_batches(list(opened.batches), opened.schema)
-
-
 def _text(value: Any) -> str | None:
     """A JSON or spreadsheet value as the text a CSV would hold."""
     if value is None:

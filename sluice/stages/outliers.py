@@ -113,15 +113,3 @@ def fences_by_group(spec: Outliers, chunks: dict[int, list[np.ndarray]], groups:
             reach = spec.threshold * mad / 0.6745
             low[code], high[code] = median - reach, median + reach
     return Fences(low, high)
-
-
-def fences(
-    spec: Outliers, values: np.ndarray, codes: np.ndarray, groups: int, excluded: np.ndarray
-) -> Fences:
-    """Fences from whole arrays: `values` (NaN where missing), their group `codes`, and the
-    rows that do not count (duplicates)."""
-    keep = ~(excluded | np.isnan(values))
-    chunks: dict[int, list[np.ndarray]] = {}
-    for code, part in split_by_group(values[keep], codes[keep]):
-        chunks.setdefault(code, []).append(part)
-    return fences_by_group(spec, chunks, groups)

@@ -171,13 +171,6 @@ class _Growable:
         self.size = 0
 
     def append(self, values: np.ndarray) -> None:
-        if (
-            len(values)
-            and np.issubdtype(self.data.dtype, np.integer)
-            and int(values.max()) > np.iinfo(self.data.dtype).max
-        ):
-            # Codes start as one byte each and widen only when a file has that many groups.
-            self.data = self.data.astype(np.int32)
         end = self.size + len(values)
         if end > len(self.data):
             grown = np.empty(max(end, 2 * len(self.data)), dtype=self.data.dtype)
@@ -238,12 +231,6 @@ class _Transformer:
         self.kept_rows = 0
 
     # ------------------------------------------------------------------ step 1: per batch
-
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Step 1 for one batch (`prepare` then `commit`, which `transform_batches` overlaps)."""
-        first_row = self.result.rows_in + 1
-        self.result.rows_in += batch.num_rows
-        self.commit(self.prepare(batch, first_row))
 
     def prepare(self, batch: pa.RecordBatch, first_row: int) -> _Prepared:
         """The batch judged and split by day; touches no shared state but the group codes."""
@@ -580,10 +567,9 @@ def transform_batches(
         # order; at most WORKERS + 1 are in flight, so memory stays bounded.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             in_flight: deque[Future[_Prepared]] = deque()
-            rows_seen = 0
             for batch in batches:
-                in_flight.append(pool.submit(transformer.prepare, batch, rows_seen + 1))
-                rows_seen += batch.num_rows
+                first_row = transformer.result.rows_in + 1
+                in_flight.append(pool.submit(transformer.prepare, batch, first_row))
                 transformer.result.rows_in += batch.num_rows
                 if len(in_flight) > WORKERS:
                     transformer.commit(in_flight.popleft().result())

@@ -11,7 +11,7 @@ import pytest
 
 from sluice.contracts import Contract, Outliers, Rule, load_contract_text
 from sluice.stages import keys, rules, trusted
-from sluice.stages.outliers import fences
+from sluice.stages.outliers import fences_by_group
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 CTX = trusted.RunContext("s3://raw/t/f.csv", "v1", "0.1.0", NOW)
@@ -205,10 +205,11 @@ def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
         "outliers: [{column: amount, method: iqr, threshold: 1.5, by: [g], min_group_size: 4}]\n"
     )
     # group a: 1..8 and 100 -> Q1=3, Q3=7, fences [-3, 13]: 100 is out.
-    # group b: 100..107 -> 100 is normal there.
-    amounts = [str(v) for v in [*range(1, 9), 100, *range(100, 108)]]
-    groups = ["a"] * 9 + ["b"] * 8
-    result = run(c, tmp_path, id=[str(i) for i in range(17)], amount=amounts, g=groups)
+    # group b: 100..107 -> 100 is normal there. A missing amount counts towards no fence.
+    amounts: list[str | None] = [str(v) for v in [*range(1, 9), 100, *range(100, 108)]]
+    amounts.append(None)
+    groups = ["a"] * 9 + ["b"] * 8 + ["a"]
+    result = run(c, tmp_path, id=[str(i) for i in range(18)], amount=amounts, g=groups)
     flagged = [(r["g"], r["amount"]) for r in all_rows(result) if r["is_outlier"]]
     assert flagged == [("a", 100.0)]
     assert result.outliers == 1
@@ -216,15 +217,14 @@ def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
 
 def test_robust_z_fences_and_small_groups() -> None:
     spec = Outliers("v", "robust_z", 3.5, (), 4)
-    values = np.array([10.0, 11, 12, 13, 14, 100, np.nan])
-    codes = np.zeros(7, dtype=np.uint8)
-    found = fences(spec, values, codes, 1, np.zeros(7, dtype=bool))
+    values = np.array([10.0, 11, 12, 13, 14, 100])
+    found = fences_by_group(spec, {0: [values[:3], values[3:]]}, 1)
     # median 12.5, MAD 1.5: reach = 3.5 * 1.5 / 0.6745
     reach = 3.5 * 1.5 / 0.6745
     assert (found.low[0], found.high[0]) == (12.5 - reach, 12.5 + reach)
-    small = fences(Outliers("v", "iqr", 1.5, (), 8), values, codes, 1, np.zeros(7, dtype=bool))
+    small = fences_by_group(Outliers("v", "iqr", 1.5, (), 8), {0: [values]}, 1)
     assert (small.low[0], small.high[0]) == (-np.inf, np.inf)
-    nothing = fences(spec, np.array([np.nan]), np.zeros(1, np.uint8), 1, np.zeros(1, dtype=bool))
+    nothing = fences_by_group(spec, {}, 1)
     assert (nothing.low[0], nothing.high[0]) == (-np.inf, np.inf)
 
 
