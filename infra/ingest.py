@@ -27,6 +27,13 @@ _NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler"
 MAX_MESSAGE_BYTES = 262_144
 
 
+# A dead-letter queue has no dead-letter queue of its own.
+DLQ_REDRIVE_SUPPRESSION = NagPackSuppression(
+    id="Serverless-SQSRedrivePolicy",
+    reason="A dead-letter queue is the end of the line: `sluice dlq` redrives it.",
+)
+
+
 def queue_encryption(key: kms.IKey | None) -> dict[str, object]:
     """Queue properties for the pipeline's key, or SQS-managed encryption without one."""
     if key is None:
@@ -72,15 +79,7 @@ class Ingest(Construct):
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             **self._encryption,  # type: ignore[arg-type]
         )
-        NagSuppressions.add_resource_suppressions(
-            queue,
-            [
-                NagPackSuppression(
-                    id="Serverless-SQSRedrivePolicy",
-                    reason="A dead-letter queue is the end of the line: `sluice dlq` redrives it.",
-                )
-            ],
-        )
+        NagSuppressions.add_resource_suppressions(queue, [DLQ_REDRIVE_SUPPRESSION])
         return queue
 
     def _queue(self) -> sqs.Queue:

@@ -12,7 +12,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 
 import sluice
-from infra.ingest import MAX_MESSAGE_BYTES, queue_encryption
+from infra.ingest import DLQ_REDRIVE_SUPPRESSION, MAX_MESSAGE_BYTES, queue_encryption
 from infra.layer import DependencyLayer
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
@@ -141,10 +141,7 @@ class Workflow(Construct):
                         "sends each failed execution here; nothing consumes it automatically."
                     ),
                 ),
-                NagPackSuppression(
-                    id="Serverless-SQSRedrivePolicy",
-                    reason="A dead-letter queue is the end of the line: `sluice dlq` redrives it.",
-                ),
+                DLQ_REDRIVE_SUPPRESSION,
             ],
         )
         return queue

@@ -91,6 +91,14 @@ def execution_name(source: SourceObject, dataset: str) -> str:
     return f"{ds}-{stem}-{digest}"
 
 
+def execution_names(source: SourceObject, dataset: str) -> list[str]:
+    """The names the object's execution can have: by version (AWS events on a versioned
+    bucket) and by ETag (events without a version, such as moto's)."""
+    names = [execution_name(source, dataset)]
+    by_etag = execution_name(SourceObject(source.bucket, source.key, etag=source.etag), dataset)
+    return names if by_etag in names else [*names, by_etag]
+
+
 def dataset_from_key(key: str) -> str:
     """The dataset is the first folder of a RAW key (`<dataset>/year=.../<file>`)."""
     head = key.split("/", 1)[0] if "/" in key else ""

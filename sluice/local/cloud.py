@@ -330,11 +330,8 @@ class LocalCloud:
         sfn = self.client("stepfunctions")
         dataset = lake.dataset_from_key(source.key)
         # S3 events name the version where the bucket has versioning; moto's carry the ETag only.
-        candidates = {
-            lake.execution_name(source, dataset),
-            lake.execution_name(SourceObject(source.bucket, source.key, etag=source.etag), dataset),
-        }
-        for name in sorted(candidates):
+        candidates = lake.execution_names(source, dataset)
+        for name in candidates:
             try:
                 return dict(sfn.describe_execution(executionArn=self.execution_arn(name)))
             except sfn.exceptions.ExecutionDoesNotExist:
