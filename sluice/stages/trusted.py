@@ -39,6 +39,7 @@ from sluice.memory import use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
 from sluice.stages.coerce import ARROW_TYPES
+from sluice.stages.delivery import partial_summary
 from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
 from sluice.stages.spill import DaySpill, split_by_day
 
@@ -77,6 +78,8 @@ class RunContext:
 class DayFile:
     path: Path
     rows: int
+    # TRUSTED days only: the file's share of the day's summary (`delivery.partial_summary`)
+    partial: pa.Table | None = None
 
 
 @dataclass
@@ -436,18 +439,25 @@ class _Transformer:
         self, kind: str, day: date, dropped: np.ndarray, found: list[Fences]
     ) -> tuple[str, date, DayFile | None]:
         path = self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
+        partials: list[pa.Table] = []
         if kind == "trusted":
-            chunks = (
-                self._enrich(day, chunk, dropped, found)
-                for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS)
-            )
-            rows = _write_chunks(path, chunks, self.contract)
+
+            def enriched() -> Iterator[pa.Table]:
+                # The summary share is taken from the rows on their way to the file.
+                for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS):
+                    table = self._enrich(day, chunk, dropped, found)
+                    if table.num_rows:
+                        partials.append(partial_summary(table, self.contract))
+                    yield table
+
+            rows = _write_chunks(path, enriched(), self.contract)
         else:
             rows = _write_chunks(path, self.bad_spill.chunks(day, ROW_GROUP_ROWS))
         if not rows:
             path.unlink(missing_ok=True)
             return kind, day, None
-        return kind, day, DayFile(path, rows)
+        partial = pa.concat_tables(partials) if partials else None
+        return kind, day, DayFile(path, rows, partial)
 
     def finish(self) -> TrustedResult:
         (self.workdir / "out").mkdir(parents=True, exist_ok=True)
