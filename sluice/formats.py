@@ -109,6 +109,8 @@ def _encoding(path: Path) -> str:
             if first and b"\x00" in chunk[:_SNIFF_BYTES]:
                 raise SluiceDataError("UNREADABLE_ENCODING", "file is binary or UTF-16, not text")
             first = False
+            if chunk.isascii() and not decoder.getstate()[0]:
+                continue  # plain ASCII is UTF-8, and checking it is ~10x faster than decoding
             decoder.decode(chunk)
         decoder.decode(b"", final=True)
         return "utf-8"

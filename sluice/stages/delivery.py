@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -121,6 +122,17 @@ def quality(
 def partial_summary(trusted_day: pa.Table, contract: Contract) -> pa.Table:
     """One file's share of a day's summary: per group, the counts, sums, minima and maxima
     that combine exactly with other files' shares (means are divided out at the end)."""
+    return partial_summaries(trusted_day, contract, np.zeros(trusted_day.num_rows, np.int32), 1)[0]
+
+
+_DAY = "__day"
+
+
+def partial_summaries(
+    trusted: pa.Table, contract: Contract, day_ids: np.ndarray, days: int
+) -> list[pa.Table]:
+    """`partial_summary` of each of several days' rows at once (`day_ids`: each row's day,
+    0 to `days` - 1, ascending): one grouping for all of them."""
     groups = list(contract.group_by)
     aggregations: list[tuple[str, str]] = [
         ("data_quality_score", "count"),
@@ -128,7 +140,18 @@ def partial_summary(trusted_day: pa.Table, contract: Contract) -> pa.Table:
     ]
     for m in contract.measures:
         aggregations += [(m, "count"), (m, "sum"), (m, "min"), (m, "max")]
-    grouped = trusted_day.group_by(groups, use_threads=False).aggregate(aggregations)
+    source: dict[str, pa.Array | pa.ChunkedArray] = {_DAY: pa.array(day_ids, pa.int32())}
+    for name in {*groups, "data_quality_score", *contract.measures}:
+        column = trusted[name]
+        if pa.types.is_dictionary(column.type):  # bands: group by their text
+            column = pc.cast(column, column.type.value_type)
+        source[name] = column
+    grouped = (
+        pa.table(source)
+        .group_by([_DAY, *groups], use_threads=False)
+        .aggregate(aggregations)
+        .sort_by(_DAY)
+    )
     columns: dict[str, pa.Array | pa.ChunkedArray] = {g: grouped[g] for g in groups}
     columns["record_count"] = pc.cast(grouped["data_quality_score_count"], pa.int64())
     columns["score_sum"] = pc.cast(grouped["data_quality_score_sum"], pa.float64())
@@ -136,7 +159,10 @@ def partial_summary(trusted_day: pa.Table, contract: Contract) -> pa.Table:
         columns[f"{m}_count"] = pc.cast(grouped[f"{m}_count"], pa.int64())
         for stat in ("sum", "min", "max"):
             columns[f"{m}_{stat}"] = grouped[f"{m}_{stat}"]
-    return pa.table(columns)
+    table = pa.table(columns)
+    ends = np.searchsorted(grouped[_DAY].to_numpy(), np.arange(1, days + 1))
+    starts = np.concatenate(([0], ends[:-1]))
+    return [table.slice(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
 
 
 def daily_summary(partials: pa.Table, contract: Contract, day: date) -> pa.Table:

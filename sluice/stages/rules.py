@@ -143,11 +143,15 @@ def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Che
 
 
 def band(spec: Band, values: pa.Array) -> pa.Array:
-    """`labels[i]` for values below `edges[i]`, the last label above every edge; null stays null."""
+    """`labels[i]` for values below `edges[i]`, the last label above every edge; null stays null.
+
+    Dictionary-encoded (the labels are the dictionary): a band is a handful of distinct texts.
+    """
     numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
     index = np.searchsorted(np.asarray(spec.edges), np.nan_to_num(numbers), side="right")
-    labels = pa.array(list(spec.labels), pa.string()).take(pa.array(index))
-    return pc.if_else(pc.is_valid(values), labels, pa.scalar(None, pa.string()))
+    missing = np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
+    indices = pa.array(index.astype(np.int32), mask=missing if missing.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(spec.labels), pa.string()))
 
 
 def derive(spec: Derived, values: pa.Array) -> pa.Array:

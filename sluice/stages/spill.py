@@ -1,8 +1,9 @@
-"""Per-day spill files on local disk (Lambda's /tmp), so a big file never sits in memory.
+"""A spill file on local disk (Lambda's /tmp), so a big file's rows never sit in memory.
 
-Rows are appended batch by batch to one Arrow IPC file per day; reading a day back maps the
-files into memory instead of copying them. At most `max_open` files are open at once: past
-that, all are closed and later rows of a day go to a new segment, read back in order.
+Each batch of rows arrives sorted by event day; each day's rows of it are appended to one Arrow
+IPC file as a record batch of their own, and an index remembers which record batches hold each
+day. Reading days back reads exactly those record batches (plain reads, not a memory map, so
+the process holds only what it asked for).
 """
 
 from __future__ import annotations
@@ -13,84 +14,108 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+DaySlices = list[tuple[date, int, int]]  # (day, first row, rows) of a batch sorted by day
 
 
 class DaySpill:
-    def __init__(self, folder: Path, max_open: int = 128) -> None:
-        self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.max_open = max_open
-        self.segments: dict[date, list[Path]] = {}
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.segments: dict[date, list[int]] = {}  # per day, its record batches in order
         self.rows: dict[date, int] = {}
-        self._open: dict[date, pa.ipc.RecordBatchFileWriter] = {}
-        self._sinks: dict[date, pa.NativeFile] = {}
+        self.sizes: list[int] = []  # rows of each record batch
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._sink: pa.NativeFile | None = None
 
-    def append(self, day: date, batch: pa.RecordBatch) -> None:
-        writer = self._open.get(day)
-        if writer is None:
-            if len(self._open) >= self.max_open:
-                self.close()
-            path = self.folder / f"{day.isoformat()}.{len(self.segments.get(day, []))}.arrow"
-            self.segments.setdefault(day, []).append(path)
+    def append(self, batch: pa.RecordBatch, days: DaySlices) -> None:
+        """Add a batch whose rows are sorted by day; `days` says where each day's rows are."""
+        if self._writer is None:
             # Buffered: a batch is many small buffers, each its own write() otherwise.
-            sink = pa.BufferedOutputStream(pa.OSFile(str(path), "wb"), buffer_size=1 << 16)
-            writer = pa.ipc.new_file(sink, batch.schema)
-            self._sinks[day] = sink
-            self._open[day] = writer
-        writer.write_batch(batch)
-        self.rows[day] = self.rows.get(day, 0) + batch.num_rows
+            self._sink = pa.BufferedOutputStream(
+                pa.OSFile(str(self.path), "wb"), buffer_size=1 << 20
+            )
+            self._writer = pa.ipc.new_file(self._sink, batch.schema)
+        for day, start, length in days:
+            self._writer.write_batch(batch.slice(start, length))
+            self.segments.setdefault(day, []).append(len(self.sizes))
+            self.sizes.append(length)
+            self.rows[day] = self.rows.get(day, 0) + length
 
     def close(self) -> None:
-        for writer in self._open.values():
-            writer.close()
-        for sink in self._sinks.values():
-            sink.close()
-        self._open.clear()
-        self._sinks.clear()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
 
     def days(self) -> list[date]:
         return sorted(self.segments)
 
-    def batches(self, day: date) -> Iterator[pa.RecordBatch]:
+    def read_batches(self, indices: list[int], columns: list[str] | None = None) -> pa.Table:
+        """Record batches `indices` (some `columns` only) as one table with one chunk a column:
+        kernels and the Parquet writer are much faster on it than on many small ones."""
         self.close()
-        for path in self.segments.get(day, []):
-            with pa.memory_map(str(path)) as source:
-                reader = pa.ipc.open_file(source)
-                for i in range(reader.num_record_batches):
-                    yield reader.get_batch(i)
+        with pa.OSFile(str(self.path)) as source:
+            schema = pa.ipc.open_file(source).schema
+            fields = None
+            if columns is not None:  # read in the file's column order
+                fields = sorted(schema.get_field_index(c) for c in columns)
+                schema = pa.schema([schema.field(i) for i in fields])
+            options = pa.ipc.IpcReadOptions(included_fields=fields)
+            reader = pa.ipc.open_file(source, options=options)
+            batches = [reader.get_batch(i) for i in indices]
+            return pa.Table.from_batches(batches, schema).combine_chunks()
+
+    def groups(self, indices: list[int], rows: int) -> list[list[int]]:
+        """`indices` in consecutive runs of at least `rows` rows (but the last)."""
+        runs: list[list[int]] = []
+        run: list[int] = []
+        count = 0
+        for i in indices:
+            run.append(i)
+            count += self.sizes[i]
+            if count >= rows:
+                runs.append(run)
+                run, count = [], 0
+        if run:
+            runs.append(run)
+        return runs
+
+    def read(self, days: list[date]) -> pa.Table:
+        """The rows of `days`, ordered by day and, within a day, as they were appended."""
+        return self.read_batches([i for day in days for i in self.segments.get(day, [])])
 
     def chunks(self, day: date, rows: int) -> Iterator[pa.Table]:
-        """The day's rows in file order, as tables of at least `rows` rows (but the last)."""
-        pending: list[pa.RecordBatch] = []
-        count = 0
-        for batch in self.batches(day):
-            pending.append(batch)
-            count += batch.num_rows
-            if count >= rows:
-                yield pa.Table.from_batches(pending).combine_chunks()
-                pending, count = [], 0
-        if pending:
-            # One contiguous chunk per column: kernels and the Parquet writer are much faster
-            # on it than on the many small slices the spill holds.
-            yield pa.Table.from_batches(pending).combine_chunks()
+        """One day's rows in order, as tables of at least `rows` rows (but the last)."""
+        for run in self.groups(self.segments.get(day, []), rows):
+            yield self.read_batches(run)
 
 
-def split_by_day(
-    batch: pa.RecordBatch, days: pa.Array, fallback: date
-) -> Iterator[tuple[date, pa.RecordBatch]]:
-    """Slices of `batch` per event day; rows keep their order within a day (stable sort)."""
-    day_numbers = pc.fill_null(pc.cast(days, pa.date32()), pa.scalar(fallback, pa.date32()))
-    numbers = day_numbers.view(pa.int32()).to_numpy(zero_copy_only=False)
-    if len(numbers) and numbers.min() == numbers.max():
-        yield date.fromordinal(int(numbers[0]) + _EPOCH), batch
-        return
-    order = np.argsort(numbers, kind="stable")
-    ordered = batch.take(pa.array(order))
-    values, starts = np.unique(numbers[order], return_index=True)
-    ends = np.append(starts[1:], len(numbers))
-    for value, start, end in zip(values, starts, ends, strict=True):
-        yield date.fromordinal(int(value) + _EPOCH), ordered.slice(int(start), int(end - start))
+def by_day(numbers: np.ndarray) -> tuple[np.ndarray | None, list[tuple[int, int, int]]]:
+    """How to sort rows by their day numbers (days since 1970), keeping file order within a
+    day: (the order, or None if already sorted; each day's (number, first row, rows))."""
+    n = len(numbers)
+    if n == 0:
+        return None, []
+    low, high = int(numbers.min()), int(numbers.max())
+    if low == high:
+        return None, [(low, 0, n)]
+    order: np.ndarray | None = None
+    if np.any(numbers[1:] < numbers[:-1]):
+        relative = numbers - low
+        if high - low < 1 << 16:
+            relative = relative.astype(np.uint16)  # numpy's stable sort is a radix sort here
+        order = np.argsort(relative, kind="stable")
+        numbers = numbers[order]
+    starts = np.concatenate(([0], np.flatnonzero(numbers[1:] != numbers[:-1]) + 1))
+    ends = np.append(starts[1:], n)
+    return order, [(int(numbers[s]), int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
 
 
-_EPOCH = date(1970, 1, 1).toordinal()
+EPOCH = date(1970, 1, 1).toordinal()
+
+
+def day_of(number: int) -> date:
+    return date.fromordinal(number + EPOCH)

@@ -2,14 +2,14 @@
 
 The staged rows stream through in Arrow batches, so memory stays flat in the file's size:
 
-1. Each batch is judged by its contract (types, null policy, rules). Rejected rows go to a
-   quarantine spill per day with their reason codes; kept rows go to a trusted spill per day,
-   and only their de-duplication key and outlier inputs stay in memory (a few bytes a row).
+1. Each batch is judged by its contract (types, null policy, rules) and sorted by event day.
+   Rejected rows, with their reason codes, go to a quarantine spill on local disk; kept rows go
+   to a trusted spill, and only their de-duplication key stays in memory (8 bytes a row).
 2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), and
-   the outlier fences of each group of kept rows.
-3. Each day's spill is read back in large chunks, duplicates dropped, outliers flagged, bands,
-   derived fields, the quality score and lineage added, and written as one Parquet file with
-   large row groups.
+   the outlier fences of each group of kept rows (read back from the spill batch by batch).
+3. The spilled days are read back in groups of about one batch (a big day alone, in large
+   chunks): duplicates dropped, outliers flagged, bands, derived fields, the quality score and
+   lineage added, and each day written as one Parquet file with large row groups.
 
 Every input row ends in exactly one of three places, so `rows_in = trusted + quarantined +
 duplicates` holds for every file and is checked on every run.
@@ -39,9 +39,9 @@ from sluice.memory import use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
 from sluice.stages.coerce import ARROW_TYPES
-from sluice.stages.delivery import partial_summary
+from sluice.stages.delivery import partial_summaries, partial_summary
 from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
-from sluice.stages.spill import DaySpill, split_by_day
+from sluice.stages.spill import DaySlices, DaySpill, by_day, day_of
 
 ROW = "_row"
 REASONS = "reason_codes"
@@ -195,13 +195,24 @@ class _Prepared:
     nulls: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    parts: list[tuple[date, pa.RecordBatch]] = field(default_factory=list)
-    bad_parts: list[tuple[date, pa.RecordBatch]] = field(default_factory=list)
+    kept_batch: pa.RecordBatch | None = None  # sorted by day
+    kept_days: DaySlices = field(default_factory=list)
+    bad_batch: pa.RecordBatch | None = None  # sorted by day
+    bad_days: DaySlices = field(default_factory=list)
+    # per quarantined day: reason code counts and null counts of the contract's columns
+    bad_quality: list[tuple[dict[str, int], dict[str, int]]] = field(default_factory=list)
 
 
 def _add_count(counter: dict[str, int], key: str, value: int) -> None:
     if value:
         counter[key] = counter.get(key, 0) + value
+
+
+def _per_day(mask: np.ndarray, starts: np.ndarray) -> list[int]:
+    """How many rows of each day (rows sorted by day, days starting at `starts`) are set."""
+    if not len(mask):
+        return []
+    return [int(v) for v in np.add.reduceat(mask.astype(np.int64), starts)]
 
 
 class _Transformer:
@@ -216,11 +227,12 @@ class _Transformer:
         self.fallback_day = ctx.processed_at.date()
         self.flag_codes = rules.flag_codes(contract)
         self.schema = output_schema(contract)
+        self.write_schema = _write_schema(contract, self.schema)
         self.scored = [self.flag_codes.index(code) for code in rules.scored_flags(contract)]
         self.result = TrustedResult()
         self.lock = threading.Lock()
-        self.kept_spill = DaySpill(workdir / "kept")
-        self.bad_spill = DaySpill(workdir / "bad")
+        self.kept_spill = DaySpill(workdir / "kept.arrow")
+        self.bad_spill = DaySpill(workdir / "bad.arrow")
         pk = contract.primary_key
         self.int_key = (
             len(pk) == 1
@@ -235,43 +247,60 @@ class _Transformer:
 
     # ------------------------------------------------------------------ step 1: per batch
 
+    def _day_numbers(self, typed: dict[str, pa.Array], n: int) -> np.ndarray:
+        """Each row's event day as days since 1970; the run's day where it has none."""
+        fallback = pa.scalar(self.fallback_day, pa.date32())
+        event = self.contract.event_date
+        if not event:
+            return np.full(n, fallback.value, dtype=np.int32)
+        days = pc.fill_null(pc.cast(typed[event], pa.date32()), fallback)
+        return np.asarray(days.view(pa.int32()).to_numpy(zero_copy_only=False), np.int32)
+
     def prepare(self, batch: pa.RecordBatch, first_row: int) -> _Prepared:
-        """The batch judged and split by day; touches no shared state but the group codes."""
+        """The batch judged and sorted by day; touches no shared state but the group codes."""
         n = batch.num_rows
         prepared = _Prepared()
         if n == 0:
             return prepared
         checked = rules.check_batch(batch, self.contract, self.ctx.processed_at)
         prepared.nulls = checked.nulls
+        numbers = self._day_numbers(checked.typed, n)
         rejected = checked.rejected
+        kept_rows: np.ndarray | None = None  # None: every row is kept
         if rejected.any():
-            self._quarantine(batch, checked, rejected, first_row, prepared)
-        kept = ~rejected
-        count = int(kept.sum())
+            self._quarantine(batch, checked, rejected, numbers, first_row, prepared)
+            kept_rows = np.flatnonzero(~rejected)
+            numbers = numbers[kept_rows]
+        count = n - prepared.rejected
         prepared.kept = count
         if count == 0:
             return prepared
-        take = None if count == n else pa.array(np.flatnonzero(kept))
+        order, days = by_day(numbers)
+        # One take puts the kept rows in day order; `order` is each row's place among the
+        # batch's kept rows in file order (made file-wide in commit).
+        rows = kept_rows if order is None else order if kept_rows is None else kept_rows[order]
+        take = None if rows is None else pa.array(rows)
 
-        def pick(values: pa.Array) -> pa.Array:
-            return values if take is None else values.take(take)
+        def pick(values: np.ndarray) -> np.ndarray:
+            return values if rows is None else values[rows]
 
-        typed = {name: pick(values) for name, values in checked.typed.items()}
-        columns: dict[str, pa.Array] = dict(typed)
-        columns[_ORD] = pa.array(np.arange(count, dtype=np.int64))  # made absolute in commit
-        columns[_PRESENT] = pa.array(checked.present[kept])
+        columns: dict[str, pa.Array] = {
+            name: values if take is None else values.take(take)
+            for name, values in checked.typed.items()
+        }
+        columns[_ORD] = pa.array(np.arange(count) if order is None else order, pa.int64())
+        columns[_PRESENT] = pa.array(pick(checked.present))
         for i, code in enumerate(self.flag_codes):
             mask = checked.flags.get(code)
             if mask is not None:
-                columns[_flag_column(i)] = pa.array(mask[kept])
+                columns[_flag_column(i)] = pa.array(pick(mask))
         for i, spec in enumerate(self.contract.outliers):
             with self.lock:
-                codes = self.groups[i].encode([typed[g] for g in spec.by], count)
+                codes = self.groups[i].encode([columns[g] for g in spec.by], count)
             columns[_group_column(i)] = pa.array(codes)
-        prepared.keys = self._keys(typed)
-        kept_batch = pa.RecordBatch.from_pydict(columns)
-        days = typed[self.contract.event_date] if self.contract.event_date else pa.nulls(count)
-        prepared.parts = list(split_by_day(kept_batch, days, self.fallback_day))
+        prepared.keys = self._keys(checked.typed, kept_rows)
+        prepared.kept_batch = pa.RecordBatch.from_pydict(columns)
+        prepared.kept_days = [(day_of(number), start, size) for number, start, size in days]
         return prepared
 
     def commit(self, prepared: _Prepared) -> None:
@@ -281,48 +310,55 @@ class _Transformer:
         for code, count in prepared.reasons.items():
             _add_count(self.result.reasons, code, count)
         self.result.rows_quarantined += prepared.rejected
-        for day, part in prepared.bad_parts:
-            self.bad_spill.append(day, part)
-            quality = self.result.day(day)
-            quality.quarantined += part.num_rows
-            codes = pc.value_counts(pc.list_flatten(part.column(REASONS))).to_pylist()
-            for item in codes:
-                _add_count(quality.reasons, item["values"], item["counts"])
-            for name in self.contract.names:
-                if name in part.schema.names:
-                    _add_count(quality.nulls, name, part.column(name).null_count)
-        if not prepared.kept:
+        if prepared.bad_batch is not None:
+            self.bad_spill.append(prepared.bad_batch, prepared.bad_days)
+            for (day, _, size), (reasons, nulls) in zip(
+                prepared.bad_days, prepared.bad_quality, strict=True
+            ):
+                quality = self.result.day(day)
+                quality.quarantined += size
+                for code, count in reasons.items():
+                    _add_count(quality.reasons, code, count)
+                for name, count in nulls.items():
+                    _add_count(quality.nulls, name, count)
+        if prepared.kept_batch is None:
             return
-        offset = pa.scalar(self.kept_rows, pa.int64())
-        position = prepared.parts[0][1].schema.get_field_index(_ORD)
-        for day, part in prepared.parts:
-            ordinals = pc.add(part.column(position), offset)
-            self.kept_spill.append(day, part.set_column(position, _ORD, ordinals))
+        batch = prepared.kept_batch
+        position = batch.schema.get_field_index(_ORD)
+        ordinals = pc.add(batch.column(position), pa.scalar(self.kept_rows, pa.int64()))
+        self.kept_spill.append(batch.set_column(position, _ORD, ordinals), prepared.kept_days)
         self.keys.append(prepared.keys)
         self.kept_rows += prepared.kept
 
-    def _keys(self, typed: dict[str, pa.Array]) -> np.ndarray:
+    def _keys(self, typed: dict[str, pa.Array], rows: np.ndarray | None) -> np.ndarray:
+        """The de-duplication key of each kept row (`rows`; None for all), in file order."""
         pk = self.contract.primary_key
         if self.int_key:
-            return np.asarray(typed[pk[0]].to_numpy(zero_copy_only=False), dtype=np.int64)
-        names = list(pk) or self.contract.names
-        return keys_mod.row_keys([typed[name] for name in names])
+            ids = pc.fill_null(typed[pk[0]], 0)  # rejected rows' nulls: never picked
+            keys = np.asarray(ids.to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            keys = keys_mod.row_keys([typed[name] for name in list(pk) or self.contract.names])
+        return keys if rows is None else keys[rows]
 
     def _quarantine(
         self,
         batch: pa.RecordBatch,
         checked: rules.Checked,
         rejected: np.ndarray,
+        numbers: np.ndarray,
         first_row: int,
         prepared: _Prepared,
     ) -> None:
         rows = np.flatnonzero(rejected)
-        take = pa.array(rows)
+        order, days = by_day(numbers[rows])
+        if order is not None:
+            rows = rows[order]
+        n = len(rows)
+        prepared.rejected = n
         codes = [code for code, _ in checked.rejects]
         masks = [mask[rows] for _, mask in checked.rejects]
         prepared.reasons = {code: int(mask.sum()) for code, mask in zip(codes, masks, strict=True)}
-        bad = pa.Table.from_batches([batch]).take(take)
-        n = len(rows)
+        bad = batch.take(pa.array(rows))
         extra = {
             ROW: pa.array(rows + first_row, pa.int64()),
             REASONS: rules.code_lists(codes, masks, n),
@@ -331,14 +367,25 @@ class _Transformer:
             ),
             "source_file": pa.repeat(pa.scalar(self.ctx.source_file, pa.string()), n),
         }
-        for name, values in extra.items():
-            bad = bad.drop_columns([name]) if name in bad.column_names else bad
-            bad = bad.append_column(name, values)
-        event = self.contract.event_date
-        days = checked.typed[event].take(take) if event else pa.nulls(n, pa.date32())
-        prepared.rejected = n
-        for batch_part in bad.combine_chunks().to_batches():
-            prepared.bad_parts += split_by_day(batch_part, days, self.fallback_day)
+        columns = {name: bad.column(name) for name in bad.schema.names if name not in extra}
+        prepared.bad_batch = pa.RecordBatch.from_pydict({**columns, **extra})
+        prepared.bad_days = [(day_of(number), start, size) for number, start, size in days]
+        starts = np.array([start for _, start, _ in days])
+        by_code = {code: _per_day(mask, starts) for code, mask in zip(codes, masks, strict=True)}
+        nulls = {
+            name: _per_day(
+                np.asarray(columns[name].is_null().to_numpy(zero_copy_only=False)), starts
+            )
+            for name in self.contract.names
+            if name in columns and columns[name].null_count
+        }
+        prepared.bad_quality = [
+            (
+                {code: counts[i] for code, counts in by_code.items()},
+                {name: counts[i] for name, counts in nulls.items()},
+            )
+            for i in range(len(days))
+        ]
 
     # ------------------------------------------------------------------ step 2: whole file
 
@@ -350,41 +397,49 @@ class _Transformer:
         found = []
         for i, spec in enumerate(self.contract.outliers):
             chunks: dict[int, list[np.ndarray]] = {}
-            days = self.kept_spill.days()
-            inputs = pool.map(functools.partial(self._outlier_inputs, i=i, dropped=dropped), days)
-            for per_day in inputs:
-                for code, part in per_day:
+            spill = self.kept_spill
+            runs = spill.groups(list(range(len(spill.sizes))), BATCH_ROWS)
+            inputs = pool.map(functools.partial(self._outlier_inputs, i=i, dropped=dropped), runs)
+            for per_run in inputs:
+                for code, part in per_run:
                     chunks.setdefault(code, []).append(part)
             found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
         return dropped, found
 
     def _outlier_inputs(
-        self, day: date, i: int, dropped: np.ndarray
+        self, run: list[int], i: int, dropped: np.ndarray
     ) -> list[tuple[int, np.ndarray]]:
-        """One day's kept, present values of outlier check `i`, by group."""
+        """Some spilled record batches' kept, present values of outlier check `i`, by group."""
         spec = self.contract.outliers[i]
-        columns = [spec.column, _group_column(i), _ORD]
-        table = pa.Table.from_batches(self.kept_spill.batches(day)).select(columns)
-        number = pc.cast(table[spec.column], pa.float64()).combine_chunks()
+        table = self.kept_spill.read_batches(run, [spec.column, _group_column(i), _ORD])
+        number = pc.cast(table[spec.column], pa.float64())
         values = np.asarray(number.to_numpy(zero_copy_only=False), np.float64)
-        ordinals = table[_ORD].combine_chunks().to_numpy()
-        keep = ~dropped[ordinals] & ~np.isnan(values)
-        codes = table[_group_column(i)].combine_chunks().to_numpy()[keep]
+        keep = ~dropped[table[_ORD].to_numpy()] & ~np.isnan(values)
+        codes = table[_group_column(i)].to_numpy()[keep]
         return list(split_by_group(values[keep], codes))
 
     # ------------------------------------------------------------------ step 3: per day
 
     def _enrich(
-        self, day: date, chunk: pa.Table, dropped: np.ndarray, found: list[Fences]
-    ) -> pa.Table:
-        ordinals = chunk[_ORD].to_numpy()
-        keep = ~dropped[ordinals]
-        duplicates = len(keep) - int(keep.sum())
-        if duplicates:
+        self,
+        days: list[date],
+        counts: list[int],
+        chunk: pa.Table,
+        dropped: np.ndarray,
+        found: list[Fences],
+    ) -> tuple[pa.Table, np.ndarray]:
+        """Rows of `days` (in day order, `counts` rows each) de-duplicated, flagged, scored and
+        stamped: the table to write, and how many of its rows belong to each day."""
+        spilled = np.asarray(counts, dtype=np.int64)
+        day_ids = np.repeat(np.arange(len(days)), spilled)
+        keep = ~dropped[chunk[_ORD].to_numpy()]
+        if not keep.all():
             chunk = chunk.filter(pa.array(keep))
+            day_ids = day_ids[keep]
+        kept = np.bincount(day_ids, minlength=len(days))
         n = chunk.num_rows
         flags = [
-            chunk[_flag_column(i)].to_numpy().astype(bool)
+            np.asarray(chunk[_flag_column(i)].to_numpy(), dtype=bool)
             if _flag_column(i) in chunk.column_names
             else np.zeros(n, dtype=bool)
             for i in range(len(self.flag_codes))
@@ -395,9 +450,6 @@ class _Transformer:
             flagged = found[i].flag(chunk[spec.column].combine_chunks(), codes)
             flags[self.flag_codes.index(spec.code)] = flagged
             outlier_any |= flagged
-        flag_counts = {
-            code: int(mask.sum()) for code, mask in zip(self.flag_codes, flags, strict=True)
-        }
         failed = np.sum([flags[i] for i in self.scored], axis=0) if self.scored else 0
         score = rules.quality_score(
             chunk[_PRESENT].to_numpy(),
@@ -417,69 +469,118 @@ class _Transformer:
             out[OUTLIER] = pa.array(outlier_any)
         out[FLAGS] = rules.code_lists(self.flag_codes, flags, n)
         out[SCORE] = pa.array(score, pa.float64())
-        with self.lock:  # days are enriched in parallel
-            quality = self.result.day(day)
-            quality.trusted += n
-            quality.duplicates += duplicates
-            quality.outliers += int(outlier_any.sum())
-            quality.add_scores(score)
-            for code, count in flag_counts.items():
-                _add_count(self.result.flags, code, count)
-                kind, _, column = code.partition(":")
-                if kind in ("NULL", "FILLED"):
-                    _add_count(quality.nulls, column, count)
-            self.result.outliers += int(outlier_any.sum())
         ctx = self.ctx
         values = [ctx.processed_at, ctx.source_file, ctx.source_version, ctx.pipeline_version]
         for stamp, value in zip(STAMPS, [*values, "trusted"], strict=True):
-            out[stamp.name] = pa.repeat(pa.scalar(value, stamp.type), n)
-        return pa.table(out).cast(self.schema)
+            out[stamp.name] = _constant(value, stamp.type, n)
+        self._record(days, day_ids, spilled - kept, kept, flags, outlier_any, score)
+        return pa.table(out).cast(self.write_schema), kept
 
-    def _write_day(
-        self, kind: str, day: date, dropped: np.ndarray, found: list[Fences]
-    ) -> tuple[str, date, DayFile | None]:
-        path = self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
-        partials: list[pa.Table] = []
-        if kind == "trusted":
+    def _record(
+        self,
+        days: list[date],
+        day_ids: np.ndarray,
+        duplicates: np.ndarray,
+        kept: np.ndarray,
+        flags: list[np.ndarray],
+        outlier_any: np.ndarray,
+        score: np.ndarray,
+    ) -> None:
+        """Add what happened to each day's rows to the run's and the days' quality."""
+        bounds = np.concatenate(([0], np.cumsum(kept)))
+        per_flag = [np.bincount(day_ids, weights=mask, minlength=len(days)) for mask in flags]
+        outliers = np.bincount(day_ids, weights=outlier_any, minlength=len(days))
+        with self.lock:  # days are enriched in parallel
+            for d, day in enumerate(days):
+                quality = self.result.day(day)
+                quality.trusted += int(kept[d])
+                quality.duplicates += int(duplicates[d])
+                quality.outliers += int(outliers[d])
+                quality.add_scores(score[bounds[d] : bounds[d + 1]])
+                for code, counts in zip(self.flag_codes, per_flag, strict=True):
+                    kind, _, column = code.partition(":")
+                    if kind in ("NULL", "FILLED"):
+                        _add_count(quality.nulls, column, int(counts[d]))
+            for code, counts in zip(self.flag_codes, per_flag, strict=True):
+                _add_count(self.result.flags, code, int(counts.sum()))
+            self.result.outliers += int(outlier_any.sum())
+
+    def _path(self, kind: str, day: date) -> Path:
+        return self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
+
+    def _write_trusted(
+        self, days: list[date], dropped: np.ndarray, found: list[Fences]
+    ) -> list[tuple[str, date, DayFile]]:
+        """Write the TRUSTED file of each of `days` (a few small days, or one big one)."""
+        spill = self.kept_spill
+        options = parquet_options(self.contract, self.write_schema)
+        if len(days) == 1 and spill.rows[days[0]] > ROW_GROUP_ROWS:
+            day = days[0]
+            partials: list[pa.Table] = []
 
             def enriched() -> Iterator[pa.Table]:
-                # The summary share is taken from the rows on their way to the file.
-                for chunk in self.kept_spill.chunks(day, ROW_GROUP_ROWS):
-                    table = self._enrich(day, chunk, dropped, found)
+                for chunk in spill.chunks(day, ROW_GROUP_ROWS):
+                    table, _ = self._enrich(days, [chunk.num_rows], chunk, dropped, found)
                     if table.num_rows:
                         partials.append(partial_summary(table, self.contract))
                     yield table
 
-            rows = _write_chunks(path, enriched(), self.contract)
-        else:
-            rows = _write_chunks(path, self.bad_spill.chunks(day, ROW_GROUP_ROWS))
-        if not rows:
-            path.unlink(missing_ok=True)
-            return kind, day, None
-        partial = pa.concat_tables(partials) if partials else None
-        return kind, day, DayFile(path, rows, partial)
+            path = self._path("trusted", day)
+            rows = _write_chunks(path, enriched(), options)
+            if not rows:
+                return []
+            return [("trusted", day, DayFile(path, rows, pa.concat_tables(partials)))]
+        counts = [spill.rows[day] for day in days]
+        table, kept = self._enrich(days, counts, spill.read(days), dropped, found)
+        day_ids = np.repeat(np.arange(len(days)), kept)
+        summaries = partial_summaries(table, self.contract, day_ids, len(days))
+        written = []
+        start = 0
+        for d, day in enumerate(days):
+            rows = int(kept[d])
+            if rows:
+                path = self._path("trusted", day)
+                _write_table(path, table.slice(start, rows), options)
+                written.append(("trusted", day, DayFile(path, rows, summaries[d])))
+            start += rows
+        return written
+
+    def _write_quarantine(self, days: list[date]) -> list[tuple[str, date, DayFile]]:
+        """Write the quarantine file of each of `days` (a few small days, or one big one)."""
+        spill = self.bad_spill
+        options = parquet_options(None, None)
+        if len(days) == 1 and spill.rows[days[0]] > ROW_GROUP_ROWS:
+            path = self._path("quarantine", days[0])
+            rows = _write_chunks(path, spill.chunks(days[0], ROW_GROUP_ROWS), options)
+            return [("quarantine", days[0], DayFile(path, rows))]
+        table = spill.read(days)
+        written = []
+        start = 0
+        for day in days:
+            rows = spill.rows[day]
+            path = self._path("quarantine", day)
+            _write_table(path, table.slice(start, rows), options)
+            written.append(("quarantine", day, DayFile(path, rows)))
+            start += rows
+        return written
 
     def finish(self) -> TrustedResult:
         (self.workdir / "out").mkdir(parents=True, exist_ok=True)
         self.kept_spill.close()
         self.bad_spill.close()
-        none = np.zeros(0, dtype=bool)
         # Days are independent, and Arrow and the Parquet writer release the GIL: use the cores.
         # Quarantined days need nothing from step 2, so they are written while it runs.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             quarantine = [
-                pool.submit(self._write_day, "quarantine", day, none, [])
-                for day in self.bad_spill.days()
+                pool.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
             ]
             dropped, found = self._whole_file(pool)
             trusted = [
-                pool.submit(self._write_day, "trusted", day, dropped, found)
-                for day in self.kept_spill.days()
+                pool.submit(self._write_trusted, days, dropped, found)
+                for days in _tasks(self.kept_spill)
             ]
-            written = [job.result() for job in trusted + quarantine]
+            written = [item for job in trusted + quarantine for item in job.result()]
         for kind, day, item in written:
-            if item is None:
-                continue
             if kind == "trusted":
                 self.result.trusted[day] = item
                 self.result.rows_trusted += item.rows
@@ -487,6 +588,36 @@ class _Transformer:
                 self.result.quarantined[day] = item
         self.result.check_accounting()
         return self.result
+
+
+def _tasks(spill: DaySpill) -> list[list[date]]:
+    """The spill's days in groups of about BATCH_ROWS rows, enriched and written together
+    (per-call costs are paid once a group, not once a day); a bigger day is a group alone."""
+    tasks: list[list[date]] = []
+    current: list[date] = []
+    size = 0
+    for day in spill.days():
+        rows = spill.rows[day]
+        if rows > ROW_GROUP_ROWS:
+            tasks.append([day])
+            continue
+        current.append(day)
+        size += rows
+        if size >= BATCH_ROWS:
+            tasks.append(current)
+            current, size = [], 0
+    if current:
+        tasks.append(current)
+    return tasks
+
+
+def _constant(value: Any, arrow_type: pa.DataType, n: int) -> pa.Array:
+    """`n` copies of `value`; text as a one-entry dictionary, which Parquet stores as is."""
+    if pa.types.is_string(arrow_type):
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([value], pa.string())
+        )
+    return pa.repeat(pa.scalar(value, arrow_type), n)
 
 
 _DERIVED_TYPES = {
@@ -523,10 +654,21 @@ def output_schema(contract: Contract) -> pa.Schema:
     return pa.schema(fields + list(STAMPS))
 
 
-def parquet_options(contract: Contract | None, schema: pa.Schema) -> dict[str, Any]:
+def _write_schema(contract: Contract, schema: pa.Schema) -> pa.Schema:
+    """`schema` as the rows are handed to the Parquet writer: bands and lineage text as
+    dictionaries, which the writer stores without hashing every value (readers see text)."""
+    dictionary = pa.dictionary(pa.int32(), pa.string())
+    coded = {band.name for band in contract.bands} | {
+        stamp.name for stamp in STAMPS if pa.types.is_string(stamp.type)
+    }
+    return pa.schema([pa.field(f.name, dictionary) if f.name in coded else f for f in schema])
+
+
+def parquet_options(contract: Contract | None, schema: pa.Schema | None) -> dict[str, Any]:
     """Encodings that suit each column: an integer primary key is delta-encoded (ids rise),
-    measures are stored plain (nearly every value differs), the rest dictionary-encoded."""
-    if contract is None:
+    measures are stored plain (nearly every value differs), the rest dictionary-encoded.
+    Statistics are kept for the columns a query filters on, not for lineage or flag lists."""
+    if contract is None or schema is None:
         return {"compression": PARQUET_COMPRESSION}
     pk = set(contract.primary_key) if len(contract.primary_key) == 1 else set()
     delta = {c.name for c in contract.columns if c.name in pk and c.type == "int"}
@@ -535,14 +677,24 @@ def parquet_options(contract: Contract | None, schema: pa.Schema) -> dict[str, A
         for c in contract.columns
         if c.type in ("float", "decimal", "timestamp") and c.name not in contract.group_by
     }
+    unfiltered = {FLAGS, *(stamp.name for stamp in STAMPS if stamp.name != "processed_timestamp")}
     return {
         "compression": PARQUET_COMPRESSION,
         "use_dictionary": [n for n in schema.names if n not in plain],
         "column_encoding": dict.fromkeys(sorted(delta), "DELTA_BINARY_PACKED"),
+        "write_statistics": [n for n in schema.names if n not in unfiltered],
+        # The Arrow schema is not stored: readers take the Parquet types, so dictionary-coded
+        # text reads back as plain text, as the table's schema says.
+        "store_schema": False,
     }
 
 
-def _write_chunks(path: Path, chunks: Iterator[pa.Table], contract: Contract | None = None) -> int:
+def _write_table(path: Path, table: pa.Table, options: dict[str, Any]) -> None:
+    """One Parquet file, one row group."""
+    pq.write_table(table, path, row_group_size=max(table.num_rows, 1), **options)
+
+
+def _write_chunks(path: Path, chunks: Iterator[pa.Table], options: dict[str, Any]) -> int:
     """Write tables to one Parquet file, one row group per chunk; the rows written."""
     writer: pq.ParquetWriter | None = None
     rows = 0
@@ -551,9 +703,7 @@ def _write_chunks(path: Path, chunks: Iterator[pa.Table], contract: Contract | N
             if chunk.num_rows == 0:
                 continue
             if writer is None:
-                writer = pq.ParquetWriter(
-                    path, chunk.schema, **parquet_options(contract, chunk.schema)
-                )
+                writer = pq.ParquetWriter(path, chunk.schema, **options)
             writer.write_table(chunk, row_group_size=max(chunk.num_rows, 1))
             rows += chunk.num_rows
     finally:
