@@ -37,6 +37,7 @@ from sluice.events import parse_s3_notification
 from sluice.formats import open_file
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
+from sluice.prefetch import prefetch
 from sluice.stages import delivery as delivery_stage
 from sluice.stages import trusted as trusted_stage
 from sluice.stages.validate import check_columns, sample_of
@@ -147,10 +148,15 @@ def stage_file(
     (or infer one), and stream it into a staged Parquet file that carries the contract."""
     use_returning_pool()
     opened = open_file(path, name)
-    sample, rest = sample_of(opened.batches)
-    judged_by = check_columns(opened.schema, sample, dataset, contract)
-    metadata = {CONTRACT_METADATA: json.dumps(judged_by.to_dict()).encode()}
-    rows = _write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
+    # The file is read ahead on a thread while batches are judged and written.
+    batches = prefetch(opened.batches)
+    try:
+        sample, rest = sample_of(batches)
+        judged_by = check_columns(opened.schema, sample, dataset, contract)
+        metadata = {CONTRACT_METADATA: json.dumps(judged_by.to_dict()).encode()}
+        rows = _write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
+    finally:
+        batches.close()
     if rows == 0:
         raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
     return Staged(opened.format, rows, judged_by)

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.prefetch import prefetch
+
+
+def test_items_arrive_in_order() -> None:
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_the_producers_error_is_raised_to_the_consumer_after_the_items_before_it() -> None:
+    def items() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("corrupt block")
+
+    got = []
+    with pytest.raises(ValueError, match="corrupt block"):
+        for item in prefetch(items()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_closing_early_stops_the_producer() -> None:
+    produced = []
+    finished = threading.Event()
+
+    def items() -> Iterator[int]:
+        try:
+            for i in range(1000):
+                produced.append(i)
+                yield i
+        finally:
+            finished.set()
+
+    stream = prefetch(items(), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    assert finished.wait(5)
+    assert len(produced) <= 5  # at most the buffer's worth was read ahead
