@@ -17,7 +17,6 @@ duplicates` holds for every file and is checked on every run.
 
 from __future__ import annotations
 
-import functools
 import os
 import tempfile
 import threading
@@ -389,22 +388,33 @@ class _Transformer:
 
     # ------------------------------------------------------------------ step 2: whole file
 
-    def _whole_file(self, pool: ThreadPoolExecutor) -> tuple[np.ndarray, list[Fences]]:
+    def _duplicates(self) -> np.ndarray:
+        """Per kept row (by ordinal), whether an earlier row had its key."""
         dropped = np.zeros(self.kept_rows, dtype=bool)
         dropped[keys_mod.later_copies(self.keys.view())] = True
         del self.keys
         self.result.duplicates = int(dropped.sum())
+        return dropped
+
+    def _read_outlier_inputs(
+        self, pool: ThreadPoolExecutor, dropped: np.ndarray
+    ) -> list[list[Future[list[tuple[int, np.ndarray]]]]]:
+        """Per outlier check, the reads of its inputs from the spill, started on the pool."""
+        runs = self.kept_spill.groups(list(range(len(self.kept_spill.sizes))), BATCH_ROWS)
+        return [
+            [pool.submit(self._outlier_inputs, run, i, dropped) for run in runs]
+            for i in range(len(self.contract.outliers))
+        ]
+
+    def _fences(self, reads: list[list[Future[list[tuple[int, np.ndarray]]]]]) -> list[Fences]:
         found = []
         for i, spec in enumerate(self.contract.outliers):
             chunks: dict[int, list[np.ndarray]] = {}
-            spill = self.kept_spill
-            runs = spill.groups(list(range(len(spill.sizes))), BATCH_ROWS)
-            inputs = pool.map(functools.partial(self._outlier_inputs, i=i, dropped=dropped), runs)
-            for per_run in inputs:
-                for code, part in per_run:
+            for read in reads[i]:
+                for code, part in read.result():
                     chunks.setdefault(code, []).append(part)
             found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
-        return dropped, found
+        return found
 
     def _outlier_inputs(
         self, run: list[int], i: int, dropped: np.ndarray
@@ -569,12 +579,15 @@ class _Transformer:
         self.kept_spill.close()
         self.bad_spill.close()
         # Days are independent, and Arrow and the Parquet writer release the GIL: use the cores.
-        # Quarantined days need nothing from step 2, so they are written while it runs.
+        # Quarantined days need nothing from step 2: they are queued behind its reads, so they
+        # are written while the fences are computed.
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            dropped = self._duplicates()
+            reads = self._read_outlier_inputs(pool, dropped)
             quarantine = [
                 pool.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
             ]
-            dropped, found = self._whole_file(pool)
+            found = self._fences(reads)
             trusted = [
                 pool.submit(self._write_trusted, days, dropped, found)
                 for days in _tasks(self.kept_spill)
