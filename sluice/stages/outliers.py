@@ -9,7 +9,7 @@ any value unusual.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +82,9 @@ def split_by_group(values: np.ndarray, codes: np.ndarray) -> Iterator[tuple[int,
     """(group code, its values) for each group present in one batch."""
     if len(codes) == 0:
         return
-    order = np.argsort(codes, kind="stable")
+    # A stable sort of small codes as uint16 is numpy's radix sort.
+    keys = codes.astype(np.uint16) if int(codes.max()) < 1 << 16 else codes
+    order = np.argsort(keys, kind="stable")
     ordered = codes[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     ends = np.append(starts[1:], len(ordered))
@@ -90,26 +92,38 @@ def split_by_group(values: np.ndarray, codes: np.ndarray) -> Iterator[tuple[int,
         yield int(ordered[start]), values[order[start:end]]
 
 
-def fences_by_group(spec: Outliers, chunks: dict[int, list[np.ndarray]], groups: int) -> Fences:
-    """Fences from each group's kept, present values (given as chunks, joined one group at a
-    time so only one group is ever copied)."""
+def _fence(spec: Outliers, group: np.ndarray) -> tuple[float, float] | None:
+    """(lowest, highest) value of one group that is not an outlier; None: no outliers."""
+    if len(group) < spec.min_group_size:
+        return None
+    # (quantiles and medians partition the values: no sort needed)
+    if spec.method == "iqr":
+        q1, q3 = np.quantile(group, [0.25, 0.75])
+        return q1 - spec.threshold * (q3 - q1), q3 + spec.threshold * (q3 - q1)
+    median = float(np.median(group))
+    mad = float(np.median(np.abs(group - median)))
+    if mad == 0.0:
+        return None
+    reach = spec.threshold * mad / 0.6745
+    return median - reach, median + reach
+
+
+def fences_by_group(
+    spec: Outliers,
+    chunks: dict[int, list[np.ndarray]],
+    groups: int,
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> Fences:
+    """Fences from each group's kept, present values, given as chunks. Each group is joined
+    only when its turn comes (`map_fn` may run a few at once on threads: numpy's partitioning
+    releases the GIL), so only the groups being worked on are ever copied."""
     low = np.full(max(groups, 1), -np.inf)
     high = np.full(max(groups, 1), np.inf)
-    for code in sorted(chunks):
-        group = np.concatenate(chunks[code])
-        chunks[code] = []
-        if len(group) < spec.min_group_size:
-            continue
-        # (quantiles and medians partition the values: no sort needed)
-        if spec.method == "iqr":
-            q1, q3 = np.quantile(group, [0.25, 0.75])
-            low[code] = q1 - spec.threshold * (q3 - q1)
-            high[code] = q3 + spec.threshold * (q3 - q1)
-        else:
-            median = float(np.median(group))
-            mad = float(np.median(np.abs(group - median)))
-            if mad == 0.0:
-                continue
-            reach = spec.threshold * mad / 0.6745
-            low[code], high[code] = median - reach, median + reach
+
+    def one(code: int) -> tuple[int, tuple[float, float] | None]:
+        return code, _fence(spec, np.concatenate(chunks.pop(code)))
+
+    for code, bounds in map_fn(one, sorted(chunks)):
+        if bounds is not None:
+            low[code], high[code] = bounds
     return Fences(low, high)

@@ -406,14 +406,16 @@ class _Transformer:
             for i in range(len(self.contract.outliers))
         ]
 
-    def _fences(self, reads: list[list[Future[list[tuple[int, np.ndarray]]]]]) -> list[Fences]:
+    def _fences(
+        self, pool: ThreadPoolExecutor, reads: list[list[Future[list[tuple[int, np.ndarray]]]]]
+    ) -> list[Fences]:
         found = []
         for i, spec in enumerate(self.contract.outliers):
             chunks: dict[int, list[np.ndarray]] = {}
             for read in reads[i]:
                 for code, part in read.result():
                     chunks.setdefault(code, []).append(part)
-            found.append(fences_by_group(spec, chunks, len(self.groups[i].codes)))
+            found.append(fences_by_group(spec, chunks, len(self.groups[i].codes), pool.map))
         return found
 
     def _outlier_inputs(
@@ -579,15 +581,17 @@ class _Transformer:
         self.kept_spill.close()
         self.bad_spill.close()
         # Days are independent, and Arrow and the Parquet writer release the GIL: use the cores.
-        # Quarantined days need nothing from step 2: they are queued behind its reads, so they
-        # are written while the fences are computed.
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            dropped = self._duplicates()
-            reads = self._read_outlier_inputs(pool, dropped)
+        # Quarantined days need nothing from step 2: their own thread writes them meanwhile,
+        # filling the cores whenever step 2 leaves one idle.
+        with (
+            ThreadPoolExecutor(max_workers=WORKERS) as pool,
+            ThreadPoolExecutor(max_workers=1) as background,
+        ):
             quarantine = [
-                pool.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
+                background.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
             ]
-            found = self._fences(reads)
+            dropped = self._duplicates()
+            found = self._fences(pool, self._read_outlier_inputs(pool, dropped))
             trusted = [
                 pool.submit(self._write_trusted, days, dropped, found)
                 for days in _tasks(self.kept_spill)
