@@ -8,13 +8,15 @@ the process holds only what it asked for).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 
+T = TypeVar("T")
 DaySlices = list[tuple[date, int, int]]  # (day, first row, rows) of a batch sorted by day
 
 
@@ -69,19 +71,8 @@ class DaySpill:
             return pa.Table.from_batches(batches, schema).combine_chunks()
 
     def groups(self, indices: list[int], rows: int) -> list[list[int]]:
-        """`indices` in consecutive runs of at least `rows` rows (but the last)."""
-        runs: list[list[int]] = []
-        run: list[int] = []
-        count = 0
-        for i in indices:
-            run.append(i)
-            count += self.sizes[i]
-            if count >= rows:
-                runs.append(run)
-                run, count = [], 0
-        if run:
-            runs.append(run)
-        return runs
+        """Record batches `indices` in consecutive runs of at least `rows` rows (but the last)."""
+        return runs(indices, self.sizes.__getitem__, rows)
 
     def read(self, days: list[date]) -> pa.Table:
         """The rows of `days`, ordered by day and, within a day, as they were appended."""
@@ -91,6 +82,28 @@ class DaySpill:
         """One day's rows in order, as tables of at least `rows` rows (but the last)."""
         for run in self.groups(self.segments.get(day, []), rows):
             yield self.read_batches(run)
+
+
+def runs(
+    items: Iterable[T], size: Callable[[T], int], rows: int, alone: int | None = None
+) -> list[list[T]]:
+    """`items` in consecutive runs of at least `rows` rows (but the last); an item of more
+    than `alone` rows is a run by itself."""
+    found: list[list[T]] = []
+    run: list[T] = []
+    count = 0
+    for item in items:
+        if alone is not None and size(item) > alone:
+            found.append([item])
+            continue
+        run.append(item)
+        count += size(item)
+        if count >= rows:
+            found.append(run)
+            run, count = [], 0
+    if run:
+        found.append(run)
+    return found
 
 
 def by_day(numbers: np.ndarray) -> tuple[np.ndarray | None, list[tuple[int, int, int]]]:

@@ -40,7 +40,7 @@ from sluice.stages import rules
 from sluice.stages.coerce import ARROW_TYPES
 from sluice.stages.delivery import partial_summaries, partial_summary
 from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
-from sluice.stages.spill import DaySlices, DaySpill, by_day, day_of
+from sluice.stages.spill import DaySlices, DaySpill, by_day, day_of, runs
 
 ROW = "_row"
 REASONS = "reason_codes"
@@ -610,22 +610,7 @@ class _Transformer:
 def _tasks(spill: DaySpill) -> list[list[date]]:
     """The spill's days in groups of about BATCH_ROWS rows, enriched and written together
     (per-call costs are paid once a group, not once a day); a bigger day is a group alone."""
-    tasks: list[list[date]] = []
-    current: list[date] = []
-    size = 0
-    for day in spill.days():
-        rows = spill.rows[day]
-        if rows > ROW_GROUP_ROWS:
-            tasks.append([day])
-            continue
-        current.append(day)
-        size += rows
-        if size >= BATCH_ROWS:
-            tasks.append(current)
-            current, size = [], 0
-    if current:
-        tasks.append(current)
-    return tasks
+    return runs(spill.days(), spill.rows.__getitem__, BATCH_ROWS, alone=ROW_GROUP_ROWS)
 
 
 def _constant(value: Any, arrow_type: pa.DataType, n: int) -> pa.Array:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from sluice.contracts import Contract, Outliers, Rule, load_contract_text
-from sluice.stages import keys, rules, trusted
+from sluice.stages import delivery, keys, rules, trusted
 from sluice.stages.outliers import fences_by_group
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -290,3 +290,52 @@ def test_floats_that_are_not_numbers_are_type_mismatches(tmp_path: Path, value: 
     c = contract("columns:\n  id: {type: int, required: true}\n  v: float\n")
     result = run(c, tmp_path, id=["1", "2"], v=["1.5", value])
     assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [["TYPE_MISMATCH:v"]]
+
+
+def test_outputs_do_not_depend_on_how_days_are_grouped_or_chunked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a file over a few days, with duplicates, a rejected row and an outlier
+    c = load_contract_text(
+        "dataset: t\ncolumns:\n  id: {type: int, required: true}\n"
+        "  amount: {type: float, rules: [non_negative]}\n  d: {type: date}\n"
+        "  cat: {type: string}\nprimary_key: [id]\nevent_date: d\n"
+        "summary: {measures: [amount], group_by: [cat]}\n"
+        "outliers:\n  - {column: amount, method: iqr, by: [cat], min_group_size: 4}\n",
+        "t.yaml",
+    )
+    rng = np.random.default_rng(3)
+    n = 200
+    ids = [str(i) for i in rng.integers(0, 150, n)]
+    amounts = [str(round(float(a), 2)) for a in rng.lognormal(3, 1, n)]
+    amounts[7], amounts[11] = "-5", "90000"
+    days = [f"2024-01-{d:02d}" for d in rng.integers(1, 6, n)]
+    cats = [str(x) for x in rng.choice(["a", "b"], n)]
+    columns = {"id": ids, "amount": amounts, "d": days, "cat": cats}
+
+    def outputs(folder: Path) -> tuple[dict[date, list[dict[str, object]]], ...]:
+        result = run(c, folder, 16, **columns)
+        kept = {d: result.read(d).to_pylist() for d in result.trusted}
+        bad = {d: result.read(d, True).to_pylist() for d in result.quarantined}
+        # A day written in chunks has a summary share per chunk: compare what they add up to.
+        summaries = {
+            d: [
+                {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+                for row in delivery.daily_summary(f.partial, c, d).to_pylist()
+            ]
+            for d, f in result.trusted.items()
+            if f.partial is not None
+        }
+        quality = {d: q.to_dict() for d, q in result.days.items()}
+        return kept, bad, summaries, quality
+
+    # When the days are written in one group, then one row group of 4 rows at a time
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = outputs(tmp_path / "a")
+    monkeypatch.setattr(trusted, "ROW_GROUP_ROWS", 4)
+    monkeypatch.setattr(trusted, "BATCH_ROWS", 3)
+    chunked = outputs(tmp_path / "b")
+    # Then every file, summary share and quality record is the same
+    assert chunked == whole
+    assert len(whole[0]) == 5 and whole[1] and sum(len(v) for v in whole[0].values()) > 100
