@@ -27,6 +27,7 @@ class DaySpill:
         self.segments: dict[date, list[int]] = {}  # per day, its record batches in order
         self.rows: dict[date, int] = {}
         self.sizes: list[int] = []  # rows of each record batch
+        self.schema: pa.Schema | None = None
         self._writer: pa.ipc.RecordBatchFileWriter | None = None
         self._sink: pa.NativeFile | None = None
 
@@ -38,6 +39,7 @@ class DaySpill:
                 pa.OSFile(str(self.path), "wb"), buffer_size=1 << 20
             )
             self._writer = pa.ipc.new_file(self._sink, batch.schema)
+            self.schema = batch.schema
         for day, start, length in days:
             self._writer.write_batch(batch.slice(start, length))
             self.segments.setdefault(day, []).append(len(self.sizes))
@@ -59,16 +61,17 @@ class DaySpill:
         """Record batches `indices` (some `columns` only) as one table with one chunk a column:
         kernels and the Parquet writer are much faster on it than on many small ones."""
         self.close()
+        schema = self.schema
+        assert schema is not None, "nothing was appended"
+        fields = None
+        if columns is not None:  # read in the file's column order
+            fields = sorted(schema.get_field_index(c) for c in columns)
+            schema = pa.schema([schema.field(i) for i in fields])
+        options = pa.ipc.IpcReadOptions(included_fields=fields)
         with pa.OSFile(str(self.path)) as source:
-            schema = pa.ipc.open_file(source).schema
-            fields = None
-            if columns is not None:  # read in the file's column order
-                fields = sorted(schema.get_field_index(c) for c in columns)
-                schema = pa.schema([schema.field(i) for i in fields])
-            options = pa.ipc.IpcReadOptions(included_fields=fields)
             reader = pa.ipc.open_file(source, options=options)
             batches = [reader.get_batch(i) for i in indices]
-            return pa.Table.from_batches(batches, schema).combine_chunks()
+        return pa.Table.from_batches(batches, schema).combine_chunks()
 
     def groups(self, indices: list[int], rows: int) -> list[list[int]]:
         """Record batches `indices` in consecutive runs of at least `rows` rows (but the last)."""
