@@ -125,18 +125,17 @@ _INT64_RANGE = (
 )
 
 
-def _plain_numbers(text: pa.Array, plain: _Plain) -> np.ndarray | None:
+def _plain_numbers(text: pa.Array, plain: _Plain, present: np.ndarray) -> np.ndarray | None:
     """Rows whose text looks like a plain number (an optional sign, digits, at most one '.'),
-    found from the bytes with no regex. Arrow's parser reads these, or rejects the column."""
+    found from the bytes with no regex. Arrow's parser reads these, or rejects the column.
+    `present`: the rows that hold a value."""
     if not pa.types.is_string(text.type):
         return None
     n = len(text)
     _, offsets_buffer, data_buffer = text.buffers()
     offsets = np.frombuffer(offsets_buffer, np.int32)[text.offset : text.offset + n + 1]
     lengths = np.diff(offsets)
-    filled = (lengths > 0) & (lengths <= plain.longest)
-    if text.null_count:
-        filled &= np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    filled = (lengths > 0) & (lengths <= plain.longest) & present
     if data_buffer is None or not filled.any():
         return None
     low = int(offsets[0])
@@ -148,7 +147,7 @@ def _plain_numbers(text: pa.Array, plain: _Plain) -> np.ndarray | None:
     # Sums over each value's bytes; an empty or null value sums its neighbour's first byte,
     # which is harmless since `filled` leaves it out.
     sums = np.add.reduceat(cost, np.minimum(starts, max(len(data) - 1, 0)))
-    return filled & (sums <= plain.dots)
+    return np.asarray(filled & (sums <= plain.dots), dtype=bool)
 
 
 def _pattern_cast(text: pa.Array, ctype: str) -> pa.Array:
@@ -169,14 +168,15 @@ def _number_cast(text: pa.Array, ctype: str) -> pa.Array:
     """`ctype` ("int" or "float") values of a column holding some odd texts. Arrow's parser
     reads the plain ones; only the rest are matched against the full pattern (a regex costs
     about 10x the parser per value)."""
-    plain = _plain_numbers(text, _PLAIN[ctype])
+    present = np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    plain = _plain_numbers(text, _PLAIN[ctype], present)
     if plain is None or not plain.any():
         return _pattern_cast(text, ctype)
     try:
         values = pc.cast(pc.if_else(pa.array(plain), text, None), ARROW_TYPES[ctype])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _pattern_cast(text, ctype)  # e.g. a lone '-': the pattern decides every row
-    odd = ~plain & np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    odd = ~plain & present
     if not odd.any():
         return values
     others = _pattern_cast(text.take(pa.array(np.flatnonzero(odd))), ctype)

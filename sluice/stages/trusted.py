@@ -225,8 +225,7 @@ class _Transformer:
         self.workdir = workdir
         self.fallback_day = ctx.processed_at.date()
         self.flag_codes = rules.flag_codes(contract)
-        self.schema = output_schema(contract)
-        self.write_schema = _write_schema(contract, self.schema)
+        self.write_schema = _write_schema(contract, output_schema(contract))
         self.scored = [self.flag_codes.index(code) for code in rules.scored_flags(contract)]
         self.result = TrustedResult()
         self.lock = threading.Lock()
