@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,7 +38,7 @@ from sluice.config import CONTRACTS_DIR
 from sluice.contracts import find_contract
 from sluice.formats import open_file
 from sluice.lake import day_of_key
-from sluice.pipeline import STAGED_COMPRESSION
+from sluice.pipeline import _write_staged
 from sluice.stages import trusted
 
 
@@ -50,10 +51,10 @@ def best(repeat: int, work: Callable[[], object]) -> float:
     return min(times)
 
 
-def _write_days(tables: dict[date, pa.Table], folder: Path, options: dict[str, object]) -> None:
+def _write_days(tables: dict[date, pa.Table], folder: Path, options: dict[str, Any]) -> None:
     def one(item: tuple[date, pa.Table]) -> None:
         day, table = item
-        pq.write_table(table, folder / f"{day}.parquet", row_group_size=table.num_rows, **options)
+        trusted._write_table(folder / f"{day}.parquet", table, options)
 
     with ThreadPoolExecutor(max_workers=trusted.WORKERS) as pool:
         list(pool.map(one, tables.items()))
@@ -91,15 +92,11 @@ def measure(csv: Path, repeat: int) -> dict[str, float]:
         times["Validate's read (CSV to text)"] = best(repeat, read)
         text = pa.Table.from_batches(list(open_file(csv, csv.name).batches))
         staged = work / "staged.parquet"
-        options = {"use_dictionary": False, "write_statistics": False}
 
         def hand_over() -> None:
-            with pq.ParquetWriter(
-                staged, text.schema, compression=STAGED_COMPRESSION, **options
-            ) as w:
-                for batch in text.to_batches(max_chunksize=1 << 17):
-                    w.write_batch(batch)
-            for _ in pq.ParquetFile(staged).iter_batches(batch_size=1 << 17):
+            # Exactly Validate's write and Trusted's read of the staged file.
+            _write_staged(staged, text.schema, text, iter(()))
+            for _ in pq.ParquetFile(staged).iter_batches(batch_size=trusted.BATCH_ROWS):
                 pass
 
         times["staged hand-over (write + read)"] = best(repeat, hand_over)
