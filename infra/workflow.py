@@ -16,13 +16,12 @@ from infra.ingest import DLQ_REDRIVE_SUPPRESSION, MAX_MESSAGE_BYTES, queue_encry
 from infra.layer import DependencyLayer
 from infra.settings import EnvironmentSettings
 from infra.storage import Storage
+from sluice import grants
 from sluice.config import (
     ASL_PATH,
     METRICS_NAMESPACE,
     PROJECT_ROOT,
     STAGES,
-    STAGING_PREFIX,
-    WORKFLOW_STAGES,
     PipelineNames,
     Settings,
     asl_substitution_keys,
@@ -72,9 +71,10 @@ _OBJECT_KEYS_SUPPRESSION = NagPackSuppression(
     id="AwsSolutions-IAM5",
     reason=(
         "Object keys are per source file and day; each statement is bounded to its bucket and "
-        "prefix (RAW, TRUSTED _staging/, QUARANTINE */files/ or */rows/, DELIVERY)."
+        "prefix or key name (RAW, TRUSTED _staging/ or */_inferred_contract.yaml, QUARANTINE "
+        "*/files/ or */rows/, DELIVERY)."
     ),
-    applies_to=[RegexAppliesTo(regex="/^Resource::<Storage[A-Za-z]+[0-9A-F]{8}\\.Arn>\\/.*\\*$/g")],
+    applies_to=[RegexAppliesTo(regex="/^Resource::<Storage[A-Za-z]+[0-9A-F]{8}\\.Arn>\\/.*$/g")],
 )
 # A log group's ARN ends in `:*` (its streams); the statement names the function's own group.
 _LOG_STREAMS_SUPPRESSION = NagPackSuppression(
@@ -104,6 +104,7 @@ class Workflow(Construct):
         self._storage = storage
         self._code = lambda_.Code.from_asset(str(CODE_ROOT), exclude=CODE_EXCLUDE)
         self._layers = self._runtime_layers()
+        self._log_groups: dict[str, logs.LogGroup] = {}
         self.failure_queue = self._failure_queue()
         self.functions = {stage: self._function(stage) for stage in STAGES}
         self.state_machine = self._state_machine()
@@ -165,12 +166,7 @@ class Workflow(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Sluice {stage} stage function",
         )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[log_group.log_group_arn],
-            )
-        )
+        self._log_groups[stage] = log_group
         function = lambda_.Function(
             self,
             title,
@@ -268,46 +264,50 @@ class Workflow(Construct):
         self.starter.add_environment("SLUICE_STATE_MACHINE_ARN", state_machine.state_machine_arn)
         return state_machine
 
-    def _allow(self, stage: str, actions: list[str], resources: list[str]) -> None:
-        self.functions[stage].add_to_role_policy(
-            iam.PolicyStatement(actions=actions, resources=resources)
-        )
+    def _arn(self, resource: grants.Resource) -> str | None:
+        """A resource of the one grant definition, as this stack's CloudFormation token."""
+        storage = self._storage
+        buckets = {
+            "raw": storage.raw,
+            "trusted": storage.trusted,
+            "delivery": storage.delivery,
+            "quarantine": storage.quarantine,
+        }
+        match resource:
+            case grants.Objects(layer, pattern):
+                return buckets[layer].arn_for_objects(pattern)
+            case grants.Bucket(layer):
+                return buckets[layer].bucket_arn
+            case grants.Function(stage):
+                return self.functions[stage].function_arn
+            case grants.LogGroup(stage):
+                return self._log_groups[stage].log_group_arn
+            case grants.FailureQueue():
+                return self.failure_queue.queue_arn
+            case grants.StateMachine():
+                return self.state_machine.state_machine_arn
+            case grants.Key("data"):
+                return storage.key.key_arn if storage.key is not None else None
+            case grants.Key("messaging"):
+                key = storage.messaging_key
+                return key.key_arn if key is not None else None
+        raise ValueError(f"no resource for {resource!r}")
+
+    def _grant(self, principal: iam.IGrantable, definition: tuple[grants.Grant, ...]) -> None:
+        for statement in grants.statements(definition, self._arn):
+            actions, resources = statement["Action"], statement["Resource"]
+            principal.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=[actions] if isinstance(actions, str) else actions,
+                    resources=[resources] if isinstance(resources, str) else resources,
+                )
+            )
 
     def _grant_data_access(self) -> None:
-        """Each stage may touch only its own buckets and prefixes, with the exact actions."""
-        raw, trusted = self._storage.raw, self._storage.trusted
-        delivery, quarantine = self._storage.delivery, self._storage.quarantine
-        read = ["s3:GetObject", "s3:GetObjectVersion"]
-        # ListBucket lets a missing key read as 404 (not 403): contracts and manifests are
-        # optional. It is granted on the bucket, never with a wildcard.
-        # The starter looks up an object's current version, to skip late events for old ones.
-        self._allow("starter", read, [raw.arn_for_objects("*")])
-        self._allow("starter", ["s3:ListBucket"], [raw.bucket_arn])
-        self._allow("validate", read, [raw.arn_for_objects("*")])
-        self._allow("validate", ["s3:ListBucket"], [raw.bucket_arn])
-        # Validate only stages its Parquet; promoting it into TRUSTED is the Trusted stage's job.
-        self._allow("validate", ["s3:PutObject"], [trusted.arn_for_objects(f"{STAGING_PREFIX}/*")])
-        self._allow("validate", ["s3:PutObject"], [quarantine.arn_for_objects("*/files/*")])
-
-        self._allow("trusted", ["s3:GetObject"], [trusted.arn_for_objects(f"{STAGING_PREFIX}/*")])
-        self._allow("trusted", ["s3:ListBucket"], [trusted.bucket_arn])
-        self._allow("trusted", ["s3:PutObject", "s3:DeleteObject"], [trusted.arn_for_objects("*")])
-        self._allow(
-            "trusted", ["s3:PutObject", "s3:DeleteObject"], [quarantine.arn_for_objects("*/rows/*")]
-        )
-
-        self._allow("delivery", ["s3:GetObject"], [trusted.arn_for_objects("*")])
-        self._allow("delivery", ["s3:ListBucket"], [trusted.bucket_arn])
-        self._allow(
-            "delivery", ["s3:PutObject", "s3:DeleteObject"], [delivery.arn_for_objects("*")]
-        )
-
-        key = self._storage.key
-        if key is not None:
-            for stage in WORKFLOW_STAGES:
-                self._allow(stage, ["kms:Decrypt", "kms:GenerateDataKey"], [key.key_arn])
-            # HeadObject on an SSE-KMS object needs no key use; the starter never reads data.
+        """Each stage may touch only its own buckets and prefixes, with the exact actions
+        (sluice/grants.py, which the local cloud enforces too)."""
         for stage in STAGES:
+            self._grant(self.functions[stage], grants.STAGE_GRANTS[stage])
             NagSuppressions.add_resource_suppressions(
                 self.functions[stage].role,  # type: ignore[arg-type]
                 [_OBJECT_KEYS_SUPPRESSION],
@@ -315,24 +315,4 @@ class Workflow(Construct):
             )
 
     def _grant_orchestration(self) -> None:
-        self.state_machine.grant_start_execution(self.starter)
-        role = self.state_machine.role
-        # Exact ARNs: the definition invokes each function unqualified, never a version.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["lambda:InvokeFunction"],
-                resources=[self.functions[stage].function_arn for stage in WORKFLOW_STAGES],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]
-            )
-        )
-        key = self._storage.messaging_key
-        if key is not None:
-            role.add_to_principal_policy(
-                iam.PolicyStatement(
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]
-                )
-            )
+        self._grant(self.state_machine, grants.STATE_MACHINE_GRANTS)

@@ -35,6 +35,7 @@ from sluice.contracts import (
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.events import parse_s3_notification
 from sluice.formats import open_file
+from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
 from sluice.prefetch import prefetch
@@ -46,7 +47,6 @@ CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
 # User contracts in the RAW bucket (`_contracts/<dataset>.yaml`) win over the bundled ones.
 RAW_CONTRACTS_PREFIX = "_contracts/"
-INFERRED_CONTRACT = "_inferred_contract.yaml"
 
 
 # --------------------------------------------------------------------------- starter

@@ -562,14 +562,20 @@ def _role_grants(dev: Synth, stage: str) -> set[tuple[str, str]]:
     return _grants(dev.policy_statements(dev.role_of(dev.function_id(stage))))
 
 
-def test_validate_may_read_raw_and_write_only_staging_and_quarantined_files(dev: Synth) -> None:
+def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quarantined_files(dev: Synth) -> None:
     # Then these are exactly the validate role's permissions
     assert _role_grants(dev, "validate") == _expected(
         [
             *_common(dev, "validate"),
             (["s3:GetObject", "s3:GetObjectVersion"], _objects(dev, "raw")),
             (["s3:ListBucket"], _bucket(dev, "raw")),
+            (["s3:ListBucket"], _bucket(dev, "trusted")),
             (["s3:PutObject"], _objects(dev, "trusted", "_staging/*")),
+            # A dataset without a contract reads and keeps the contract inferred from its data.
+            (
+                ["s3:GetObject", "s3:PutObject"],
+                _objects(dev, "trusted", "*/_inferred_contract.yaml"),
+            ),
             (["s3:PutObject"], _objects(dev, "quarantine", "*/files/*")),
         ]
     )

@@ -70,7 +70,12 @@ def test_roles_are_exact(template: Synth) -> None:
             *_common(t, "validate"),
             (["s3:GetObject", "s3:GetObjectVersion"], _objects(t, "raw")),
             (["s3:ListBucket"], _bucket(t, "raw")),
+            (["s3:ListBucket"], _bucket(t, "trusted")),
             (["s3:PutObject"], _objects(t, "trusted", "_staging/*")),
+            (
+                ["s3:GetObject", "s3:PutObject"],
+                _objects(t, "trusted", "*/_inferred_contract.yaml"),
+            ),
             (["s3:PutObject"], _objects(t, "quarantine", "*/files/*")),
         ]
     )
