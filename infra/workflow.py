@@ -14,7 +14,7 @@ from constructs import Construct
 import sluice
 from infra.ingest import DLQ_REDRIVE_SUPPRESSION, MAX_MESSAGE_BYTES, queue_encryption
 from infra.layer import DependencyLayer
-from infra.settings import EnvironmentSettings
+from infra.settings import EnvironmentSettings, stage_timeout
 from infra.storage import Storage
 from sluice import grants
 from sluice.config import (
@@ -178,7 +178,7 @@ class Workflow(Construct):
             code=self._code,
             handler=f"functions/{stage}/handler.handler",
             memory_size=stage_settings.memory_mb,
-            timeout=stage_settings.timeout,
+            timeout=stage_timeout(stage_settings),
             layers=self._layers,
             environment=self._environment(stage),
             log_group=log_group,
