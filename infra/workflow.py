@@ -19,12 +19,12 @@ from infra.storage import Storage
 from sluice import grants
 from sluice.config import (
     ASL_PATH,
-    METRICS_NAMESPACE,
     PROJECT_ROOT,
     STAGES,
     PipelineNames,
     Settings,
     asl_substitution_keys,
+    function_environment,
 )
 
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -220,12 +220,8 @@ class Workflow(Construct):
             max_file_bytes=self._settings.max_file_bytes,
             pipeline_version=sluice.__version__,
         )
-        environment = runtime_settings.to_env()
-        # Only the starter starts executions; it learns the ARN once the state machine exists.
-        del environment["SLUICE_STATE_MACHINE_ARN"]
-        environment["POWERTOOLS_SERVICE_NAME"] = f"sluice-{stage}"
-        environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
-        return environment
+        # The starter learns the state machine's ARN once the state machine exists.
+        return function_environment(stage, runtime_settings)
 
     def _state_machine(self) -> sfn.StateMachine:
         substitutions = {

@@ -12,6 +12,7 @@ from typing import Any
 from sluice import lake, ops, query
 from sluice.config import LOCAL_STACK
 from sluice.contracts import ContractError
+from sluice.environments import DEFAULT_ENV, ENVIRONMENTS_CONTEXT_KEY, load_cdk_context
 from sluice.lake import SourceObject
 from sluice.report import ExecutionReport, build_report, error_message, execution_history
 from sluice.tables import format_table
@@ -99,8 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     lake_dir = Path(args.lake)
     runs: list[FileRun] = []
-    with LocalCloud() as cloud:
-        _progress(f"local cloud up at {cloud.endpoint_url}")
+    with LocalCloud(env=args.env) as cloud:
+        _progress(f"local cloud up at {cloud.endpoint_url} (env {cloud.environment.name})")
         uploads = []
         for path in paths:
             dataset = args.dataset or lake.dataset_from_filename(path.name)
@@ -184,10 +185,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     import time
 
     from sluice.local import LocalCloud
+    from sluice.local.cloud import REGION
 
-    with LocalCloud(port=args.port) as cloud:
+    with LocalCloud(port=args.port, env=args.env) as cloud:
         print(f"local cloud up at {cloud.endpoint_url} (stack {LOCAL_STACK}); Ctrl-C stops it")
-        print(f"  export AWS_ENDPOINT_URL={cloud.endpoint_url}")
+        # The cloud checks every call against IAM: a user signs as its administrator.
+        print(f"  export AWS_ENDPOINT_URL={cloud.endpoint_url} AWS_DEFAULT_REGION={REGION}")
+        print(
+            f"  export AWS_ACCESS_KEY_ID={cloud.credentials['AWS_ACCESS_KEY_ID']} "
+            f"AWS_SECRET_ACCESS_KEY={cloud.credentials['AWS_SECRET_ACCESS_KEY']}"
+        )
         print(f"  aws --endpoint-url {cloud.endpoint_url} s3 cp FILE s3://raw/<dataset>/FILE")
         print(f"  sluice upload FILE --dataset NAME --endpoint-url {cloud.endpoint_url}")
         sys.stdout.flush()
@@ -374,6 +381,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _env_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        default=DEFAULT_ENV,
+        choices=sorted(load_cdk_context().get(ENVIRONMENTS_CONTEXT_KEY, {})),
+        help="the cdk.json environment whose function sizes and limits apply (default: dev)",
+    )
+
+
 def _target_options(parser: argparse.ArgumentParser, listing: bool = True) -> None:
     parser.add_argument(
         "--stack", help="stack name (default Sluice-dev, or Sluice-local with an endpoint)"
@@ -399,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON document")
     run.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per execution")
     run.add_argument("--query", metavar="SQL", help="run this SQL over the lake afterwards")
+    _env_option(run)
     run.set_defaults(func=cmd_run)
 
     ask = sub.add_parser(
@@ -416,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="serve the local cloud until Ctrl-C")
     up.add_argument("--port", type=int, default=4566)
+    _env_option(up)
     up.set_defaults(func=cmd_up)
 
     put = sub.add_parser("upload", help="upload files to RAW; prints each key and execution")

@@ -119,3 +119,16 @@ class Settings:
             "SLUICE_MAX_FILE_BYTES": str(self.max_file_bytes),
             "SLUICE_PIPELINE_VERSION": self.pipeline_version,
         }
+
+
+def function_environment(stage: str, settings: Settings) -> dict[str, str]:
+    """The environment variables a stage function is deployed with (CDK and the local cloud).
+
+    Only the starter starts executions, so only it is told the state machine's ARN.
+    """
+    environment = settings.to_env()
+    if stage != "starter" or not settings.state_machine_arn:
+        del environment["SLUICE_STATE_MACHINE_ARN"]
+    environment["POWERTOOLS_SERVICE_NAME"] = f"sluice-{stage}"
+    environment["POWERTOOLS_METRICS_NAMESPACE"] = METRICS_NAMESPACE
+    return environment

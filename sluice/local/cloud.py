@@ -13,6 +13,7 @@ import os
 import time
 import warnings
 import zipfile
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -20,13 +21,21 @@ from typing import Any
 
 import boto3
 
-from sluice import asl, lake
-from sluice.config import LAYERS, LOCAL_STACK, STAGES, PipelineNames, Settings
+from sluice import asl, grants, lake
+from sluice.config import (
+    LAYERS,
+    LOCAL_STACK,
+    STAGES,
+    PipelineNames,
+    Settings,
+    function_environment,
+)
+from sluice.environments import EnvironmentSettings, StageSettings
 from sluice.handlers import reset_runtime
 from sluice.lake import SourceObject
 from sluice.local import _moto
 from sluice.local.pump import QueuePump
-from sluice.local.runtime import LambdaRuntime
+from sluice.local.runtime import FunctionConfig, LambdaRuntime
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -48,18 +57,27 @@ class LocalCloud:
         names: PipelineNames | None = None,
         visibility_timeout: int = 2,
         max_receive_count: int = 5,
-        max_file_bytes: int = 2 * 1024**3,
+        max_file_bytes: int | None = None,
+        env: str | None = None,
+        stages: Mapping[str, StageSettings] | None = None,
     ) -> None:
+        """`env` picks the `cdk.json` environment whose sizes and limits the functions get
+        (default `dev`); `stages` overrides some stages' sizes (tests use small limits)."""
         self.port = port
         self.names = names or PipelineNames("sluice")
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
-        self.max_file_bytes = max_file_bytes
+        self.environment = EnvironmentSettings.load(env)
+        self.max_file_bytes = max_file_bytes or self.environment.max_file_bytes
+        self.stages = {**self.environment.stages, **(stages or {})}
         self.buckets = {layer: layer for layer in LAYERS}
-        self.runtime = LambdaRuntime(self.names, ACCOUNT, REGION)
+        self.runtime: LambdaRuntime = None  # type: ignore[assignment]  # set by start()
         self.endpoint_url = ""
         self.queue_urls: dict[str, str] = {}
         self.state_machine_arn = ""
+        # The administrator's keys: what a user's own clients sign with (printed by `up`).
+        self.credentials: dict[str, str] = {}
+        self._role_credentials: dict[str, dict[str, str]] = {}
         self._server: Any = None
         self._pump: QueuePump | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -91,6 +109,7 @@ class LocalCloud:
         from moto.server import ThreadedMotoServer
 
         _moto.enable_execution()
+        _moto.relax_iam()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
@@ -102,20 +121,25 @@ class LocalCloud:
                 # moto's Step Functions interpreter calls Lambda and SQS on this port.
                 "MOTO_PORT": str(port),
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
+                "AWS_ACCESS_KEY_ID": "bootstrap",
+                "AWS_SECRET_ACCESS_KEY": "bootstrap",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "POWERTOOLS_METRICS_NAMESPACE": "Sluice",
             }
         )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
         # moto's backends are process-wide: a cloud starts from nothing even after another ran.
         _moto.reset_state(self.endpoint_url)
         self._provision()
-        self._set_env(self.settings.to_env())
+        # From here on moto checks every call against the caller's policies, as IAM does: this
+        # process and the user's clients sign as the administrator, each function as its role.
+        _moto.enforce_iam(self._role_credentials["pipeline"])
+        self._set_env(self.credentials)
         reset_runtime()
-        self.runtime.capture_output()
+        self.runtime = LambdaRuntime(
+            ACCOUNT, REGION, self.endpoint_url, self._function_configs(), self._credentials_of
+        )
+        self.runtime.prewarm()
         _moto.install_dispatcher(self.runtime.dispatch)
         self._pump = QueuePump(
             self.client("sqs"),
@@ -124,6 +148,7 @@ class LocalCloud:
             self.names.function("starter"),
             self.runtime.invoke,
             REGION,
+            batch_size=self.environment.batch_size,
         )
         self._pump.start()
         return self
@@ -135,10 +160,12 @@ class LocalCloud:
             self._pump.stop()
             self._pump = None
         _moto.remove_dispatcher()
-        self.runtime.release_output()
+        if self.runtime is not None:
+            self.runtime.stop()
         if self._server is not None:
             self._server.stop()
             self._server = None
+        _moto.relax_iam()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -155,12 +182,17 @@ class LocalCloud:
     # -- clients and names -------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
+        """A client signed as the administrator (before enforcement starts: unchecked)."""
+        keys = self.credentials or {
+            "AWS_ACCESS_KEY_ID": "bootstrap",
+            "AWS_SECRET_ACCESS_KEY": "bootstrap",
+        }
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         )
 
     @property
@@ -194,10 +226,32 @@ class LocalCloud:
     def _provision(self) -> None:
         self._create_buckets()
         self._create_queues()
-        role = self._create_role()
-        self._create_functions(role)
-        self._create_state_machine(role)
+        roles = self._create_roles()
+        self._create_functions(roles)
+        self._create_state_machine(roles["pipeline"])
         self._publish_stack()
+        self._create_administrator()
+        self._assume_roles(roles)
+
+    def _function_configs(self) -> list[FunctionConfig]:
+        configs = []
+        for stage in STAGES:
+            size = self.stages[stage]
+            configs.append(
+                FunctionConfig(
+                    name=self.names.function(stage),
+                    stage=stage,
+                    memory_mb=size.memory_mb,
+                    timeout_seconds=size.timeout_seconds,
+                    ephemeral_storage_mb=size.ephemeral_storage_mb,
+                    environment=function_environment(stage, self.settings),
+                    concurrency=self.environment.max_concurrency,
+                )
+            )
+        return configs
+
+    def _credentials_of(self, stage: str) -> dict[str, str]:
+        return self._role_credentials[stage]
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -256,37 +310,108 @@ class LocalCloud:
             },
         )
 
-    def _create_role(self) -> str:
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-        role = self.client("iam").create_role(
-            RoleName=f"{self.names.prefix}-local", AssumeRolePolicyDocument=json.dumps(trust)
-        )
-        return str(role["Role"]["Arn"])
+    def arn_of(self, resource: grants.Resource) -> str | None:
+        """A resource of the grant definition, as this cloud names it (None: not here)."""
+        match resource:
+            case grants.Objects(layer, pattern):
+                return f"arn:aws:s3:::{self.buckets[layer]}/{pattern}"
+            case grants.Bucket(layer):
+                return f"arn:aws:s3:::{self.buckets[layer]}"
+            case grants.Function(stage):
+                return self.function_arn(stage)
+            case grants.LogGroup(stage):
+                group = f"/aws/lambda/{self.names.function(stage)}"
+                return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:*"
+            case grants.FailureQueue():
+                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.names.failure_dlq}"
+            case grants.StateMachine():
+                return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
+            case grants.Key():
+                return None  # no KMS here: the buckets and queues are unencrypted
+        raise ValueError(f"no resource for {resource!r}")
 
-    def _create_functions(self, role: str) -> None:
-        # The code runs in-process; moto only needs a registered function to route invokes to.
+    def role_policies(self) -> dict[str, dict[str, Any]]:
+        """Each role's one policy: the function roles and `pipeline` (the state machine's)."""
+        policies = {
+            stage: grants.policy(grants.STAGE_GRANTS[stage], self.arn_of) for stage in STAGES
+        }
+        policies["pipeline"] = grants.policy(grants.STATE_MACHINE_GRANTS, self.arn_of)
+        return policies
+
+    def _create_roles(self) -> dict[str, str]:
+        iam = self.client("iam")
+        arns: dict[str, str] = {}
+        for who, document in self.role_policies().items():
+            service = "states" if who == "pipeline" else "lambda"
+            trust = {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": f"{service}.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+            name = f"{self.names.prefix}-{who}-role"
+            role = iam.create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                MaxSessionDuration=43200,
+            )
+            iam.put_role_policy(
+                RoleName=name, PolicyName="grants", PolicyDocument=json.dumps(document)
+            )
+            arns[who] = str(role["Role"]["Arn"])
+        return arns
+
+    def _create_administrator(self) -> None:
+        iam = self.client("iam")
+        name = f"{self.names.prefix}-admin"
+        iam.create_user(UserName=name)
+        everything = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
+        iam.put_user_policy(
+            UserName=name, PolicyName="administrator", PolicyDocument=json.dumps(everything)
+        )
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        self.credentials = {
+            "AWS_ACCESS_KEY_ID": str(key["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": str(key["SecretAccessKey"]),
+        }
+
+    def _assume_roles(self, roles: dict[str, str]) -> None:
+        """Each role's session, as the Lambda and Step Functions services would take it."""
+        sts = self.client("sts")
+        for who, arn in roles.items():
+            session = sts.assume_role(
+                RoleArn=arn, RoleSessionName=f"{who}-local", DurationSeconds=43200
+            )["Credentials"]
+            self._role_credentials[who] = {
+                "AWS_ACCESS_KEY_ID": str(session["AccessKeyId"]),
+                "AWS_SECRET_ACCESS_KEY": str(session["SecretAccessKey"]),
+                "AWS_SESSION_TOKEN": str(session["SessionToken"]),
+            }
+
+    def _create_functions(self, roles: dict[str, str]) -> None:
+        # The code runs in the local runtime; moto only needs a function to route invokes to.
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("README.txt", "Runs in-process from functions/<stage>/handler.py")
+            zf.writestr("README.txt", "Runs in sluice.local.runtime from functions/<stage>/")
         lam = self.client("lambda")
         for stage in STAGES:
+            size = self.stages[stage]
             lam.create_function(
                 FunctionName=self.names.function(stage),
                 Runtime="python3.12",
-                Role=role,
+                Role=roles[stage],
                 Handler=f"functions/{stage}/handler.handler",
                 Code={"ZipFile": archive.getvalue()},
-                Timeout=300,
-                MemorySize=512,
+                Timeout=size.timeout_seconds,
+                MemorySize=size.memory_mb,
+                EphemeralStorage={"Size": size.ephemeral_storage_mb},
             )
 
     def _create_state_machine(self, role: str) -> None:

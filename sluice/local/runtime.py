@@ -1,86 +1,66 @@
-"""An in-process stand-in for the Python Lambda runtime.
+"""The local Lambda service: each function runs as Lambda runs it, in processes of its own.
 
-An invoke runs `functions/<stage>/handler.py`'s `handler(event, context)` with the context a
-real function gets, and reports an exception the way the Python runtime does (`errorType`,
-`errorMessage`, `stackTrace`), so Retry and Catch match error names exactly as on AWS.
-Whatever a function prints (Powertools logs, EMF metrics) is kept per function, like a
-CloudWatch log group.
+A function has warm execution environments (`sluice.local.worker` processes), reused between
+invocations and started on demand up to the function's concurrency. Each has the function's
+deployed environment variables, its role's credentials, and a `/tmp` of the function's ephemeral
+storage size (a tmpfs in a mount namespace of its own, so a full `/tmp` fails the write with
+ENOSPC as on Lambda). An invocation past the function's memory is ended, one past its timeout
+is killed; both end the environment, and Step Functions sees the error Lambda itself reports
+(`Runtime.OutOfMemory`, `Sandbox.Timedout`), so Retry and Catch match as on AWS. What a function
+prints is kept per function, like a CloudWatch log group, with Lambda's REPORT line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import io
 import json
 import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-import traceback
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any, TextIO
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
 
-from sluice.config import PROJECT_ROOT, STAGES, PipelineNames
+from sluice.config import PROJECT_ROOT
 
-# A fault hook may raise to simulate a failing function: (stage, event) -> None.
+log = logging.getLogger(__name__)
+
+# A fault hook may raise to simulate a failing function: (stage, event) -> None. It runs in
+# this process, before the invocation reaches the function's environment.
 FaultHook = Callable[[str, dict[str, Any]], None]
+# Credentials (as environment variables) for a function's role.
+CredentialSource = Callable[[str], Mapping[str, str]]
+
+# How often an invocation's memory is sampled.
+MEMORY_SAMPLE_SECONDS = 0.01
+# Lambda's init phase (loading the handler module) may take this long.
+INIT_TIMEOUT_SECONDS = 30.0
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-@dataclass
-class LambdaContext:
-    """The attributes of the Python runtime's context object that handlers use."""
+@dataclass(frozen=True)
+class FunctionConfig:
+    """One function as deployed: its name, size and environment."""
 
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 512
-    timeout_ms: int = 300_000
-    function_version: str = "$LATEST"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_stream_name: str = "local"
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def log_group_name(self) -> str:
-        return f"/aws/lambda/{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int(self.timeout_ms - (time.monotonic() - self.started) * 1000))
-
-
-class _RoutingStream(io.TextIOBase):
-    """stdout that sends what a function prints to that function's log, the rest through."""
-
-    def __init__(self, target: TextIO) -> None:
-        self.target = target
-
-    def write(self, text: str) -> int:
-        sink = getattr(_SINK, "lines", None)
-        if sink is None:
-            return self.target.write(text)
-        sink.append(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-_ROUTER: _RoutingStream | None = None
-# Shared by every router ever installed: a logger may hold an older one.
-_SINK = threading.local()
-
-
-def _router() -> _RoutingStream:
-    """One process-wide router: loggers keep the stream they were created with, so it stays."""
-    global _ROUTER
-    if _ROUTER is None or sys.stdout is not _ROUTER:
-        _ROUTER = _RoutingStream(sys.stdout)
-        sys.stdout = _ROUTER
-    return _ROUTER
+    name: str
+    stage: str
+    memory_mb: int = 512
+    timeout_seconds: int = 300
+    ephemeral_storage_mb: int = 512
+    environment: Mapping[str, str] = field(default_factory=dict)
+    # Environments that may run at once (the event source's maximum concurrency).
+    concurrency: int = 5
 
 
 @dataclass
@@ -89,117 +69,416 @@ class Invocation:
     request_id: str
     error_type: str | None
     duration_ms: float
+    max_memory_mb: int = 0
+    cold_start: bool = False
+
+
+def tmp_isolation() -> str:
+    """How this machine can give each environment a `/tmp` of a fixed size.
+
+    `mount`: a tmpfs in a private mount namespace (root); `userns`: the same inside a user
+    namespace (an unprivileged user where the kernel allows it); `none`: a plain folder, whose
+    size is not enforced.
+    """
+    if shutil.which("unshare") is None:
+        return "none"
+    for mode, flags in (("mount", ["-m"]), ("userns", ["-Urm"])):
+        with tempfile.TemporaryDirectory(prefix="sluice-probe-") as probe:
+            script = f"mount -t tmpfs -o size=1m tmpfs {probe} && test -w {probe}"
+            try:
+                done = subprocess.run(
+                    ["unshare", *flags, "sh", "-c", script],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if done.returncode == 0:
+                return mode
+    return "none"
+
+
+class _Environment:
+    """One execution environment: a worker process, its socket, its `/tmp` and its log."""
+
+    def __init__(
+        self, config: FunctionConfig, env: Mapping[str, str], workdir: Path, isolation: str
+    ) -> None:
+        self.config = config
+        self.tmp = Path(tempfile.mkdtemp(prefix="env-", dir=workdir))
+        self.log_path = self.tmp.with_suffix(".log")
+        self._log = self.log_path.open("ab")
+        self._offset = 0
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "sluice.local.worker", str(theirs.fileno()), config.stage]
+        if isolation in ("mount", "userns"):
+            flags = ["-m"] if isolation == "mount" else ["-Urm"]
+            size = f"size={config.ephemeral_storage_mb}m,mode=1777"
+            script = f'mount -t tmpfs -o {size} tmpfs "$SLUICE_TMP" && exec "$@"'
+            command = ["unshare", *flags, "sh", "-c", script, "sh", *command]
+        self.process = subprocess.Popen(
+            command,
+            env={**env, "TMPDIR": str(self.tmp), "SLUICE_TMP": str(self.tmp)},
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+        )
+        theirs.close()
+        self.connection = Connection(ours.detach())
+        self.used = False
+
+    def wait_ready(self) -> dict[str, Any] | None:
+        """None once the handler is loaded; else the init error Lambda would report."""
+        deadline = time.monotonic() + INIT_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.connection.poll(0.05):
+                kind, payload = self.connection.recv()
+                if kind == "ready":
+                    return None
+                return dict(json.loads(payload))
+            if self.process.poll() is not None:
+                return _exit_error("", self.process.returncode)
+        self.kill()
+        return {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"Init timed out after {INIT_TIMEOUT_SECONDS:.2f} seconds",
+        }
+
+    def rss(self) -> int:
+        try:
+            statm = Path(f"/proc/{self.process.pid}/statm").read_bytes()
+            return int(statm.split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def invoke(
+        self, request: dict[str, Any]
+    ) -> tuple[str, dict[str, Any] | None, bool, int, float]:
+        """(payload, error document or None, environment still usable, peak RSS, seconds)."""
+        config = self.config
+        limit = config.memory_mb * 1024 * 1024
+        started = time.monotonic()
+        deadline = started + config.timeout_seconds
+        peak = self.rss()
+        self.connection.send(request)
+        self.used = True
+        rid = request["request_id"]
+        while True:
+            if self.connection.poll(MEMORY_SAMPLE_SECONDS):
+                try:
+                    kind, payload = self.connection.recv()
+                except (EOFError, OSError):
+                    self.process.wait()
+                    return self._ended(_exit_error(rid, self.process.returncode), peak, started)
+                elapsed = time.monotonic() - started
+                peak = max(peak, self.rss())
+                if kind == "ok":
+                    return payload, None, True, peak, elapsed
+                return payload, dict(json.loads(payload)), True, peak, elapsed
+            peak = max(peak, self.rss())
+            if peak > limit:
+                self.kill()
+                document = {
+                    "errorType": "Runtime.OutOfMemory",
+                    "errorMessage": (
+                        f"RequestId: {rid} Error: Runtime exited with error: signal: killed"
+                    ),
+                }
+                return self._ended(document, peak, started)
+            if time.monotonic() > deadline:
+                self.kill()
+                self.write_log(f"{_now()} {rid} Task timed out after {config.timeout_seconds}.00 s")
+                document = {
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": (
+                        f"RequestId: {rid} Error: Task timed out after "
+                        f"{config.timeout_seconds:.2f} seconds"
+                    ),
+                }
+                return self._ended(document, peak, started)
+            if self.process.poll() is not None:
+                return self._ended(_exit_error(rid, self.process.returncode), peak, started)
+
+    def _ended(
+        self, document: dict[str, Any], peak: int, started: float
+    ) -> tuple[str, dict[str, Any], bool, int, float]:
+        return json.dumps(document), document, False, peak, time.monotonic() - started
+
+    def write_log(self, line: str) -> None:
+        self._log.write((line + "\n").encode())
+        self._log.flush()
+
+    def new_log_lines(self) -> list[str]:
+        self._log.flush()
+        with self.log_path.open("rb") as text:
+            text.seek(self._offset)
+            data = text.read()
+        # Only whole lines: a killed process may have left half of one.
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        return data[:end].decode("utf-8", "replace").splitlines()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _exit_error(request_id: str, code: int | None) -> dict[str, Any]:
+    how = f"signal: {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
+    prefix = f"RequestId: {request_id} " if request_id else ""
+    return {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"{prefix}Error: Runtime exited with error: {how}",
+    }
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _Function:
+    """A function's pool of warm environments, at most `concurrency` of them."""
+
+    def __init__(self, config: FunctionConfig) -> None:
+        self.config = config
+        self.idle: list[_Environment] = []
+        self.count = 0
+        self.ready = threading.Condition()
+
+    def acquire(self) -> _Environment | None:
+        """A warm environment, or None when the caller should start a new one."""
+        with self.ready:
+            while not self.idle and self.count >= self.config.concurrency:
+                self.ready.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.count += 1
+            return None
+
+    def release(self, environment: _Environment | None, usable: bool) -> None:
+        with self.ready:
+            if environment is not None and usable:
+                self.idle.append(environment)
+            else:
+                self.count -= 1
+            self.ready.notify()
 
 
 class LambdaRuntime:
-    """Runs the four Sluice functions in this process."""
+    """Runs the Sluice functions in worker processes, with their deployed limits."""
 
-    def __init__(self, names: PipelineNames, account: str, region: str) -> None:
-        self.names = names
+    def __init__(
+        self,
+        account: str,
+        region: str,
+        endpoint_url: str,
+        functions: list[FunctionConfig],
+        credentials: CredentialSource,
+    ) -> None:
         self.account = account
         self.region = region
+        self.endpoint_url = endpoint_url
+        self.credentials = credentials
         self.logs: dict[str, list[str]] = defaultdict(list)
         self.invocations: list[Invocation] = []
-        self._modules: dict[str, ModuleType] = {}
+        self._functions = {config.name: _Function(config) for config in functions}
         self._faults: list[FaultHook] = []
+        self._worker_faults: list[str] = []
         self._lock = threading.Lock()
-        self._stream: _RoutingStream | None = None
-        self._stages = {names.function(stage): stage for stage in STAGES}
+        self._workdir = Path(tempfile.mkdtemp(prefix="sluice-lambda-"))
+        self.isolation = tmp_isolation()
+        if self.isolation == "none":
+            log.warning("no mount namespace here: a function's /tmp size is not enforced")
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def capture_output(self) -> None:
-        self._stream = _router()
-
-    def release_output(self) -> None:
-        self._stream = None
+    # -- faults ------------------------------------------------------------------------------
 
     def add_fault(self, hook: FaultHook) -> None:
         self._faults.append(hook)
 
+    def add_worker_fault(self, spec: str) -> None:
+        """A `module:function` the function's own process calls with (stage, event) before its
+        handler: to make a real function run out of memory, time or `/tmp`."""
+        self._worker_faults.append(spec)
+
     def clear_faults(self) -> None:
         self._faults.clear()
+        self._worker_faults.clear()
 
     # -- invoking ----------------------------------------------------------------------------
 
-    def stage_of(self, function: str) -> str:
+    def config_of(self, function: str) -> FunctionConfig:
         name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]
         try:
-            return self._stages[name]
+            return self._functions[name].config
         except KeyError:
             raise LookupError(f"no local function named {name!r}") from None
 
-    def _module(self, stage: str) -> ModuleType:
-        with self._lock:
-            if stage not in self._modules:
-                path = PROJECT_ROOT / "functions" / stage / "handler.py"
-                spec = importlib.util.spec_from_file_location(f"sluice_function_{stage}", path)
-                if spec is None or spec.loader is None:
-                    raise LookupError(f"cannot load {path}")
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                self._bind_logger(module)
-                self._modules[stage] = module
-            return self._modules[stage]
+    def stage_of(self, function: str) -> str:
+        return self.config_of(function).stage
 
-    def _bind_logger(self, module: ModuleType) -> None:
-        """Point the handler's Powertools logger at the router: a logger keeps the stdout of
-        the moment it was made, which is not the router if stdout was replaced since."""
-        service = getattr(getattr(module, "logger", None), "service", None)
-        if self._stream is None or not service:
-            return
-        for handler in logging.getLogger(service).handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream is not self._stream:
-                # Not setStream(): it flushes the old stream, which may be closed by now.
-                with handler.lock or contextlib.nullcontext():
-                    handler.stream = self._stream
+    def _environment_variables(self, config: FunctionConfig) -> dict[str, str]:
+        keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
+        return {
+            **{k: os.environ[k] for k in keep if k in os.environ},
+            # What the Lambda service sets for every function.
+            "AWS_LAMBDA_FUNCTION_NAME": config.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.name}",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "LAMBDA_TASK_ROOT": str(PROJECT_ROOT),
+            "_HANDLER": f"functions/{config.stage}/handler.handler",
+            # Local only: where the cloud is, and no user configuration leaking in.
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.credentials(config.stage),
+            **config.environment,
+        }
 
-    @contextlib.contextmanager
-    def _logging_to(self, function: str) -> Iterator[list[str]]:
-        lines: list[str] = []
-        if self._stream is not None:
-            _SINK.lines = lines
-        try:
-            yield lines
-        finally:
-            _SINK.lines = None
-            with self._lock:
-                self.logs[function].extend("".join(lines).splitlines())
+    def _start(self, config: FunctionConfig) -> tuple[_Environment | None, dict[str, Any] | None]:
+        environment = _Environment(
+            config, self._environment_variables(config), self._workdir, self.isolation
+        )
+        error = environment.wait_ready()
+        if error is not None:
+            self._keep_logs(config.name, environment)
+            environment.kill()
+            environment.close()
+            return None, error
+        return environment, None
 
     def invoke(self, function: str, event: Any) -> tuple[Any, str | None]:
         """(result, None) or (error document, "Unhandled"), as the Lambda service answers."""
-        stage = self.stage_of(function)
-        name = self.names.function(stage)
-        context = LambdaContext(
-            function_name=name,
-            invoked_function_arn=f"arn:aws:lambda:{self.region}:{self.account}:function:{name}",
-        )
+        config = self.config_of(function)
+        request_id = str(uuid.uuid4())
         started = time.perf_counter()
-        error_type: str | None = None
-        with self._logging_to(name):
-            try:
-                for hook in list(self._faults):
-                    hook(stage, event)
-                result: Any = self._module(stage).handler(event, context)
-            except Exception as exc:
-                error_type = type(exc).__name__
-                result = {
-                    "errorType": error_type,
-                    "errorMessage": str(exc),
-                    "requestId": context.aws_request_id,
-                    "stackTrace": traceback.format_tb(exc.__traceback__),
-                }
-                print(json.dumps({"level": "ERROR", "function": name, **result}))
+        try:
+            for hook in list(self._faults):
+                hook(config.stage, event)
+        except Exception as exc:
+            from sluice.local.worker import error_document
+
+            document = error_document(exc, request_id)
+            with self._lock:
+                self.logs[config.name].append(
+                    json.dumps({"level": "ERROR", "function": config.name, **document})
+                )
+            self._record(config, request_id, document["errorType"], started, 0, False)
+            return document, "Unhandled"
+        pool = self._functions[config.name]
+        environment = pool.acquire()
+        cold = environment is None
+        usable = False
+        try:
+            if environment is None:
+                environment, init_error = self._start(config)
+                if init_error is not None:
+                    self._record(config, request_id, init_error["errorType"], started, 0, cold)
+                    return init_error, "Unhandled"
+            assert environment is not None
+            request = {
+                "request_id": request_id,
+                "function_name": config.name,
+                "function_arn": self.function_arn(config.name),
+                "memory_mb": config.memory_mb,
+                "timeout_ms": config.timeout_seconds * 1000,
+                "event": event,
+                "faults": list(self._worker_faults),
+            }
+            payload, error, usable, peak, seconds = environment.invoke(request)
+            environment.write_log(
+                f"REPORT RequestId: {request_id}\tDuration: {seconds * 1000:.2f} ms\t"
+                f"Memory Size: {config.memory_mb} MB\tMax Memory Used: {peak // 2**20} MB"
+            )
+            self._keep_logs(config.name, environment)
+            error_type = None if error is None else str(error.get("errorType"))
+            self._record(config, request_id, error_type, started, peak, cold)
+            if error is not None:
+                return error, "Unhandled"
+            return json.loads(payload), None
+        finally:
+            if environment is not None and not usable:
+                environment.kill()
+                environment.close()
+            pool.release(environment, usable)
+
+    def _keep_logs(self, function: str, environment: _Environment) -> None:
+        lines = environment.new_log_lines()
+        with self._lock:
+            self.logs[function].extend(lines)
+
+    def _record(
+        self,
+        config: FunctionConfig,
+        request_id: str,
+        error_type: str | None,
+        started: float,
+        peak: int,
+        cold: bool,
+    ) -> None:
         with self._lock:
             self.invocations.append(
                 Invocation(
-                    name, context.aws_request_id, error_type, (time.perf_counter() - started) * 1000
+                    config.name,
+                    request_id,
+                    error_type,
+                    (time.perf_counter() - started) * 1000,
+                    peak // 2**20,
+                    cold,
                 )
             )
-        return result, ("Unhandled" if error_type else None)
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
 
     def dispatch(self, function: str, body: bytes) -> tuple[bytes, str | None]:
         """The moto seam: a JSON request body in, a JSON payload and function error out."""
         event = json.loads(body) if body.strip() else {}
         result, error = self.invoke(function, event)
         return json.dumps(result, default=str).encode(), error
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def prewarm(self) -> None:
+        """Start one environment per function in the background (Lambda's provisioned
+        concurrency of one), so the first file does not wait for four cold starts."""
+
+        def warm(pool: _Function) -> None:
+            if pool.acquire() is not None:  # pragma: no cover - a fresh pool has none idle
+                raise RuntimeError("prewarm on a used pool")
+            environment, error = self._start(pool.config)
+            pool.release(environment, error is None)
+
+        for pool in self._functions.values():
+            threading.Thread(target=warm, args=(pool,), daemon=True).start()
+
+    def stop(self) -> None:
+        """End every environment (as Lambda does when a function is deleted)."""
+        for pool in self._functions.values():
+            with pool.ready:
+                idle, pool.idle = pool.idle, []
+            for environment in idle:
+                self._keep_logs(pool.config.name, environment)
+                environment.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)

@@ -562,7 +562,9 @@ def _role_grants(dev: Synth, stage: str) -> set[tuple[str, str]]:
     return _grants(dev.policy_statements(dev.role_of(dev.function_id(stage))))
 
 
-def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quarantined_files(dev: Synth) -> None:
+def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quarantined_files(
+    dev: Synth,
+) -> None:
     # Then these are exactly the validate role's permissions
     assert _role_grants(dev, "validate") == _expected(
         [

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from sluice.config import PROJECT_ROOT
 
@@ -39,13 +41,32 @@ def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
         assert server.stdout is not None
         first = server.stdout.readline()
         assert first.startswith(f"local cloud up at {endpoint} (stack Sluice-local)")
-        # When another process puts a file into RAW, as `aws s3 cp` would
+        assert server.stdout.readline().split() == [
+            "export",
+            f"AWS_ENDPOINT_URL={endpoint}",
+            "AWS_DEFAULT_REGION=us-east-1",
+        ]
+        # and the administrator's keys it prints: the cloud checks every call against IAM
+        export, *pairs = server.stdout.readline().split()
+        keys = dict(pair.split("=", 1) for pair in pairs)
+        assert (export, sorted(keys)) == ("export", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+        stranger = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        with pytest.raises(ClientError) as refused:
+            stranger.list_objects_v2(Bucket="raw")
+        assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        # When another process puts a file into RAW with those keys, as `aws s3 cp` would
         s3 = boto3.client(
             "s3",
             endpoint_url=endpoint,
             region_name="us-east-1",
-            aws_access_key_id="any",
-            aws_secret_access_key="any",
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
         )
         s3.put_object(
             Bucket="raw",
@@ -59,7 +80,7 @@ def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
             listing = subprocess.run(
                 [sys.executable, "-m", "sluice.cli", "executions", "--json"],
                 cwd=PROJECT_ROOT,
-                env={**env, "AWS_ENDPOINT_URL": endpoint},
+                env={**env, **keys, "AWS_ENDPOINT_URL": endpoint},
                 capture_output=True,
                 text=True,
                 check=True,

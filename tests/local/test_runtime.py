@@ -1,0 +1,93 @@
+"""The local Lambda service runs a function as Lambda does: its own process, its limits, its
+errors (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.local.runtime import FunctionConfig, LambdaRuntime
+
+# Each fault ends the invocation before the handler would call AWS.
+EMPTY_BATCH: dict[str, object] = {"Records": []}
+DUMMY_KEYS = {"AWS_ACCESS_KEY_ID": "none", "AWS_SECRET_ACCESS_KEY": "none"}
+
+
+def runtime_with(**size: int) -> LambdaRuntime:
+    config = FunctionConfig(
+        name="sluice-starter",
+        stage="starter",
+        environment={"POWERTOOLS_SERVICE_NAME": "sluice-starter"},
+        concurrency=1,
+        **size,
+    )
+    return LambdaRuntime(
+        "123456789012", "us-east-1", "http://127.0.0.1:9", [config], lambda _: DUMMY_KEYS
+    )
+
+
+@pytest.fixture
+def runtime() -> Iterator[LambdaRuntime]:
+    running = runtime_with(memory_mb=256, timeout_seconds=2)
+    yield running
+    running.stop()
+
+
+def tmp_counts(runtime: LambdaRuntime) -> list[str]:
+    return [line for line in runtime.logs["sluice-starter"] if line.startswith("tmp files:")]
+
+
+def test_a_warm_environment_keeps_its_tmp_and_a_new_one_starts_empty(
+    runtime: LambdaRuntime,
+) -> None:
+    # Given a fault that leaves a file in /tmp and counts them
+    runtime.add_worker_fault("tests.faults:count_tmp_then_grow")
+    # When the function runs twice, then runs out of memory, then runs again
+    for event in (EMPTY_BATCH, EMPTY_BATCH, {**EMPTY_BATCH, "grow": True}, EMPTY_BATCH):
+        runtime.invoke("sluice-starter", event)
+    # Then the warm environment kept its /tmp, and the one after the failure started empty
+    assert tmp_counts(runtime) == ["tmp files: 1", "tmp files: 2", "tmp files: 3", "tmp files: 1"]
+    assert [(i.error_type, i.cold_start) for i in runtime.invocations] == [
+        ("Counted", True),
+        ("Counted", False),
+        ("Runtime.OutOfMemory", False),
+        ("Counted", True),
+    ]
+
+
+def test_past_its_memory_an_invocation_is_ended_with_lambdas_error(
+    runtime: LambdaRuntime,
+) -> None:
+    runtime.add_worker_fault("tests.faults:count_tmp_then_grow")
+    error, kind = runtime.invoke("sluice-starter", {**EMPTY_BATCH, "grow": True})
+    assert kind == "Unhandled"
+    assert error["errorType"] == "Runtime.OutOfMemory"
+    assert error["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    (invocation,) = runtime.invocations
+    assert invocation.error_type == "Runtime.OutOfMemory"
+    # The environment was stopped as soon as it went past its 256 MB (sampled every 10 ms).
+    assert 256 < invocation.max_memory_mb < 256 + 3 * 32
+
+
+def test_past_its_timeout_an_invocation_is_killed_with_lambdas_error(
+    runtime: LambdaRuntime,
+) -> None:
+    runtime.add_worker_fault("tests.faults:hang_always")
+    error, kind = runtime.invoke("sluice-starter", EMPTY_BATCH)
+    assert (kind, error["errorType"]) == ("Unhandled", "Sandbox.Timedout")
+    assert error["errorMessage"].endswith("Error: Task timed out after 2.00 seconds")
+
+
+def test_a_full_tmp_fails_the_write_inside_the_function() -> None:
+    runtime = runtime_with(ephemeral_storage_mb=512)
+    if runtime.isolation == "none":
+        runtime.stop()
+        pytest.skip("this machine gives no process a mount namespace")
+    try:
+        runtime.add_worker_fault("tests.faults:fill_tmp_always")
+        error, kind = runtime.invoke("sluice-starter", EMPTY_BATCH)
+    finally:
+        runtime.stop()
+    assert (kind, error["errorType"]) == ("Unhandled", "OSError")
+    assert error["errorMessage"] == "[Errno 28] No space left on device"
