@@ -1,0 +1,195 @@
+"""The local cloud refuses what AWS refuses: calls a role does not grant, and functions past
+their memory, timeout or `/tmp`. Each failure reaches Step Functions with the error Lambda
+itself reports, is caught as the definition says, and leaves a dead letter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sluice.environments import StageSettings
+from sluice.local import LocalCloud
+from sluice.report import build_report, execution_history
+
+CSV = "id,name,amount,date,category\n1,A,150.50,2024-01-15,Sales\n2,B,75.25,2024-01-16,Ops\n"
+# Small limits, so a test reaches them quickly; the rest as dev deploys them.
+LIMITS = {
+    "validate": StageSettings(memory_mb=512, timeout_seconds=6, ephemeral_storage_mb=512),
+    "trusted": StageSettings(memory_mb=384, timeout_seconds=60, ephemeral_storage_mb=512),
+}
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[LocalCloud]:
+    with LocalCloud(stages=LIMITS) as running:
+        running.runtime.add_worker_fault("tests.faults:grow_memory")
+        running.runtime.add_worker_fault("tests.faults:hang")
+        running.runtime.add_worker_fault("tests.faults:fill_tmp")
+        yield running
+
+
+def run(cloud: LocalCloud, tmp_path: Path, name: str, dataset: str) -> dict[str, Any]:
+    path = tmp_path / name
+    path.write_text(CSV, encoding="utf-8")
+    described = cloud.wait(cloud.upload(path, dataset), timeout=120)
+    report = build_report(
+        described, execution_history(cloud.client("stepfunctions"), described["executionArn"])
+    )
+    return {"description": described, "report": report}
+
+
+def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
+    sqs = cloud.client("sqs")
+    url = cloud.queue_urls["failures"]
+    for _ in range(20):
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        for message in got.get("Messages", []):
+            body = json.loads(message["Body"])
+            if body["execution_name"] == execution:
+                return dict(body)
+    raise AssertionError(f"no dead letter for {execution}")
+
+
+def failed(outcome: dict[str, Any]) -> tuple[str, str | None, list[tuple[str, str, int]]]:
+    report = outcome["report"]
+    return (
+        outcome["description"]["status"],
+        report.failed_stage,
+        [(s.name, s.status, s.attempts) for s in report.stages],
+    )
+
+
+def test_a_dataset_without_a_contract_succeeds_on_the_enforcing_cloud(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    # Given a dataset no contract describes, when its first file runs
+    outcome = run(cloud, tmp_path, "readings.csv", "readings")
+    # Then Validate may keep the contract it inferred, and every stage succeeds
+    assert outcome["description"]["status"] == "SUCCEEDED"
+    kept = (
+        cloud.client("s3")
+        .get_object(Bucket="trusted", Key="readings/_inferred_contract.yaml")["Body"]
+        .read()
+    )
+    assert b"dataset: readings" in kept
+    # and a second file of the dataset reads it back
+    assert run(cloud, tmp_path, "readings_2.csv", "readings")["description"]["status"] == (
+        "SUCCEEDED"
+    )
+
+
+def test_a_role_missing_one_grant_fails_with_access_denied_and_passes_once_restored(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    iam = cloud.client("iam")
+    role = "sluice-validate-role"
+    granted = cloud.role_policies()["validate"]
+    staging = "arn:aws:s3:::trusted/_staging/*"
+    without = {
+        **granted,
+        "Statement": [s for s in granted["Statement"] if s["Resource"] != staging],
+    }
+    assert len(without["Statement"]) == len(granted["Statement"]) - 1
+    # Given Validate's role without its grant to stage Parquet
+    iam.put_role_policy(RoleName=role, PolicyName="grants", PolicyDocument=json.dumps(without))
+    try:
+        outcome = run(cloud, tmp_path, "denied.csv", "denied")
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName="grants", PolicyDocument=json.dumps(granted))
+    # Then the run fails at Validate with AccessDenied, as on AWS, and leaves a dead letter
+    assert failed(outcome)[:2] == ("FAILED", "validate")
+    # (boto3's upload wraps the refusal, exactly as it would in the deployed function)
+    assert outcome["report"].error == "S3UploadFailedError"
+    assert "(AccessDenied) when calling the PutObject operation" in outcome["report"].cause
+    letter = letter_of(cloud, outcome["description"]["name"])
+    assert (letter["stage"], letter["error"]) == ("validate", "S3UploadFailedError")
+    # When the grant is back, the same file passes
+    assert run(cloud, tmp_path, "denied_again.csv", "denied")["description"]["status"] == (
+        "SUCCEEDED"
+    )
+
+
+def test_a_function_past_its_memory_fails_with_runtime_out_of_memory(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    outcome = run(cloud, tmp_path, "hog.csv", "hog")
+    assert failed(outcome) == (
+        "FAILED",
+        "trusted",
+        [("validate", "SUCCEEDED", 1), ("trusted", "FAILED", 1), ("delivery", "NOT_RUN", 0)],
+    )
+    assert outcome["report"].error == "Runtime.OutOfMemory"
+    letter = letter_of(cloud, outcome["description"]["name"])
+    assert (letter["stage"], letter["error"]) == ("trusted", "Runtime.OutOfMemory")
+    assert "Runtime exited with error: signal: killed" in letter["cause"]
+
+
+def test_a_function_past_its_timeout_fails_with_sandbox_timedout(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    outcome = run(cloud, tmp_path, "hang.csv", "hang")
+    assert failed(outcome) == (
+        "FAILED",
+        "validate",
+        [("validate", "FAILED", 1), ("trusted", "NOT_RUN", 0), ("delivery", "NOT_RUN", 0)],
+    )
+    assert outcome["report"].error == "Sandbox.Timedout"
+    letter = letter_of(cloud, outcome["description"]["name"])
+    assert (letter["stage"], letter["error"]) == ("validate", "Sandbox.Timedout")
+    assert "Task timed out after 6.00 seconds" in letter["cause"]
+
+
+def test_a_function_filling_its_tmp_fails_the_write(cloud: LocalCloud, tmp_path: Path) -> None:
+    if cloud.runtime.isolation == "none":
+        pytest.skip("this machine gives no process a mount namespace")
+    outcome = run(cloud, tmp_path, "spill.csv", "spill")
+    assert failed(outcome)[:2] == ("FAILED", "trusted")
+    assert outcome["report"].error == "OSError"
+    letter = letter_of(cloud, outcome["description"]["name"])
+    assert (letter["stage"], letter["error"]) == ("trusted", "OSError")
+    assert "[Errno 28] No space left on device" in letter["cause"]
+
+
+def test_clients_without_the_administrators_keys_are_refused(cloud: LocalCloud) -> None:
+    stranger = boto3.client(
+        "s3",
+        endpoint_url=cloud.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    with pytest.raises(ClientError) as refused:
+        stranger.list_objects_v2(Bucket="raw")
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    # while the administrator may
+    assert (
+        cloud.client("s3").list_objects_v2(Bucket="raw")["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )
+
+
+def test_each_function_may_do_only_what_its_role_grants(cloud: LocalCloud) -> None:
+    # Given the validate function's own credentials
+    keys = cloud._role_credentials["validate"]
+    session = boto3.Session(
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+        region_name="us-east-1",
+    )
+    s3 = session.client("s3", endpoint_url=cloud.endpoint_url)
+    lam = session.client("lambda", endpoint_url=cloud.endpoint_url)
+    # Then it may stage Parquet, but not write DELIVERY nor invoke another function
+    s3.put_object(Bucket="trusted", Key="_staging/probe.parquet", Body=b"x")
+    with pytest.raises(ClientError) as delivery:
+        s3.put_object(Bucket="delivery", Key="probe", Body=b"x")
+    with pytest.raises(ClientError) as invoke:
+        lam.invoke(FunctionName="sluice-trusted", Payload=b"{}")
+    assert delivery.value.response["Error"]["Code"] == "AccessDenied"
+    assert invoke.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
