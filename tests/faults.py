@@ -68,3 +68,24 @@ def hang_always(stage: str, event: dict[str, Any]) -> None:
 
 def fill_tmp_always(stage: str, event: dict[str, Any]) -> None:
     fill_tmp("trusted", {"source": {"key": "spill"}})
+
+
+def die_mid_delivery_write(stage: str, event: dict[str, Any]) -> None:
+    """Delivery of dataset `midwrite` dies (SIGKILL) as it puts its second file."""
+    if stage != "delivery" or event.get("dataset") != "midwrite":
+        return
+    import signal
+
+    from sluice.aws import ObjectStore
+
+    real_put = ObjectStore.put_bytes
+    writes: list[str] = []
+
+    def dies_after_one_file(self: ObjectStore, bucket: str, key: str, *rest: Any) -> None:
+        if bucket == "delivery" and key.startswith("midwrite/"):
+            writes.append(key)
+            if len(writes) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        real_put(self, bucket, key, *rest)
+
+    ObjectStore.put_bytes = dies_after_one_file  # type: ignore[method-assign]

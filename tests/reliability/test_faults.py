@@ -11,7 +11,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sluice import ops
-from sluice.aws import ObjectStore
 from sluice.errors import SluiceTransientError
 from sluice.local import LocalCloud
 from tests.reliability.conftest import Ledger, case
@@ -206,28 +205,22 @@ def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledg
 
 
 @case(9, "a stage dies mid-write; the rerun equals a clean run")
-def test_mid_write_death(
-    cloud: LocalCloud, tmp_path: Path, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
     text = csv_rows(3, 1, "2024-01-15") + csv_rows(2, 4, "2024-01-16").removeprefix(HEADER)
     put(cloud, tmp_path, "clean.csv", text, "cleanrun")
     finished(cloud, "cleanrun-", 1)
 
-    real_put = ObjectStore.put_bytes
-    writes: list[str] = []
-
-    def dies_after_one_delivery_file(self: ObjectStore, bucket: str, key: str, *a: Any) -> None:
-        if bucket == "delivery" and key.startswith("midwrite/"):
-            writes.append(key)
-            if len(writes) == 2:
-                raise RuntimeError("Lambda ran out of time")
-        real_put(self, bucket, key, *a)
-
-    monkeypatch.setattr(ObjectStore, "put_bytes", dies_after_one_delivery_file)
-    put(cloud, tmp_path, "mid.csv", text, "midwrite")
-    (failed,) = finished(cloud, "midwrite-", 1)
-    monkeypatch.setattr(ObjectStore, "put_bytes", real_put)
-    assert failed["status"] == "FAILED"
+    # Delivery's process is killed as it writes its second file
+    cloud.runtime.add_worker_fault("tests.faults:die_mid_delivery_write")
+    try:
+        put(cloud, tmp_path, "mid.csv", text, "midwrite")
+        (failed,) = finished(cloud, "midwrite-", 1)
+    finally:
+        cloud.runtime.clear_faults()
+    described = cloud.client("stepfunctions").describe_execution(
+        executionArn=failed["executionArn"]
+    )
+    assert (described["status"], described["error"]) == ("FAILED", "Runtime.ExitError")
     # part of DELIVERY was written, but no manifest says the run is complete
     assert len(keys(cloud, "delivery", "midwrite/")) == 1
     assert keys(cloud, "delivery", "_lineage/manifests/midwrite/") == []
