@@ -15,7 +15,10 @@ from sluice.config import WORKFLOW_STAGES, Settings
 from sluice.errors import SluiceDataError
 
 SETTINGS = Settings(
-    raw_bucket="raw", trusted_bucket="trusted", delivery_bucket="delivery", quarantine_bucket="q"
+    raw_bucket="raw",
+    trusted_bucket="trusted",
+    delivery_bucket="delivery",
+    quarantine_bucket="quarantine",
 )
 # The library function each workflow handler calls (sluice.pipeline.<name>).
 PIPELINE_FUNCTIONS = {"validate": "validate", "trusted": "trusted", "delivery": "deliver"}
