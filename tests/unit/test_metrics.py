@@ -3,9 +3,12 @@ of sluice.metrics, under [service] and [service, dataset]."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sluice import metrics
+from sluice.config import PROJECT_ROOT
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.pipeline import StartOutcome
 from tests.emf import RESULTS, published_series, run_stage_handler, run_starter
@@ -194,3 +197,14 @@ def test_the_handlers_publish_exactly_the_defined_metrics(
 
     # Then they publish every defined series and nothing else
     assert published == defined
+
+
+def test_the_operations_doc_lists_each_metric_as_defined() -> None:
+    # Given the metrics table of docs/operations.md
+    text = (PROJECT_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| (\w+) \| ([\w, ]+) \|", text, flags=re.MULTILINE)
+
+    # Then it names every metric once, with its unit and the handlers that publish it
+    assert rows == [
+        (metric.name, metric.unit.value, ", ".join(metric.services)) for metric in metrics.ALL
+    ]
