@@ -152,6 +152,22 @@ def test_an_event_without_a_dataset_publishes_per_stage_only(
     assert "dataset" not in document
 
 
+def test_a_warm_function_publishes_each_invocation_under_its_own_dataset(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a validate function that has just handled a `transactions` file
+    run_stage_handler("validate", RESULTS["validate"], monkeypatch, capsys)
+    # When the same process handles an `orders` file
+    (document,) = run_stage_handler("validate", RESULTS["validate"], monkeypatch, capsys, "orders")
+
+    # Then its document has the two dimension sets once, and only the new dataset
+    assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["service"],
+        ["service", "dataset"],
+    ]
+    assert (document["service"], document["dataset"]) == ("validate", "orders")
+
+
 def test_starter_counts_started_and_duplicate_events_per_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
