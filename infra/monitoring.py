@@ -15,12 +15,25 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.settings import EnvironmentSettings
-from sluice.config import METRICS_NAMESPACE, STAGES
+from sluice import metrics as published
+from sluice.config import STAGES
 
+_AT_OR_ABOVE = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
 # An ingest event older than this means the starter is not keeping up or is failing.
 OLDEST_MESSAGE_SECONDS = 900
-# The per-stage metrics the handlers publish (Powertools EMF, dimension `service` = stage).
-STAGE_METRICS = ("RowsIn", "RowsOut", "RowsRejected", "Duplicates", "DurationMs", "DataErrors")
+# A file whose TRUSTED rows score less than this on average (docs/quality.md) needs a look at
+# its source: rows are arriving with values missing or failing the contract's flag checks.
+QUALITY_SCORE_FLOOR = 0.8
+# What happened to each dataset's files, graphed per dataset: a metric and the stage whose
+# series are drawn (None: every stage that publishes it).
+BY_DATASET: tuple[tuple[published.Metric, str | None], ...] = (
+    (published.ROWS_IN, "validate"),
+    (published.ROWS_OUT, "trusted"),
+    (published.ROWS_REJECTED, "trusted"),
+    (published.MEAN_QUALITY_SCORE, "trusted"),
+    (published.BYTES_OUT, "delivery"),
+    (published.DATA_ERRORS, None),
+)
 
 
 class Monitoring(Construct):
@@ -65,9 +78,17 @@ class Monitoring(Construct):
         self._queue_alarms(queues)
         self._state_machine_alarms(state_machine)
         self._function_alarms(functions)
+        self._data_alarms()
         self.dashboard = self._dashboard(functions, state_machine, queues)
 
-    def _alarm(self, name: str, metric: cw.IMetric, threshold: float, what: str) -> None:
+    def _alarm(
+        self,
+        name: str,
+        metric: cw.IMetric,
+        threshold: float,
+        what: str,
+        comparison: cw.ComparisonOperator = _AT_OR_ABOVE,
+    ) -> None:
         alarm = metric.create_alarm(
             self,
             name,
@@ -75,7 +96,7 @@ class Monitoring(Construct):
             alarm_description=what,
             threshold=threshold,
             evaluation_periods=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            comparison_operator=comparison,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(cw_actions.SnsAction(self.topic))
@@ -128,6 +149,17 @@ class Monitoring(Construct):
                 f"The {stage} function was throttled.",
             )
 
+    def _data_alarms(self) -> None:
+        # The [service] series holds every dataset's files, so one alarm watches them all.
+        self._alarm(
+            "trusted-quality-score",
+            _stage_metric(published.MEAN_QUALITY_SCORE, "trusted", statistic=published.MINIMUM),
+            QUALITY_SCORE_FLOOR,
+            f"A file's TRUSTED rows scored below {QUALITY_SCORE_FLOOR} on average: its "
+            "QUALITY records say which columns and checks (`sluice executions --dataset`).",
+            comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        )
+
     def _dashboard(
         self,
         functions: dict[str, lambda_.Function],
@@ -157,24 +189,34 @@ class Monitoring(Construct):
                 width=12,
             ),
         )
-        for metric_name in STAGE_METRICS:
-            dashboard.add_widgets(
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Starter",
+                left=[
+                    _stage_metric(metric, published.STARTER, label=metric.name)
+                    for metric in published.STARTER_METRICS
+                ],
+                width=8,
+            ),
+            *[
                 cw.GraphWidget(
-                    title=metric_name,
-                    left=[
-                        cw.Metric(
-                            namespace=METRICS_NAMESPACE,
-                            metric_name=metric_name,
-                            # the handlers' Metrics(service=<stage>)
-                            dimensions_map={"service": stage},
-                            statistic="Sum" if metric_name != "DurationMs" else "Average",
-                            label=stage,
-                        )
-                        for stage in STAGES
-                    ],
+                    title=metric.name,
+                    left=[_stage_metric(metric, stage, label=stage) for stage in metric.services],
                     width=8,
                 )
-            )
+                for metric in published.STAGE_METRICS
+            ],
+        )
+        dashboard.add_widgets(
+            *[
+                cw.GraphWidget(
+                    title=f"{metric.name} by dataset" + (f" ({stage})" if stage else ""),
+                    left=[_by_dataset(metric, stage)],
+                    width=8,
+                )
+                for metric, stage in BY_DATASET
+            ]
+        )
         dashboard.add_widgets(
             *[
                 cw.GraphWidget(
@@ -195,3 +237,38 @@ class Monitoring(Construct):
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#dashboards:name={self.dashboard.dashboard_name}"
         )
+
+
+def _stage_metric(
+    metric: published.Metric,
+    service: str,
+    *,
+    statistic: str | None = None,
+    label: str | None = None,
+) -> cw.Metric:
+    """A metric as the `service` handler publishes it under [service], for every dataset."""
+    return cw.Metric(
+        namespace=published.NAMESPACE,
+        metric_name=metric.name,
+        dimensions_map={published.SERVICE: service},
+        statistic=statistic or metric.statistic,
+        period=Duration.minutes(5),
+        label=label,
+    )
+
+
+def _by_dataset(metric: published.Metric, service: str | None) -> cw.SearchExpression:
+    """One series per dataset (of the [service, dataset] set), whichever datasets appear."""
+    period = Duration.minutes(5)
+    schema = ",".join([published.NAMESPACE, *published.BY_DATASET])
+    terms = f'MetricName="{metric.name}"'
+    if service:
+        terms += f' {published.SERVICE}="{service}"'
+    return cw.SearchExpression(
+        expression=(
+            f"SEARCH('{{{schema}}} {terms}', '{metric.statistic}', {int(period.to_seconds())})"
+        ),
+        label=f"${{PROP('Dim.{published.DATASET}')}}"
+        + ("" if service else f" ${{PROP('Dim.{published.SERVICE}')}}"),
+        period=period,
+    )

@@ -13,8 +13,8 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
+from sluice import metrics as published
 from sluice.aws import ObjectStore, client, transient_aws_errors
 from sluice.config import Settings
 from sluice.errors import SluiceDataError
@@ -41,14 +41,6 @@ def reset_runtime() -> None:
 
 StageFunction = Callable[[dict[str, Any], ObjectStore, Settings], dict[str, Any]]
 
-_COUNT_METRICS = {
-    "rows_in": "RowsIn",
-    "rows_trusted": "RowsOut",
-    "rows_out": "RowsOut",
-    "rows_quarantined": "RowsRejected",
-    "duplicates": "Duplicates",
-}
-
 
 def run_stage(
     stage: str, fn: StageFunction, event: dict[str, Any], logger: Logger, metrics: Metrics
@@ -56,12 +48,15 @@ def run_stage(
     """Run one workflow stage and return the state with that stage's section added."""
     rt = runtime()
     source = event.get("source", {})
+    dataset = event.get("dataset")
     logger.append_keys(
         execution=event.get("execution"),
-        dataset=event.get("dataset"),
+        dataset=dataset,
         stage=stage,
         source_key=source.get("key"),
     )
+    # Before the stage runs, so its errors are counted per dataset too.
+    published.add_dataset(metrics, stage, dataset)
     started = time.perf_counter()
     try:
         with transient_aws_errors():
@@ -69,20 +64,16 @@ def run_stage(
     except SluiceDataError as error:
         # Keys, reasons and counts only: row values never reach the logs.
         logger.warning("data error", extra={"reason": error.reason, "key": source.get("key")})
-        metrics.add_metric(name="DataErrors", unit=MetricUnit.Count, value=1)
+        published.add(metrics, published.DATA_ERRORS, 1)
         raise
     except Exception:
-        metrics.add_metric(name="StageErrors", unit=MetricUnit.Count, value=1)
+        published.add(metrics, published.STAGE_ERRORS, 1)
         raise
     duration_ms = (time.perf_counter() - started) * 1000
-    metrics.add_metric(name="DurationMs", unit=MetricUnit.Milliseconds, value=duration_ms)
+    published.add(metrics, published.DURATION_MS, duration_ms)
     # Carried in the state, so lineage records how long each stage took.
     result.setdefault("duration_ms", round(duration_ms))
-    for field, metric in _COUNT_METRICS.items():
-        if field in result:
-            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=result[field])
-    if "bytes_in" in result:
-        metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=result["bytes_in"])
+    published.add_result(metrics, stage, result)
     logger.info(
         "stage done", extra={"result": {k: v for k, v in result.items() if k != "contract"}}
     )

@@ -129,6 +129,22 @@ def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
     return pq.read_table(io.BytesIO(store.get_bytes(bucket, key)))
 
 
+@dataclass
+class _Outputs:
+    """Puts a stage's objects and counts their bytes as written: the stage's `bytes_out`."""
+
+    store: ObjectStore
+    byte_count: int = 0
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self.store.put_bytes(bucket, key, body, content_type)
+        self.byte_count += len(body)
+
+    def put_file(self, bucket: str, key: str, path: Path) -> None:
+        self.store.put_file(bucket, key, path)
+        self.byte_count += path.stat().st_size
+
+
 PARQUET = "application/vnd.apache.parquet"
 STAGED_COMPRESSION = "lz4"  # internal hand-over to Trusted: fast beats small
 STAGED_ROWS = 1 << 17
@@ -183,7 +199,7 @@ def _write_staged(
 
 
 def _put_days(
-    store: ObjectStore,
+    out: _Outputs,
     bucket: str,
     files: dict[date, trusted_stage.DayFile],
     key_of: Callable[[date], str],
@@ -192,7 +208,7 @@ def _put_days(
     written = []
     for day, item in sorted(files.items()):
         key = key_of(day)
-        store.put_file(bucket, key, item.path)
+        out.put_file(bucket, key, item.path)
         written.append({"bucket": bucket, "key": key, "day": day.isoformat(), "rows": item.rows})
     return written
 
@@ -281,6 +297,7 @@ def validate(
 ) -> dict[str, Any]:
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
+    out = _Outputs(store)
     try:
         size = int(store.head(source.bucket, source.key, source.version_id)["ContentLength"])
         if size > settings.max_file_bytes:
@@ -302,13 +319,13 @@ def validate(
                 staged_path,
             )
             key = lake.staged_key(dataset, source)
-            store.put_file(settings.trusted_bucket, key, staged_path)
+            out.put_file(settings.trusted_bucket, key, staged_path)
     except SluiceDataError as error:
         quarantine_file(store, settings, dataset, source, error)
         raise
     contract = staged.contract
     if contract.inferred:
-        store.put_bytes(
+        out.put_bytes(
             settings.trusted_bucket,
             f"{dataset}/{INFERRED_CONTRACT}",
             contract.to_yaml().encode(),
@@ -319,6 +336,7 @@ def validate(
         "format": staged.format,
         "rows_in": staged.rows,
         "bytes_in": size,
+        "bytes_out": out.byte_count,
         "contract": {
             "dataset": contract.dataset,
             "version": contract.version,
@@ -343,6 +361,7 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
     staged = state["validate"]["staged"]
+    out = _Outputs(store)
     ctx = trusted_stage.RunContext(
         source_file=f"s3://{source.bucket}/{source.key}",
         source_version=source.version_id or source.etag.strip('"'),
@@ -358,13 +377,13 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         )
         result = trusted_stage.transform_file(staged_path, contract, ctx, Path(tmp) / "work")
         outputs = _put_days(
-            store,
+            out,
             settings.trusted_bucket,
             result.trusted,
             lambda day: lake.trusted_key(dataset, day, source),
         )
         quarantined = _put_days(
-            store,
+            out,
             settings.quarantine_bucket,
             result.quarantined,
             lambda day: lake.quarantine_rows_key(dataset, day, source),
@@ -376,7 +395,7 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             assert item.partial is not None  # every trusted day file carries its share
             partial = item.partial
             key = lake.partial_key(dataset, day, source)
-            store.put_bytes(settings.trusted_bucket, key, _write_parquet(partial), PARQUET)
+            out.put_bytes(settings.trusted_bucket, key, _write_parquet(partial), PARQUET)
             partials.append(
                 {
                     "bucket": settings.trusted_bucket,
@@ -422,13 +441,15 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             "outliers": result.outliers,
         },
     }
-    store.put_bytes(
+    out.put_bytes(
         settings.trusted_bucket, manifest_key, json.dumps(manifest).encode(), "application/json"
     )
     return {
         "manifest": {"bucket": settings.trusted_bucket, "key": manifest_key},
         **manifest["counts"],
         "days": len(outputs),
+        "bytes_out": out.byte_count,
+        "mean_quality_score": result.mean_quality_score,
     }
 
 
@@ -449,9 +470,10 @@ SUMMARY_ATTEMPTS = 5
 
 def _write_summary(
     store: ObjectStore, settings: Settings, contract: Contract, dataset: str, day: date, key: str
-) -> pa.Table | None:
+) -> tuple[pa.Table, int] | None:
     """Recompute one day's summary from the partial summaries of every TRUSTED file of the
-    day, and make sure it covered them all.
+    day, and make sure it covered them all: the summary and the bytes of the object that holds
+    it, or None when the day has no TRUSTED files left.
 
     Executions for the same day can deliver at the same time. After writing, the day's files
     are listed again: if one appeared or changed meanwhile, the summary is recomputed. So the
@@ -460,27 +482,29 @@ def _write_summary(
     """
     for _ in range(SUMMARY_ATTEMPTS):
         files = _day_files(store, settings, dataset, day)
+        written: tuple[pa.Table, int] | None = None
         if not files:
             store.delete(settings.delivery_bucket, key)
-            summary = None
         else:
             day_partials = pa.concat_tables(
                 [_read_parquet(store, settings.trusted_bucket, k) for k, _ in files],
                 promote_options="permissive",
             )
             summary = delivery_stage.daily_summary(day_partials, contract, day)
-            store.put_bytes(settings.delivery_bucket, key, _write_parquet(summary), PARQUET)
+            body = _write_parquet(summary)
+            store.put_bytes(settings.delivery_bucket, key, body, PARQUET)
+            written = (summary, len(body))
         if _day_files(store, settings, dataset, day) == files:
-            return summary
+            return written
     raise SluiceTransientError(
         f"TRUSTED files of {day} kept changing while its summary was written; retry"
     )
 
 
 def _put_table(
-    store: ObjectStore, bucket: str, key: str, table: pa.Table, record_type: str, day: str
+    out: _Outputs, bucket: str, key: str, table: pa.Table, record_type: str, day: str
 ) -> dict[str, Any]:
-    store.put_bytes(bucket, key, _write_parquet(table), PARQUET)
+    out.put_bytes(bucket, key, _write_parquet(table), PARQUET)
     return {
         "bucket": bucket,
         "key": key,
@@ -500,6 +524,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     delivered_at = datetime.now(UTC).replace(microsecond=0)
     bucket = settings.delivery_bucket
     version = settings.pipeline_version
+    out = _Outputs(store)
 
     def key_of(record_type: str, day: str, per_source: bool = True) -> str:
         return lake.delivery_key(
@@ -513,7 +538,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             _read_parquet(store, item["bucket"], item["key"]), delivered_at, version
         )
         key = key_of(delivery_stage.DETAIL, item["day"])
-        outputs.append(_put_table(store, bucket, key, part, delivery_stage.DETAIL, item["day"]))
+        outputs.append(_put_table(out, bucket, key, part, delivery_stage.DETAIL, item["day"]))
     # QUALITY: per source object and day, from the Trusted manifest's counts.
     lineage_columns = {
         "source_file": f"s3://{source.bucket}/{source.key}",
@@ -526,7 +551,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             date.fromisoformat(day_text), stats, lineage_columns, delivered_at, version
         )
         key = key_of(delivery_stage.QUALITY, day_text)
-        outputs.append(_put_table(store, bucket, key, table, delivery_stage.QUALITY, day_text))
+        outputs.append(_put_table(out, bucket, key, table, delivery_stage.QUALITY, day_text))
     # A new version of the object replaces its own rows: days it no longer has lose them.
     for day_text in manifest.get("stale_days", []):
         store.delete(bucket, key_of(delivery_stage.DETAIL, day_text))
@@ -540,10 +565,13 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     )
     for day_text in touched:
         key = key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False)
-        summary = _write_summary(
+        written = _write_summary(
             store, settings, contract, dataset, date.fromisoformat(day_text), key
         )
-        if summary is not None:
+        if written is not None:
+            summary, size = written
+            # Counted once, as the object it left: not once per attempt of _write_summary.
+            out.byte_count += size
             outputs.append(
                 {
                     "bucket": bucket,
@@ -578,11 +606,11 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     }
     name = f"{lake.safe_token(source.stem, 60)}-{source.object_id}"
     records_key = f"{lake.LINEAGE_RECORDS}/{dataset}-{name}.parquet"
-    store.put_bytes(
+    out.put_bytes(
         bucket, records_key, _write_parquet(delivery_stage.lineage_table(lineage)), PARQUET
     )
     lineage_key = f"{lake.LINEAGE_MANIFESTS}/{dataset}/{name}.json"
-    store.put_bytes(bucket, lineage_key, json.dumps(lineage, indent=2).encode(), "application/json")
+    out.put_bytes(bucket, lineage_key, json.dumps(lineage, indent=2).encode(), "application/json")
     return {
         "lineage": {"bucket": bucket, "key": lineage_key},
         "detail_files": sum(1 for o in outputs if o["record_type"] == delivery_stage.DETAIL),
@@ -591,4 +619,5 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         ),
         "quality_files": sum(1 for o in outputs if o["record_type"] == delivery_stage.QUALITY),
         "rows_out": sum(o["rows"] for o in outputs if o["record_type"] == delivery_stage.DETAIL),
+        "bytes_out": out.byte_count,
     }

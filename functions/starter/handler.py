@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -14,13 +13,13 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sluice.config import METRICS_NAMESPACE
+from sluice import metrics as published
 from sluice.errors import SluiceDataError
 from sluice.handlers import runtime
 from sluice.pipeline import start_executions
 
 logger = Logger(service="sluice-starter")
-metrics = Metrics(namespace=METRICS_NAMESPACE, service="starter")
+metrics = published.for_service(published.STARTER)
 # A batch where every record failed is still answered with batchItemFailures, so each
 # message is retried on its own and reaches the ingest DLQ after maxReceiveCount.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -37,10 +36,8 @@ def record_handler(record: SQSRecord) -> None:
             extra={"message_id": record.message_id, "reason": error.reason, "detail": str(error)},
         )
         raise
-    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(outcome.started))
-    metrics.add_metric(
-        name="DuplicateEvents", unit=MetricUnit.Count, value=len(outcome.already_handled)
-    )
+    published.add(metrics, published.EXECUTIONS_STARTED, len(outcome.started))
+    published.add(metrics, published.DUPLICATE_EVENTS, len(outcome.already_handled))
     logger.info(
         "message handled",
         extra={

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sluice import metrics as published
 from sluice import pipeline
-from sluice.config import METRICS_NAMESPACE
 from sluice.handlers import run_stage
 
 logger = Logger(service="sluice-validate")
-metrics = Metrics(namespace=METRICS_NAMESPACE, service="validate")
+metrics = published.for_service("validate")
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -164,6 +164,13 @@ class TrustedResult:
             "duplicates": self.duplicates,
         }
 
+    @property
+    def mean_quality_score(self) -> float | None:
+        """The mean `data_quality_score` of the file's TRUSTED rows, rounded as each score is."""
+        if not self.rows_trusted:
+            return None
+        return round(sum(q.score_sum for q in self.days.values()) / self.rows_trusted, 4)
+
 
 class _Growable:
     """A numpy array appended to batch by batch, sized up front when the row count is known."""
