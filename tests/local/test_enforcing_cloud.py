@@ -193,3 +193,23 @@ def test_each_function_may_do_only_what_its_role_grants(cloud: LocalCloud) -> No
         lam.invoke(FunctionName="sluice-trusted", Payload=b"{}")
     assert delivery.value.response["Error"]["Code"] == "AccessDenied"
     assert invoke.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_each_local_role_holds_exactly_the_grant_definition(cloud: LocalCloud) -> None:
+    iam = cloud.client("iam")
+    lam = cloud.client("lambda")
+    expected = cloud.role_policies()
+    # Then each role has one policy, the definition rendered with the local ARNs
+    for who, document in expected.items():
+        role = f"sluice-{who}-role"
+        assert iam.list_role_policies(RoleName=role)["PolicyNames"] == ["grants"]
+        held = iam.get_role_policy(RoleName=role, PolicyName="grants")["PolicyDocument"]
+        assert held == document
+    # and each function runs as its own role, the state machine as the pipeline's
+    for stage in ("starter", "validate", "trusted", "delivery"):
+        role = lam.get_function(FunctionName=f"sluice-{stage}")["Configuration"]["Role"]
+        assert role.endswith(f":role/sluice-{stage}-role")
+    machine = cloud.client("stepfunctions").describe_state_machine(
+        stateMachineArn=cloud.state_machine_arn
+    )
+    assert machine["roleArn"].endswith(":role/sluice-pipeline-role")
