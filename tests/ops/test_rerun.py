@@ -56,13 +56,15 @@ def _failure_then_rerun(
         "SUCCEEDED",
         3,
     )
-    assert (stages["trusted"]["status"], stages["trusted"]["attempts"]) == ("FAILED", 1)
-    assert stages["trusted"]["errors"] == ["OSError: No space left on device"]
+    # (its run, then its run once more after the dead letter)
+    assert (stages["trusted"]["status"], stages["trusted"]["attempts"]) == ("FAILED", 2)
+    assert stages["trusted"]["errors"] == ["OSError: No space left on device"] * 2
     assert stages["delivery"]["status"] == "NOT_RUN"
     assert shown["input"]["source"]["key"] == item["key"]
     assert shown["console_url"] is None  # the local cloud has no console
     code, text = run_cli(capsys, "execution", "show", item["execution"], *endpoint)
     assert "trusted attempt 1: OSError: No space left on device" in text
+    assert "trusted attempt 2: OSError: No space left on device" in text
     # and the failure DLQ names it
     _, letters = run_cli(capsys, "dlq", "failures", "--json", *endpoint)
     assert [(d["execution"], d["stage"], d["reason"]) for d in letters] == [

@@ -217,9 +217,10 @@ def test_mid_write_death(
     writes: list[str] = []
 
     def dies_after_one_delivery_file(self: ObjectStore, bucket: str, key: str, *a: Any) -> None:
+        # Every run of Delivery dies at its second file: the run after the dead letter too.
         if bucket == "delivery" and key.startswith("midwrite/"):
             writes.append(key)
-            if len(writes) == 2:
+            if len(writes) % 2 == 0:
                 raise RuntimeError("Lambda ran out of time")
         real_put(self, bucket, key, *a)
 
