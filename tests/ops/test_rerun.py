@@ -80,9 +80,12 @@ def _failure_then_rerun(
         (item["execution"], "new", item["execution"] + "-r1", False)
     ]
     code, done = run_cli(capsys, "rerun", "--failed", "--dataset", "refunds", "--json", *endpoint)
-    assert code == 0 and done[0]["done"] is True
-    # Then the rerun succeeds, and a second rerun has nothing left to do
-    assert wait_for(cloud, item["execution"] + "-r1") == "SUCCEEDED"
+    # Then the command returns once the rerun has SUCCEEDED
+    assert (code, done[0]["done"], done[0]["outcome"]) == (0, True, "SUCCEEDED")
+    sfn = cloud.client("stepfunctions")
+    rerun_arn = cloud.execution_arn(item["execution"] + "-r1")
+    assert sfn.describe_execution(executionArn=rerun_arn)["status"] == "SUCCEEDED"
+    # and a second rerun has nothing left to do
     _, again = run_cli(capsys, "rerun", "--failed", "--dataset", "refunds", "--json", *endpoint)
     assert [(p["action"], p["reason"]) for p in again] == [
         ("skip", f"already rerun by {item['execution']}-r1")
