@@ -291,6 +291,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rerun_result(plan: ops.Rerun, wait_seconds: float) -> str:
+    """What became of one planned rerun, in a word or a few."""
+    if plan.error:
+        return plan.error
+    if plan.action == "skip":
+        return "-"
+    if plan.outcome == "SUCCEEDED":
+        return "SUCCEEDED"
+    if plan.outcome in ops.TERMINAL:
+        return f"{plan.outcome} again"
+    return f"still running after {wait_seconds:g} s"
+
+
 def _print_reruns(args: argparse.Namespace, plans: list[ops.Rerun], dry_run: bool) -> int:
     rows = [
         [
@@ -298,14 +311,16 @@ def _print_reruns(args: argparse.Namespace, plans: list[ops.Rerun], dry_run: boo
             p.status,
             p.action,
             p.new_execution or "-",
-            ("planned" if dry_run else ("done" if p.done else (p.error or "-"))),
+            "planned" if dry_run else _rerun_result(p, args.wait),
             p.reason,
         ]
         for p in plans
     ]
     table = format_table(["execution", "status", "action", "new execution", "result", "why"], rows)
     _emit(args, [p.to_dict() for p in plans], table)
-    return 1 if any(p.error for p in plans) else 0
+    if dry_run:
+        return 0
+    return 1 if any(p.error or (p.action != "skip" and not p.succeeded) for p in plans) else 0
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -317,6 +332,10 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     )
     if not args.dry_run:
         plans = ops.rerun(target, plans)
+        started = sum(1 for p in plans if p.done)
+        if started:
+            _progress(f"waiting up to {args.wait:g} s for {started} rerun(s) to finish")
+        plans = ops.await_reruns(target, plans, args.wait)
     return _print_reruns(args, plans, args.dry_run)
 
 
@@ -324,22 +343,19 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     target = _target(args)
     if args.queue == "redrive":
         which = args.which or "ingest"
-        results = ops.dlq_redrive(target, which, dry_run=args.dry_run)
-        rows = [
-            [
-                r.id,
-                r.what,
-                "planned" if args.dry_run else ("done" if r.done else (r.error or "kept")),
-            ]
-            for r in results
-        ]
+        if which == "failures" and not args.dry_run:
+            _progress(
+                f"reruns are awaited up to {args.wait:g} s; a letter goes once its rerun SUCCEEDED"
+            )
+        results = ops.dlq_redrive(target, which, dry_run=args.dry_run, wait_seconds=args.wait)
+        rows = [[r.id, r.what, _letter_result(r, args)] for r in results]
         _emit(
             args,
             [r.__dict__ for r in results],
             format_table(["message", "redrive", "result"], rows)
             + f"\n({len(results)} message{'s' if len(results) != 1 else ''})",
         )
-        return 1 if any(r.error for r in results) else 0
+        return 1 if not args.dry_run and any(not r.done for r in results) else 0
     which = args.queue or "failures"
     items = ops.dlq_list(target, which, peek=args.peek)
     if which == "failures":
@@ -361,6 +377,20 @@ def cmd_dlq(args: argparse.Namespace) -> int:
         text += "".join(f"\n\n{i['id']}:\n{i['body']}" for i in items)
     _emit(args, items, text)
     return 0
+
+
+def _letter_result(letter: ops.Redrive, args: argparse.Namespace) -> str:
+    if args.dry_run:
+        return "planned"
+    if letter.done:
+        return "done"
+    if letter.error:
+        return letter.error
+    if letter.outcome in ops.TERMINAL:
+        return f"kept: the rerun {letter.outcome} again"
+    if letter.outcome == "RUNNING":
+        return f"kept: the rerun is still running after {args.wait:g} s"
+    return "kept"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -399,6 +429,16 @@ def _target_options(parser: argparse.ArgumentParser, listing: bool = True) -> No
     )
     if listing:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=ops.DEFAULT_RERUN_WAIT,
+        metavar="SECONDS",
+        help=f"how long to wait for the reruns to finish (default {ops.DEFAULT_RERUN_WAIT:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -463,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--since", help="with --failed: how far back (default 7d)")
     again.add_argument("--dataset")
     again.add_argument("--dry-run", action="store_true", help="show the plan, change nothing")
+    _wait_option(again)
     _target_options(again)
     again.set_defaults(func=cmd_rerun)
 
@@ -471,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("which", nargs="?", choices=["ingest", "failures"])
     dlq.add_argument("--peek", action="store_true", help="also print each message's body")
     dlq.add_argument("--dry-run", action="store_true", help="with redrive: show, change nothing")
+    _wait_option(dlq)
     _target_options(dlq)
     dlq.set_defaults(func=cmd_dlq)
 

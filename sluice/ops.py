@@ -33,7 +33,13 @@ from sluice import lake
 from sluice.config import DEFAULT_STACK_ENV, LOCAL_STACK
 from sluice.events import parse_s3_notification
 from sluice.lake import SourceObject
-from sluice.report import ExecutionReport, build_report, error_message, execution_history
+from sluice.report import (
+    ExecutionReport,
+    build_report,
+    error_message,
+    execution_history,
+    unfinished_states,
+)
 
 LOCAL_REGION = "us-east-1"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -42,6 +48,10 @@ STATUSES = ("RUNNING", *TERMINAL)
 # Step Functions keeps an execution redrivable for 14 days.
 REDRIVE_WINDOW = timedelta(days=14)
 MULTIPART_BYTES = 8 * 1024 * 1024
+# How long `sluice rerun` and `sluice dlq redrive` wait for reruns to finish, by default.
+DEFAULT_RERUN_WAIT = 900.0
+# SQS's longest visibility timeout: a dead letter stays hidden while its rerun is awaited.
+MAX_VISIBILITY = 12 * 60 * 60
 _RERUN_SUFFIX = re.compile(r"-r(\d+)$")
 
 
@@ -418,8 +428,33 @@ class Rerun:
     action: str  # redrive | new | skip
     new_execution: str | None = None
     reason: str = ""
-    done: bool = False
+    done: bool = False  # the redrive or the new execution was started
     error: str | None = None
+    # The rerun's status when waiting ended: SUCCEEDED, FAILED, TIMED_OUT, ABORTED, or RUNNING
+    # when it had not finished within the wait. None while not started or not awaited.
+    outcome: str | None = None
+    # A redriven execution keeps its ARN and its old status until the redrive shows: its
+    # redrive count before the redrive tells the two apart.
+    redrive_count: int = field(default=0, repr=False)
+    # The execution of the same family that already SUCCEEDED, when that is why it is skipped.
+    rerun_by: str | None = None
+
+    @property
+    def rerun_arn(self) -> str:
+        """The execution that carries the rerun: the same one when redriven."""
+        if self.action == "new" and self.new_execution:
+            return self.arn.rsplit(":", 1)[0] + f":{self.new_execution}"
+        return self.arn
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "SUCCEEDED"
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is left to rerun: this rerun, the execution itself or an earlier rerun of it
+        SUCCEEDED."""
+        return self.succeeded or self.status == "SUCCEEDED" or self.rerun_by is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -430,6 +465,7 @@ class Rerun:
             "reason": self.reason,
             "done": self.done,
             "error": self.error,
+            "outcome": self.outcome,
         }
 
 
@@ -476,32 +512,52 @@ def plan_rerun(
         base = _base_name(item["name"])
         family = by_base.get(base, [])
         succeeded = [f["name"] for f in family if f["status"] == "SUCCEEDED"]
+        running = [f["name"] for f in family if f["status"] == "RUNNING"]
         plan = Rerun(item["name"], item["executionArn"], item["status"], "skip")
         if item["status"] not in RERUNNABLE:
             plan.reason = f"{item['status']}: nothing to rerun"
         elif succeeded:
+            plan.rerun_by = succeeded[0]
             plan.reason = f"already rerun by {succeeded[0]}"
+        elif running:
+            plan.reason = f"already being rerun by {running[0]}"
         else:
             description = _describe(target, item["executionArn"])
             young = datetime.now(UTC) - _aware(item["startDate"]) < REDRIVE_WINDOW
-            if not target.local and young and description.get("redriveStatus") == "REDRIVABLE":
+            redrivable = (
+                not target.local and young and description.get("redriveStatus") == "REDRIVABLE"
+            )
+            at_fail = _stopped_at_fail(target, item["executionArn"]) if redrivable else None
+            if redrivable and at_fail is None:
                 plan.action = "redrive"
-                plan.reason = "redrivable: failed states rerun, succeeded ones are kept"
+                plan.reason = "redrivable: only the failed stage reruns"
+                plan.redrive_count = int(description.get("redriveCount") or 0)
             else:
                 used = [int(m.group(1)) for f in family if (m := _RERUN_SUFFIX.search(f["name"]))]
                 plan.action = "new"
                 plan.new_execution = _rerun_name(base, max(used, default=0) + 1)
-                plan.reason = (
-                    "the local cloud has no redrive"
-                    if target.local
-                    else str(description.get("redriveStatusReason") or "not redrivable")
-                )
+                if target.local:
+                    plan.reason = "the local cloud has no redrive"
+                elif at_fail is not None:
+                    plan.reason = f"stopped at Fail state {at_fail}: a redrive would fail again"
+                else:
+                    plan.reason = str(description.get("redriveStatusReason") or "not redrivable")
         plans.append(plan)
     return plans
 
 
+def _stopped_at_fail(target: Target, arn: str) -> str | None:
+    """The Fail state the execution stopped at, if it did. A redrive re-enters a Fail state and
+    fails again without rerunning anything (executions of definitions before the current one,
+    which caught every error into a Fail state, stopped there)."""
+    with aws_errors("execution history"):
+        history = execution_history(target.client("stepfunctions"), arn)
+    return next((name for kind, name in unfinished_states(history) if kind == "Fail"), None)
+
+
 def rerun(target: Target, plans: list[Rerun]) -> list[Rerun]:
-    """Carry the plans out; the outputs of a rerun replace the failed run's, key for key."""
+    """Start the plans' reruns (`await_reruns` waits for them); the outputs of a rerun replace
+    the failed run's, key for key."""
     sfn = target.client("stepfunctions")
     for plan in plans:
         try:
@@ -520,6 +576,44 @@ def rerun(target: Target, plans: list[Rerun]) -> list[Rerun]:
         except OpsError as exc:
             plan.error = str(exc)
     return plans
+
+
+def await_reruns(
+    target: Target,
+    plans: list[Rerun],
+    wait_seconds: float = DEFAULT_RERUN_WAIT,
+    *,
+    poll_seconds: float | None = None,
+) -> list[Rerun]:
+    """Wait until every started rerun has a terminal status, or `wait_seconds` have passed;
+    each plan's `outcome` is the status it had then (RUNNING if it had not finished)."""
+    import time
+
+    sfn = target.client("stepfunctions")
+    poll = poll_seconds if poll_seconds is not None else (0.2 if target.local else 2.0)
+    pending = [p for p in plans if p.done and p.action != "skip"]
+    # The local cloud may say SUCCEEDED a moment before it records the output.
+    seen_bare_success: set[str] = set()
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for plan in list(pending):
+            with aws_errors(f"describe {plan.new_execution or plan.execution}"):
+                description = sfn.describe_execution(executionArn=plan.rerun_arn)
+            status = str(description["status"])
+            if plan.action == "redrive" and int(description.get("redriveCount") or 0) <= (
+                plan.redrive_count
+            ):
+                status = "RUNNING"  # the status is still the failed attempt's
+            bare = status == "SUCCEEDED" and "output" not in description
+            if bare and plan.rerun_arn not in seen_bare_success:
+                seen_bare_success.add(plan.rerun_arn)
+                status = "RUNNING"
+            plan.outcome = status
+            if status in TERMINAL:
+                pending.remove(plan)
+        if not pending or time.monotonic() >= deadline:
+            return plans
+        time.sleep(poll)
 
 
 # --------------------------------------------------------------------------- dead letters
@@ -592,8 +686,10 @@ def dlq_list(target: Target, which: str, peek: bool = False) -> list[dict[str, A
 class Redrive:
     id: str
     what: str
-    done: bool = False
+    done: bool = False  # redriven and deleted from the DLQ
     error: str | None = None
+    # For a failure letter: its rerun's status when waiting ended (see `Rerun.outcome`).
+    outcome: str | None = None
 
 
 def dlq_redrive(
@@ -602,59 +698,128 @@ def dlq_redrive(
     *,
     dry_run: bool = False,
     send: Callable[[str], None] | None = None,
+    wait_seconds: float = DEFAULT_RERUN_WAIT,
 ) -> list[Redrive]:
     """Send dead letters back: ingest DLQ → ingest queue; failure DLQ → a rerun of the named
-    execution. A message is deleted only after its redrive succeeded; the first failure stops
-    the run and leaves it and every later message in the DLQ."""
+    execution. An ingest letter is deleted once it is sent; a failure letter once its rerun
+    SUCCEEDED (or an earlier rerun already had). A failure to send or to start a rerun stops
+    the run and leaves that letter and every later one in the DLQ; a rerun that fails again,
+    or is still running after `wait_seconds`, keeps its letter."""
+    if which == "ingest":
+        return _redrive_ingest(target, dry_run=dry_run, send=send)
+    return _redrive_failures(target, dry_run=dry_run, wait_seconds=wait_seconds)
+
+
+def _release(target: Target, which: str, message: dict[str, Any]) -> None:
+    """Make a kept letter visible again at once."""
+    target.client("sqs").change_message_visibility(
+        QueueUrl=target.queue_url(DLQS[which]),
+        ReceiptHandle=message["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )
+
+
+def _delete(target: Target, which: str, message: dict[str, Any]) -> None:
+    with aws_errors("delete from the DLQ"):
+        target.client("sqs").delete_message(
+            QueueUrl=target.queue_url(DLQS[which]), ReceiptHandle=message["ReceiptHandle"]
+        )
+
+
+def _redrive_ingest(
+    target: Target, *, dry_run: bool, send: Callable[[str], None] | None
+) -> list[Redrive]:
     sqs = target.client("sqs")
-    dlq_url = target.queue_url(DLQS[which])
-    messages = _receive_all(target, which, 0 if dry_run else 120)
+    messages = _receive_all(target, "ingest", 0 if dry_run else 120)
     results = []
     failed = False
     for message in messages:
-        described = _describe_message(which, message, False)
-        what = (
-            ", ".join(described.get("keys", []))
-            if which == "ingest"
-            else f"rerun {described.get('execution')}"
-        )
-        result = Redrive(message["MessageId"], what)
+        described = _describe_message("ingest", message, False)
+        result = Redrive(message["MessageId"], ", ".join(described.get("keys", [])))
         results.append(result)
         if dry_run:
             continue
         if failed:
-            sqs.change_message_visibility(
-                QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+            _release(target, "ingest", message)
             continue
         try:
-            if which == "ingest":
-                body = message["Body"]
-                if send is not None:
-                    send(body)
-                else:
-                    with aws_errors("send to the ingest queue"):
-                        sqs.send_message(QueueUrl=target.queue_url("ingest"), MessageBody=body)
+            body = message["Body"]
+            if send is not None:
+                send(body)
             else:
-                execution = described.get("execution")
-                if not execution:
-                    raise OpsError("the message names no execution")
-                plans = rerun(target, plan_rerun(target, [str(execution)]))
-                errors = [p.error for p in plans if p.error]
-                if errors:
-                    raise OpsError(errors[0])
-                acted = [p.new_execution or p.action for p in plans if p.action != "skip"]
-                result.what += f" → {', '.join(acted)}" if acted else " (already rerun)"
-            with aws_errors("delete from the DLQ"):
-                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+                with aws_errors("send to the ingest queue"):
+                    sqs.send_message(QueueUrl=target.queue_url("ingest"), MessageBody=body)
+            _delete(target, "ingest", message)
             result.done = True
         except (OpsError, RuntimeError, OSError) as exc:
             result.error = str(exc)
             failed = True
-            sqs.change_message_visibility(
-                QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+            _release(target, "ingest", message)
     return results
+
+
+def _redrive_failures(target: Target, *, dry_run: bool, wait_seconds: float) -> list[Redrive]:
+    # Hidden for as long as their reruns are awaited, so no one else takes them meanwhile.
+    visibility = 0 if dry_run else min(MAX_VISIBILITY, int(wait_seconds) + 300)
+    messages = _receive_all(target, "failures", visibility)
+    results: list[Redrive] = []
+    # One rerun per execution family (`name`, `name-r1`, ...): its letters share the outcome.
+    families: dict[str, list[tuple[dict[str, Any], Redrive]]] = {}
+    for message in messages:
+        execution = _describe_message("failures", message, False).get("execution")
+        result = Redrive(message["MessageId"], f"rerun {execution}")
+        results.append(result)
+        families.setdefault(_base_name(str(execution or "")), []).append((message, result))
+    if dry_run:
+        return results
+    started: list[tuple[Rerun, list[tuple[dict[str, Any], Redrive]]]] = []
+    failed = False
+    for base, letters in families.items():
+        if failed:
+            for message, _ in letters:
+                _release(target, "failures", message)
+            continue
+        try:
+            if not base:
+                raise OpsError("the message names no execution")
+            execution = str(_describe_message("failures", letters[0][0], False)["execution"])
+            (plan,) = rerun(target, plan_rerun(target, [execution]))
+            if plan.error:
+                raise OpsError(plan.error)
+        except (OpsError, RuntimeError, OSError) as exc:
+            failed = True
+            for message, result in letters:
+                result.error = str(exc)
+                _release(target, "failures", message)
+            continue
+        if plan.action == "skip":
+            _settle(target, letters, plan)
+        else:
+            for _, result in letters:
+                result.what += f" → {plan.new_execution or plan.action}"
+            started.append((plan, letters))
+    await_reruns(target, [plan for plan, _ in started], wait_seconds)
+    for plan, letters in started:
+        _settle(target, letters, plan)
+    return results
+
+
+def _settle(target: Target, letters: list[tuple[dict[str, Any], Redrive]], plan: Rerun) -> None:
+    """Delete the letters whose work is done; keep the others, visible again."""
+    resolved = plan.settled
+    for message, result in letters:
+        if plan.action == "skip" and resolved:
+            result.what += (
+                " (already succeeded)" if plan.status == "SUCCEEDED" else " (already rerun)"
+            )
+        elif plan.action == "skip":
+            result.what += f" ({plan.reason})"
+        result.outcome = plan.outcome or ("SUCCEEDED" if resolved else None)
+        if resolved:
+            _delete(target, "failures", message)
+            result.done = True
+        else:
+            _release(target, "failures", message)
 
 
 # --------------------------------------------------------------------------- status

@@ -10,6 +10,12 @@ from typing import Any
 
 from sluice.config import WORKFLOW_STAGES
 
+# The Task states that run each stage (statemachine/pipeline.asl.json): its run, and its run
+# once more after the dead letter, where a failed execution stops and a redrive resumes.
+STAGE_STATES = {
+    f"{stage.capitalize()}{suffix}": stage for stage in WORKFLOW_STAGES for suffix in ("", "Again")
+}
+
 
 @dataclass
 class StageReport:
@@ -59,14 +65,13 @@ def _ms(start: datetime, end: datetime) -> int:
 
 def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> ExecutionReport:
     stages = {name: StageReport(name) for name in WORKFLOW_STAGES}
-    by_state = {name.capitalize(): name for name in WORKFLOW_STAGES}
     current: str | None = None
     entered: datetime | None = None
     last_output: dict[str, Any] = {}
     for event in history:
         kind = event["type"]
         if kind == "TaskStateEntered":
-            current = by_state.get(event["stateEnteredEventDetails"]["name"])
+            current = STAGE_STATES.get(event["stateEnteredEventDetails"]["name"])
             entered = event["timestamp"]
             if current:
                 stages[current].status = "RUNNING"
@@ -86,12 +91,12 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
             stages[current].status = "SUCCEEDED"
         elif kind == "TaskStateExited":
             if entered is not None:
-                stages[current].duration_ms = _ms(entered, event["timestamp"])
+                stages[current].duration_ms += _ms(entered, event["timestamp"])
             stages[current].exited = event["timestamp"]
             with contextlib.suppress(json.JSONDecodeError):
                 last_output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
             current = None
-    output = json.loads(description.get("output") or "null") or last_output
+    output = _results(json.loads(description.get("output") or "null") or last_output)
     counts = {"rows_in": 0, "rows_trusted": 0, "rows_quarantined": 0, "duplicates": 0}
     trusted = output.get("trusted") if isinstance(output, dict) else None
     if isinstance(trusted, dict):
@@ -107,6 +112,33 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
         cause=str(description.get("cause") or ""),
         output=output if isinstance(output, dict) else {},
     )
+
+
+def _results(state: Any) -> dict[str, Any]:
+    """The state without the stages' caught errors (a Catch puts `{Error, Cause}` in the section
+    the stage would have written)."""
+    if not isinstance(state, dict):
+        return {}
+    return {
+        k: v
+        for k, v in state.items()
+        if not (k in WORKFLOW_STAGES and isinstance(v, dict) and "Error" in v)
+    }
+
+
+def unfinished_states(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(type, name) of each state the execution entered and never left since it last started
+    or was redriven: where it stopped, the states a redrive takes up again."""
+    since = max((i for i, e in enumerate(history) if e["type"] == "ExecutionRedriven"), default=-1)
+    open_states: dict[str, str] = {}
+    for event in history[since + 1 :]:
+        kind = str(event["type"])
+        if kind.endswith("StateEntered"):
+            name = str(event["stateEnteredEventDetails"]["name"])
+            open_states[name] = kind.removesuffix("StateEntered")
+        elif kind.endswith("StateExited"):
+            open_states.pop(str(event["stateExitedEventDetails"]["name"]), None)
+    return [(kind, name) for name, kind in open_states.items()]
 
 
 def error_message(cause: str) -> str:

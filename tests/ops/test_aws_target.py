@@ -93,35 +93,121 @@ def test_no_credentials_is_one_line(
     assert capsys.readouterr().err.strip().startswith("sluice: no AWS credentials: set AWS_PROFILE")
 
 
-def test_a_redrivable_failure_is_redriven(aws: None) -> None:
-    # Given the deployed stack and a failed, redrivable execution (moto lacks redrive: stubbed)
-    deploy_stack()
-    target = ops.resolve()
-    sfn = target.client("stepfunctions")
-    started = datetime.now(UTC) - timedelta(hours=2)
-    summary = {
+def history(*states: tuple[str, str, bool]) -> dict[str, Any]:
+    """An execution history: (state type, name, exited) in order, after ExecutionStarted."""
+    at = datetime.now(UTC)
+    events: list[dict[str, Any]] = [{"id": 1, "timestamp": at, "type": "ExecutionStarted"}]
+    for kind, name, exited in states:
+        details = {"name": name, "input": "{}"}
+        events.append(
+            {
+                "id": len(events) + 1,
+                "timestamp": at,
+                "type": f"{kind}StateEntered",
+                "stateEnteredEventDetails": details,
+            }
+        )
+        if exited:
+            events.append(
+                {
+                    "id": len(events) + 1,
+                    "timestamp": at,
+                    "type": f"{kind}StateExited",
+                    "stateExitedEventDetails": {"name": name, "output": "{}"},
+                }
+            )
+    events.append({"id": len(events) + 1, "timestamp": at, "type": "ExecutionFailed"})
+    return {"events": events}
+
+
+def failed_summary(started: datetime) -> dict[str, Any]:
+    return {
         "executionArn": EXECUTION,
         "stateMachineArn": ARN,
         "name": "transactions-a-0123456789abcdef",
         "status": "FAILED",
         "startDate": started,
     }
+
+
+def test_a_redrivable_failure_is_redriven_and_awaited_until_the_redrive_finishes(
+    aws: None,
+) -> None:
+    # Given the deployed stack and a failed, redrivable execution stopped in TrustedAgain,
+    # the Task a redrive starts again (moto lacks redrive: stubbed)
+    deploy_stack()
+    target = ops.resolve()
+    sfn = target.client("stepfunctions")
+    summary = failed_summary(datetime.now(UTC) - timedelta(hours=2))
+    by_arn = {"executionArn": EXECUTION}
+    stopped = history(
+        ("Task", "Validate", True),
+        ("Task", "Trusted", True),
+        ("Task", "TrustedFailed", True),
+        ("Task", "TrustedAgain", False),
+    )
     with Stubber(sfn) as stub:
         stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
         stub.add_response(
             "describe_execution",
-            {**summary, "input": "{}", "redriveStatus": "REDRIVABLE"},
-            {"executionArn": EXECUTION},
+            {**summary, "input": "{}", "redriveStatus": "REDRIVABLE", "redriveCount": 0},
+            by_arn,
+        )
+        stub.add_response("get_execution_history", stopped, by_arn)
+        stub.add_response("redrive_execution", {"redriveDate": datetime.now(UTC)}, by_arn)
+        # the redrive has not shown yet, then runs, then succeeds
+        stub.add_response("describe_execution", {**summary, "input": "{}"}, by_arn)
+        stub.add_response(
+            "describe_execution",
+            {**summary, "status": "RUNNING", "input": "{}", "redriveCount": 1},
+            by_arn,
         )
         stub.add_response(
-            "redrive_execution", {"redriveDate": datetime.now(UTC)}, {"executionArn": EXECUTION}
+            "describe_execution",
+            {**summary, "status": "SUCCEEDED", "input": "{}", "output": "{}", "redriveCount": 1},
+            by_arn,
         )
-        # When failed executions are rerun
+        # When failed executions are rerun and awaited
         plans = ops.rerun(target, ops.plan_rerun(target, [], failed=True))
+        plans = ops.await_reruns(target, plans, 60, poll_seconds=0)
         stub.assert_no_pending_responses()
-    # Then RedriveExecution was called for it, not a new execution
-    assert [(p.execution, p.action, p.done, p.new_execution) for p in plans] == [
-        ("transactions-a-0123456789abcdef", "redrive", True, None)
+    # Then RedriveExecution was called for it, not a new execution, and its outcome is the
+    # redrive's, not the failed attempt's status it still showed at first
+    assert [(p.execution, p.action, p.done, p.new_execution, p.outcome) for p in plans] == [
+        ("transactions-a-0123456789abcdef", "redrive", True, None, "SUCCEEDED")
+    ]
+    assert plans[0].reason == "redrivable: only the failed stage reruns"
+
+
+def test_an_execution_stopped_at_a_fail_state_gets_a_new_execution(aws: None) -> None:
+    # Given a redrivable execution of the earlier definition, stopped in its Fail state
+    deploy_stack()
+    target = ops.resolve()
+    sfn = target.client("stepfunctions")
+    summary = failed_summary(datetime.now(UTC) - timedelta(hours=2))
+    by_arn = {"executionArn": EXECUTION}
+    stopped = history(
+        ("Task", "Trusted", True),
+        ("Pass", "TrustedFailed", True),
+        ("Task", "NotifyFailure", True),
+        ("Fail", "Failed", False),
+    )
+    with Stubber(sfn) as stub:
+        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
+        stub.add_response(
+            "describe_execution", {**summary, "input": "{}", "redriveStatus": "REDRIVABLE"}, by_arn
+        )
+        stub.add_response("get_execution_history", stopped, by_arn)
+        # When the rerun is planned
+        plans = ops.plan_rerun(target, [], failed=True)
+        stub.assert_no_pending_responses()
+    # Then it is a new execution: a redrive would re-enter the Fail state and fail again
+    assert [(p.action, p.new_execution, p.reason) for p in plans] == [
+        (
+            "new",
+            "transactions-a-0123456789abcdef-r1",
+            "stopped at Fail state Failed: a redrive would fail again",
+        )
     ]
 
 

@@ -56,13 +56,15 @@ def _failure_then_rerun(
         "SUCCEEDED",
         3,
     )
-    assert (stages["trusted"]["status"], stages["trusted"]["attempts"]) == ("FAILED", 1)
-    assert stages["trusted"]["errors"] == ["OSError: No space left on device"]
+    # (its run, then its run once more after the dead letter)
+    assert (stages["trusted"]["status"], stages["trusted"]["attempts"]) == ("FAILED", 2)
+    assert stages["trusted"]["errors"] == ["OSError: No space left on device"] * 2
     assert stages["delivery"]["status"] == "NOT_RUN"
     assert shown["input"]["source"]["key"] == item["key"]
     assert shown["console_url"] is None  # the local cloud has no console
     code, text = run_cli(capsys, "execution", "show", item["execution"], *endpoint)
     assert "trusted attempt 1: OSError: No space left on device" in text
+    assert "trusted attempt 2: OSError: No space left on device" in text
     # and the failure DLQ names it
     _, letters = run_cli(capsys, "dlq", "failures", "--json", *endpoint)
     assert [(d["execution"], d["stage"], d["reason"]) for d in letters] == [
@@ -78,9 +80,12 @@ def _failure_then_rerun(
         (item["execution"], "new", item["execution"] + "-r1", False)
     ]
     code, done = run_cli(capsys, "rerun", "--failed", "--dataset", "refunds", "--json", *endpoint)
-    assert code == 0 and done[0]["done"] is True
-    # Then the rerun succeeds, and a second rerun has nothing left to do
-    assert wait_for(cloud, item["execution"] + "-r1") == "SUCCEEDED"
+    # Then the command returns once the rerun has SUCCEEDED
+    assert (code, done[0]["done"], done[0]["outcome"]) == (0, True, "SUCCEEDED")
+    sfn = cloud.client("stepfunctions")
+    rerun_arn = cloud.execution_arn(item["execution"] + "-r1")
+    assert sfn.describe_execution(executionArn=rerun_arn)["status"] == "SUCCEEDED"
+    # and a second rerun has nothing left to do
     _, again = run_cli(capsys, "rerun", "--failed", "--dataset", "refunds", "--json", *endpoint)
     assert [(p["action"], p["reason"]) for p in again] == [
         ("skip", f"already rerun by {item['execution']}-r1")

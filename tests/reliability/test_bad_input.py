@@ -99,7 +99,9 @@ def test_bad_files(
         "validate",
         "SluiceDataError",
     )
-    assert validate["attempts"] == 1  # a data error is never retried
+    # a data error is never retried: the stage's run, and its run once more after the letter
+    assert validate["attempts"] == 2
+    assert validate["errors"][0] == validate["errors"][1]
     assert shown["cause"].startswith(f"SluiceDataError: {reason}")
     assert result["reason"]["reason"] == reason
     assert len(result["copy"]) == 1
@@ -140,7 +142,7 @@ def test_bombs(cloud: LocalCloud, tmp_path: Path, kind: str) -> None:
     assert len(body) < SIZE_LIMIT
     result = run_bad(cloud, tmp_path, f"{kind}_bomb.xlsx", body)
     assert result["reason"]["reason"] == "UNSAFE_ARCHIVE"
-    assert result["shown"]["stages"][0]["attempts"] == 1
+    assert result["shown"]["stages"][0]["attempts"] == 2  # no retry; once more after the letter
 
 
 TRAVERSAL_KEYS = [

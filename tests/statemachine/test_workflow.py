@@ -10,7 +10,7 @@ import pytest
 
 from sluice.errors import SluiceTransientError
 from sluice.local import LocalCloud
-from sluice.report import build_report, execution_history
+from sluice.report import build_report, execution_history, unfinished_states
 
 SAMPLE = (
     "id,name,amount,date,category\n1,A,150.50,2024-01-15,Sales\n2,B,75.25,2024-01-16,Marketing\n"
@@ -83,14 +83,20 @@ def test_data_error_is_not_retried_and_reaches_the_failure_dlq(
     path = write_file("broken.csv", "id,name,amount,date,category\n")
     # When the workflow runs
     described, report = run(cloud, path, "broken")
-    # Then validate failed once, with no retry, and the execution FAILED with its error
+    # Then validate failed with no retry, left its letter, ran once more (2 runs in all) and
+    # the execution FAILED with its error, stopped in the Task a redrive starts again
     assert described["status"] == "FAILED"
     assert described["error"] == "SluiceDataError"
     assert [(s.name, s.status, s.attempts) for s in report.stages] == [
-        ("validate", "FAILED", 1),
+        ("validate", "FAILED", 2),
         ("trusted", "NOT_RUN", 0),
         ("delivery", "NOT_RUN", 0),
     ]
+    history = execution_history(cloud.client("stepfunctions"), described["executionArn"])
+    assert [
+        e["stateEnteredEventDetails"]["name"] for e in history if e["type"] == "TaskStateEntered"
+    ] == ["Validate", "ValidateFailed", "ValidateAgain"]
+    assert unfinished_states(history) == [("Task", "ValidateAgain")]
     # and a dead letter names the execution, stage, error, cause and input
     letters = [m for m in drain(cloud, "failures") if m["execution_name"] == described["name"]]
     assert len(letters) == 1
