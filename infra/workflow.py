@@ -280,6 +280,8 @@ class Workflow(Construct):
                 return self._log_groups[stage].log_group_arn
             case grants.FailureQueue():
                 return self.failure_queue.queue_arn
+            case grants.IngestQueue():
+                return None  # the starter's SqsEventSource grants its own (grants.py)
             case grants.StateMachine():
                 return self.state_machine.state_machine_arn
             case grants.Key("data"):

@@ -51,6 +51,11 @@ class FailureQueue:
 
 
 @dataclass(frozen=True)
+class IngestQueue:
+    pass
+
+
+@dataclass(frozen=True)
 class StateMachine:
     pass
 
@@ -62,7 +67,7 @@ class Key:
     purpose: str
 
 
-Resource = Objects | Bucket | Function | LogGroup | FailureQueue | StateMachine | Key
+Resource = Objects | Bucket | Function | LogGroup | FailureQueue | IngestQueue | StateMachine | Key
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,23 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         _data_key(),
     ),
 }
+
+# What the starter's SQS event source polls the ingest queue with, in the starter's own role.
+# CDK's `SqsEventSource` grants exactly these on the stack (tests/infra/test_grants.py checks
+# it); the local cloud's pump polls with them.
+EVENT_SOURCE_GRANTS: tuple[Grant, ...] = (
+    Grant(
+        (
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+        ),
+        (IngestQueue(),),
+    ),
+    Grant(("kms:Decrypt",), (Key("messaging"),)),
+)
 
 # The state machine's own role: it invokes the stage functions (unqualified ARNs, never a
 # version) and leaves dead letters.

@@ -72,13 +72,21 @@ def remove_dispatcher() -> None:
 # moto checks every request against the caller's policies once INITIAL_NO_AUTH_ACTION_COUNT
 # requests have gone by. Three gaps would make it refuse what AWS allows, or allow what AWS
 # refuses; each is closed here:
-# - Lambda's Invoke is authorized as `lambda:Invoke`; IAM's action is `lambda:InvokeFunction`.
+# - Lambda's Invoke is authorized as `lambda:Invoke`; IAM's action is `lambda:InvokeFunction`;
+#   SQS batch actions need their single action's permission on AWS, not one of their own;
+#   a GET without a body is signed as empty (moto hashed its parsed parameters).
 # - Lambda and Step Functions requests are checked against resource `*`, so a statement naming
 #   a function or state machine ARN never matched; they now name the resource they act on.
 # - the Step Functions interpreter calls Lambda and SQS with fixed dummy keys; it now signs
 #   with the credentials of the state machine's role, as Step Functions does on AWS.
 
-_IAM_ACTIONS = {"lambda:Invoke": "lambda:InvokeFunction"}
+# Batch actions are authorized by their single action's permission on AWS.
+_IAM_ACTIONS = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+}
 _state_machine_credentials: dict[str, str] = {}
 
 
@@ -107,6 +115,10 @@ def _states_resource(self: Any) -> str:
 def _iam_request_init(self: Any, *args: Any, **kwargs: Any) -> None:
     _original_iam_init(self, *args, **kwargs)
     self._action = _IAM_ACTIONS.get(self._action, self._action)
+    if not self._body and self._method in ("GET", "HEAD", "DELETE"):
+        # moto signs a request without a body as its parsed parameters, so every Lambda GET
+        # failed with SignatureDoesNotMatch: sign it as empty, as the client did.
+        self._data = {}
 
 
 def _boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:

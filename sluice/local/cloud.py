@@ -141,8 +141,16 @@ class LocalCloud:
         )
         self.runtime.prewarm()
         _moto.install_dispatcher(self.runtime.dispatch)
+        starter = self._role_credentials["starter"]
         self._pump = QueuePump(
-            self.client("sqs"),
+            boto3.client(
+                "sqs",
+                endpoint_url=self.endpoint_url,
+                region_name=REGION,
+                aws_access_key_id=starter["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=starter["AWS_SECRET_ACCESS_KEY"],
+                aws_session_token=starter["AWS_SESSION_TOKEN"],
+            ),
             self.queue_urls["ingest"],
             self._queue_arn(self.queue_urls["ingest"]),
             self.names.function("starter"),
@@ -324,6 +332,8 @@ class LocalCloud:
                 return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:*"
             case grants.FailureQueue():
                 return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.names.failure_dlq}"
+            case grants.IngestQueue():
+                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.names.ingest_queue}"
             case grants.StateMachine():
                 return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
             case grants.Key():
@@ -335,6 +345,10 @@ class LocalCloud:
         policies = {
             stage: grants.policy(grants.STAGE_GRANTS[stage], self.arn_of) for stage in STAGES
         }
+        # The event source mapping polls the ingest queue as the starter.
+        policies["starter"] = grants.policy(
+            grants.STAGE_GRANTS["starter"] + grants.EVENT_SOURCE_GRANTS, self.arn_of
+        )
         policies["pipeline"] = grants.policy(grants.STATE_MACHINE_GRANTS, self.arn_of)
         return policies
 
