@@ -46,3 +46,53 @@ def test_dispatcher_installs_and_restores() -> None:
     finally:
         _moto.remove_dispatcher()
     assert LambdaSimpleBackend.invoke is _moto._original_invoke
+
+
+def test_the_iam_enforcement_switches_exist() -> None:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.responses import BaseResponse
+
+    assert isinstance(settings.INITIAL_NO_AUTH_ACTION_COUNT, float)
+    assert isinstance(ActionAuthenticatorMixin.request_count, int)
+    # call_action asks a response class for its resource only if it has `_determine_resource`
+    assert "_determine_resource" in inspect.getsource(BaseResponse.call_action)
+
+
+def test_the_iam_request_keeps_the_fields_we_correct() -> None:
+    from moto.iam.access_control import IAMRequestBase
+
+    source = inspect.getsource(IAMRequestBase)
+    for field in ("self._action =", "self._body =", "self._data =", "self._method ="):
+        assert field in source, field
+    assert "data=self._body or self._data" in source
+    params = list(inspect.signature(_moto._original_iam_init).parameters)
+    assert params == ["self", "account_id", "method", "path", "data", "body", "headers", "action"]
+
+
+def test_the_interpreter_builds_its_clients_where_we_replace_them() -> None:
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    params = list(inspect.signature(boto_client.boto_client_for).parameters)
+    assert params == ["region", "service", "state_credentials"]
+    for module in _moto._interpreter_modules():
+        assert module.boto_client_for is boto_client.boto_client_for
+
+
+def test_enforcement_switches_on_and_off() -> None:
+    from moto import settings
+    from moto.awslambda.responses import LambdaResponse
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c"}
+    _moto.enforce_iam(keys)
+    try:
+        assert settings.INITIAL_NO_AUTH_ACTION_COUNT == 0
+        assert hasattr(LambdaResponse, "_determine_resource")
+        assert hasattr(StepFunctionResponse, "_determine_resource")
+        assert all(
+            m.boto_client_for is _moto._boto_client_for for m in _moto._interpreter_modules()
+        )
+    finally:
+        _moto.relax_iam()
+    assert float("inf") == settings.INITIAL_NO_AUTH_ACTION_COUNT
