@@ -218,3 +218,44 @@ def test_each_local_role_holds_exactly_the_grant_definition(cloud: LocalCloud) -
         stateMachineArn=cloud.state_machine_arn
     )
     assert machine["roleArn"].endswith(":role/sluice-pipeline-role")
+
+
+def test_the_state_machine_sends_dead_letters_as_its_own_role(
+    cloud: LocalCloud, tmp_path: Path
+) -> None:
+    iam = cloud.client("iam")
+    role = "sluice-pipeline-role"
+    granted = cloud.role_policies()["pipeline"]
+    without = {
+        **granted,
+        "Statement": [s for s in granted["Statement"] if s["Action"] != "sqs:SendMessage"],
+    }
+    assert len(without["Statement"]) == len(granted["Statement"]) - 1
+
+    def broken(stage: str, event: dict[str, Any]) -> None:
+        if stage == "validate" and "unsent" in event["source"]["key"]:
+            raise RuntimeError("broken on purpose")
+
+    # Given a stage that fails, and the state machine's role without sqs:SendMessage
+    cloud.runtime.add_fault(broken)
+    iam.put_role_policy(RoleName=role, PolicyName="grants", PolicyDocument=json.dumps(without))
+    try:
+        outcome = run(cloud, tmp_path, "unsent.csv", "unsent")
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName="grants", PolicyDocument=json.dumps(granted))
+        cloud.runtime.clear_faults()
+        cloud.runtime.add_worker_fault("tests.faults:grow_memory")
+        cloud.runtime.add_worker_fault("tests.faults:hang")
+        cloud.runtime.add_worker_fault("tests.faults:fill_tmp")
+    # Then the dead letter is refused, as AWS would refuse it, and the execution fails there
+    described = outcome["description"]
+    history = cloud.client("stepfunctions").get_execution_history(
+        executionArn=described["executionArn"]
+    )["events"]
+    refused = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"][-1]
+    assert described["status"] == "FAILED"
+    assert (refused["resourceType"], refused["resource"]) == ("sqs", "sendMessage")
+    assert (
+        "assumed-role/sluice-pipeline-role/pipeline-local is not authorized to perform: "
+        "sqs:SendMessage" in refused["cause"]
+    )
