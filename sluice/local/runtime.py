@@ -214,9 +214,12 @@ class _Environment:
 
     def new_log_lines(self) -> list[str]:
         self._log.flush()
-        with self.log_path.open("rb") as text:
-            text.seek(self._offset)
-            data = text.read()
+        try:
+            with self.log_path.open("rb") as text:
+                text.seek(self._offset)
+                data = text.read()
+        except FileNotFoundError:  # the runtime stopped and removed its folder meanwhile
+            return []
         # Only whole lines: a killed process may have left half of one.
         end = data.rfind(b"\n") + 1
         self._offset += end
@@ -302,6 +305,9 @@ class LambdaRuntime:
         self._worker_faults: list[str] = []
         self._lock = threading.Lock()
         self._workdir = Path(tempfile.mkdtemp(prefix="sluice-lambda-"))
+        # Every environment alive, idle or busy, so stop() ends them all.
+        self._live: set[_Environment] = set()
+        self._stopped = False
         self.isolation = tmp_isolation()
         if self.isolation == "none":
             log.warning("no mount namespace here: a function's /tmp size is not enforced")
@@ -360,11 +366,12 @@ class LambdaRuntime:
         environment = _Environment(
             config, self._environment_variables(config), self._workdir, self.isolation
         )
+        with self._lock:
+            self._live.add(environment)
         error = environment.wait_ready()
         if error is not None:
             self._keep_logs(config.name, environment)
-            environment.kill()
-            environment.close()
+            self._end(environment)
             return None, error
         return environment, None
 
@@ -418,10 +425,16 @@ class LambdaRuntime:
                 return error, "Unhandled"
             return json.loads(payload), None
         finally:
+            usable = usable and not self._stopped
             if environment is not None and not usable:
-                environment.kill()
-                environment.close()
+                self._end(environment)
             pool.release(environment, usable)
+
+    def _end(self, environment: _Environment) -> None:
+        environment.kill()
+        environment.close()
+        with self._lock:
+            self._live.discard(environment)
 
     def _keep_logs(self, function: str, environment: _Environment) -> None:
         lines = environment.new_log_lines()
@@ -468,17 +481,25 @@ class LambdaRuntime:
             if pool.acquire() is not None:  # pragma: no cover - a fresh pool has none idle
                 raise RuntimeError("prewarm on a used pool")
             environment, error = self._start(pool.config)
-            pool.release(environment, error is None)
+            usable = error is None and not self._stopped
+            if environment is not None and not usable:
+                self._end(environment)
+            pool.release(environment, usable)
 
         for pool in self._functions.values():
             threading.Thread(target=warm, args=(pool,), daemon=True).start()
 
     def stop(self) -> None:
-        """End every environment (as Lambda does when a function is deleted)."""
+        """End every environment, busy ones too (as Lambda does when a function is deleted)."""
+        self._stopped = True
         for pool in self._functions.values():
             with pool.ready:
                 idle, pool.idle = pool.idle, []
             for environment in idle:
                 self._keep_logs(pool.config.name, environment)
-                environment.close()
+                self._end(environment)
+        with self._lock:
+            busy = list(self._live)
+        for environment in busy:
+            environment.kill()
         shutil.rmtree(self._workdir, ignore_errors=True)

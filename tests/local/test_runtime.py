@@ -92,3 +92,29 @@ def test_a_full_tmp_fails_the_write_inside_the_function() -> None:
         runtime.stop()
     assert (kind, error["errorType"]) == ("Unhandled", "OSError")
     assert error["errorMessage"] == "[Errno 28] No space left on device"
+
+
+def test_stopping_ends_busy_environments_too() -> None:
+    import threading
+
+    runtime = runtime_with(timeout_seconds=60)
+    runtime.add_worker_fault("tests.faults:hang_always")
+    # Given an invocation that would run for an hour
+    answers: list[tuple[object, str | None]] = []
+    busy = threading.Thread(
+        target=lambda: answers.append(runtime.invoke("sluice-starter", EMPTY_BATCH))
+    )
+    busy.start()
+    for _ in range(300):
+        if runtime._live and all(e.used for e in runtime._live):
+            break
+        threading.Event().wait(0.05)
+    # When the runtime stops
+    runtime.stop()
+    busy.join(timeout=30)
+    # Then the environment was ended and its invocation answered as an exit, not left running
+    ((error, kind),) = answers
+    assert kind == "Unhandled"
+    assert isinstance(error, dict) and error["errorType"] == "Runtime.ExitError"
+    assert error["errorMessage"].endswith("Runtime exited with error: signal: SIGKILL")
+    assert runtime._live == set()
