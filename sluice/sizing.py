@@ -102,9 +102,12 @@ def _line(base: float, per_mb: float) -> Line:
     return Line(base, per_mb)
 
 
-# Fitted to bench/sizing-2026-12-03.json (`python -m bench.sizing`, 2026-12-03: 2 vCPU AMD EPYC,
-# Python 3.11.7, pyarrow 26.0.1; see docs/deploy.md, "Sizing"). Least squares over 3-4 sizes per
-# format; the xlsx lines are extrapolated from files of at most 100k rows (4.6 MB).
+# Fitted on 2026-12-03 to bench/sizing-2026-12-03.json by `python -m bench.sizing --fit` (2 vCPU
+# Intel Xeon, Python 3.11.7, pyarrow 26.0.1, openpyxl 3.1.5; docs/deploy.md, "Sizing"): 3-4
+# sizes per format up to 454 MB of CSV, 92 MB of Parquet, 98 MB of JSON and JSON Lines, and
+# 2.8 MB (100k rows) of xlsx, whose lines are extrapolated the furthest. Validate's lines are per
+# format; Trusted's and Delivery's are one fit over the staged Parquet's MB (the same whatever
+# the format), scaled by each format's staged MB per input MB. gzip CSV's /tmp is plain CSV's.
 COSTS: dict[str, dict[str, StageCost]] = {
     "csv": {
         "validate": StageCost(
