@@ -301,11 +301,11 @@ def _check_size(size: int, fmt: str | None, settings: Settings) -> int:
     run its functions out of memory, /tmp or time, so it is refused before it is read."""
     limit = settings.file_limit(fmt)
     if size > limit:
-        named = fmt or "any format"
+        named = f"{fmt} limit" if fmt else "largest limit (of any format)"
         setting = f"max_file_bytes_by_format.{fmt}" if fmt else "max_file_bytes"
         raise SluiceDataError(
             "FILE_TOO_LARGE",
-            f"{size} bytes is over the {named} limit of {limit}; raise {setting} "
+            f"{size} bytes is over the {named} of {limit}; raise {setting} "
             "(with stage sizes that serve it)",
             size=size,
             format=fmt,
