@@ -2,7 +2,7 @@
 reason that says its format's limit and what to raise; one just under that limit goes through.
 
 The functions are sized so that JSON Lines' limit (`sluice.sizing`, from Validate's memory) is a
-few tens of KB while CSV's is the configured `max_file_bytes`: each format is held to its own.
+under 100 KB while CSV's is the configured `max_file_bytes`: each format is held to its own.
 """
 
 from __future__ import annotations
