@@ -218,6 +218,7 @@ class Workflow(Construct):
             delivery_bucket=buckets.delivery.bucket_name,
             quarantine_bucket=buckets.quarantine.bucket_name,
             max_file_bytes=self._settings.max_file_bytes,
+            file_limits=self._settings.file_limits,
             pipeline_version=sluice.__version__,
         )
         # The starter learns the state machine's ARN once the state machine exists.

@@ -5,9 +5,10 @@ One place decides what every resource is called, so `infra/` and `sluice.local` 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,16 @@ class Settings:
     state_machine_arn: str = ""
     max_file_bytes: int = 2 * 1024**3
     pipeline_version: str = ""
+    # Each format's size limit (keys of `sluice.formats.LIMIT_FORMATS`; a gzip stream's is on
+    # its inflated bytes), as `EnvironmentSettings.file_limits` computes them from the stage
+    # sizes. A format without one is held to `max_file_bytes`.
+    file_limits: Mapping[str, int] = field(default_factory=dict)
+
+    def file_limit(self, fmt: str | None) -> int:
+        """The size limit of a file of `fmt`; of any format (the largest) when it is unknown."""
+        if fmt is None:
+            return max(self.file_limits.values(), default=self.max_file_bytes)
+        return self.file_limits.get(fmt, self.max_file_bytes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +118,10 @@ class Settings:
             state_machine_arn=env.get("SLUICE_STATE_MACHINE_ARN", ""),
             max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(2 * 1024**3))),
             pipeline_version=env.get("SLUICE_PIPELINE_VERSION", __version__),
+            file_limits={
+                str(fmt): int(limit)
+                for fmt, limit in json.loads(env.get("SLUICE_FILE_LIMITS") or "{}").items()
+            },
         )
 
     def to_env(self) -> dict[str, str]:
@@ -118,6 +133,7 @@ class Settings:
             "SLUICE_STATE_MACHINE_ARN": self.state_machine_arn,
             "SLUICE_MAX_FILE_BYTES": str(self.max_file_bytes),
             "SLUICE_PIPELINE_VERSION": self.pipeline_version,
+            "SLUICE_FILE_LIMITS": json.dumps(dict(sorted(self.file_limits.items()))),
         }
 
 

@@ -1,21 +1,24 @@
 """Per-environment settings, read from `cdk.json` context: what the stack deploys and what the
-local cloud enforces (memory, timeout and `/tmp` per function, concurrency, file size limit).
+local cloud enforces (memory, timeout and `/tmp` per function, concurrency, file size limits).
 
 `cdk.json` holds one block per environment under `sluice:environments`; `-c env=prod` (or
 `sluice run --env prod`) picks one (default `dev`). Every value is checked here, so a typo fails
 with the key's full name instead of surfacing as a CloudFormation error halfway through a deploy.
-This module needs no CDK: the local cloud reads the same settings.
+A file size limit the stages cannot serve (`sluice.sizing`) is refused the same way, with what
+to raise. This module needs no CDK: the local cloud reads the same settings.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sluice import sizing
 from sluice.config import DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
+from sluice.formats import LIMIT_FORMATS
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 ENV_CONTEXT_KEY = "env"
@@ -59,7 +62,12 @@ class EnvironmentSettings:
     batch_size: int = 10
     max_batching_window_seconds: int = 5
     max_concurrency: int = 10
+    # Files over this are quarantined before download; a format's own limit may be lower.
     max_file_bytes: int = 2 * 1024**3
+    # Limits per format (keys of `sluice.formats.LIMIT_FORMATS`) set in `cdk.json`.
+    max_file_bytes_by_format: Mapping[str, int] = field(default_factory=dict)
+    # Every format's limit as Validate holds files to it (empty: `max_file_bytes` for all).
+    file_limits: Mapping[str, int] = field(default_factory=dict)
     account: str | None = None
     region: str | None = None
     # "kms": a customer-managed key (rotated yearly) for buckets, queues and topic; "s3": SSE-S3
@@ -108,10 +116,17 @@ class EnvironmentSettings:
     def from_mapping(cls, env_name: str, raw: Any) -> EnvironmentSettings:
         where = f"{ENVIRONMENTS_CONTEXT_KEY}.{env_name}"
         reader = _Reader(where, raw)
+        stages = _read_stages(f"{where}.stages", reader.mapping("stages", required=False))
+        max_file_bytes = reader.optional_integer("max_file_bytes", minimum=1)
+        by_format = _read_format_limits(
+            f"{where}.max_file_bytes_by_format",
+            reader.mapping("max_file_bytes_by_format", required=False),
+        )
+        limits = _served_limits(where, max_file_bytes, by_format, stages)
         settings = cls(
             name=env_name,
             prefix=reader.text("prefix", pattern_hint="lowercase letters, digits and '-'"),
-            stages=_read_stages(f"{where}.stages", reader.mapping("stages", required=False)),
+            stages=stages,
             architecture_name=reader.choice("architecture", ARCHITECTURES, default="arm64"),
             log_retention_days=reader.choice("log_retention_days", RETENTION_DAYS, default=30),
             removal_policy_name=reader.choice(
@@ -123,7 +138,9 @@ class EnvironmentSettings:
                 "max_batching_window_seconds", default=5, minimum=0, maximum=300
             ),
             max_concurrency=reader.integer("max_concurrency", default=10, minimum=2, maximum=1000),
-            max_file_bytes=reader.integer("max_file_bytes", default=2 * 1024**3, minimum=1),
+            max_file_bytes=max(limits.values()) if max_file_bytes is None else max_file_bytes,
+            max_file_bytes_by_format=by_format,
+            file_limits=limits,
             account=reader.optional_text("account"),
             region=reader.optional_text("region"),
             encryption=reader.choice("encryption", _ENCRYPTIONS, default="kms"),
@@ -153,6 +170,51 @@ def load_cdk_context(path: Path = CDK_JSON) -> dict[str, Any]:
     if not isinstance(context, dict):
         raise SettingsError(f"{path.name}: 'context' must be an object")
     return context
+
+
+def _read_format_limits(where: str, raw: Mapping[str, Any]) -> dict[str, int]:
+    unknown = sorted(set(raw) - set(LIMIT_FORMATS))
+    if unknown:
+        raise SettingsError(
+            f"{where}.{unknown[0]}: unknown format; expected {', '.join(LIMIT_FORMATS)}"
+        )
+    reader = _Reader(where, raw)
+    return {fmt: reader.integer(fmt, minimum=1) for fmt in LIMIT_FORMATS if fmt in raw}
+
+
+def _served_limits(
+    where: str,
+    max_file_bytes: int | None,
+    by_format: Mapping[str, int],
+    stages: Mapping[str, StageSettings],
+) -> dict[str, int]:
+    """Each format's limit; a configured one the stages cannot serve is refused, naming the
+    stage settings to raise (and to what) or the largest limit they serve."""
+    for fmt in LIMIT_FORMATS:
+        configured = sizing.configured_limit(fmt, max_file_bytes, by_format)
+        # Without a configured limit the stages' largest applies, but it must be a file.
+        limit = 1 if configured is None else configured
+        served = sizing.largest_file(fmt, stages)
+        if limit <= served:
+            continue
+        if fmt in by_format:
+            key = f"max_file_bytes_by_format.{fmt}"
+        elif fmt.removesuffix(".gz") in by_format:
+            key = f"max_file_bytes_by_format.{fmt.removesuffix('.gz')}"
+        elif configured is not None:
+            key = "max_file_bytes"
+        else:
+            key = "stages"
+        raises = sizing.raises_for(fmt, limit, stages)
+        served_text = f"{fmt} files of at most {served} bytes" if served else f"no {fmt} file"
+        lower = f"set max_file_bytes_by_format.{fmt} to at most {served}"
+        if raises is None:
+            remedy = f"no function size Lambda allows serves {limit} bytes; {lower}"
+        else:
+            remedy = "raise " + ", ".join(str(r) for r in raises)
+            remedy += f", or {lower}" if served else ""
+        raise SettingsError(f"{where}.{key}: the stages serve {served_text}; {remedy}")
+    return sizing.file_limits(max_file_bytes, by_format, stages)
 
 
 def _read_stages(where: str, raw: Mapping[str, Any]) -> dict[str, StageSettings]:
@@ -209,6 +271,13 @@ class _Reader:
             bounds = f"{'' if minimum is None else minimum}..{'' if maximum is None else maximum}"
             raise SettingsError(f"{self._where}.{key}: {value} is outside {bounds}")
         return value
+
+    def optional_integer(self, key: str, *, minimum: int) -> int | None:
+        """An integer, or None where the key is absent."""
+        if key not in self._raw:
+            self._seen.add(key)
+            return None
+        return self.integer(key, minimum=minimum)
 
     def text(self, key: str, *, pattern_hint: str) -> str:
         value = self._get(key, _MISSING)

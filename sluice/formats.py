@@ -26,6 +26,10 @@ import pyarrow.parquet as pq
 from sluice.errors import SluiceDataError
 
 FORMATS = ("csv", "json", "jsonl", "xlsx", "parquet")
+# The formats a gzip stream may carry; `<format>.gz` names such a file's size limit.
+GZIP_FORMATS = ("csv", "json", "jsonl")
+# What a size limit is set per: a format, or a gzip stream of one (limited on inflated bytes).
+LIMIT_FORMATS = (*FORMATS, *(f"{fmt}.gz" for fmt in GZIP_FORMATS))
 NULL_VALUES = ["", "NULL", "null", "None"]
 _SNIFF_BYTES = 64 * 1024
 # Arrow's streaming CSV reader reads up to 32 blocks ahead of its consumer, so the block size
@@ -41,6 +45,10 @@ class ReadLimits:
     xlsx_max_uncompressed_bytes: int = 256 * 1024**2
     xlsx_max_ratio: int = 200
     xlsx_max_cells: int = 20_000_000
+    # A gzip stream inflating past this is FILE_TOO_LARGE (its format's size limit); None: any.
+    max_inflated_bytes: int | None = None
+    # The size limit's format (`csv.gz`), named in the FILE_TOO_LARGE reason.
+    limit_format: str = ""
 
 
 @dataclass
@@ -52,18 +60,51 @@ class Batches:
     batches: Iterator[pa.RecordBatch]
 
 
-def detect_format(name: str, head: bytes) -> str:
-    """The file's format from its name, falling back to its first bytes."""
+def format_of_name(name: str) -> str | None:
+    """The format a file's name says it has (a `.gz` suffix aside), or None if it says none."""
     lower = name.lower().removesuffix(".gz")
     if lower.endswith((".jsonl", ".ndjson")):
         return "jsonl"
     if lower.endswith(".json"):
         return "json"
-    if lower.endswith(".parquet") or head[:4] == b"PAR1":
+    if lower.endswith(".parquet"):
         return "parquet"
-    if lower.endswith((".xlsx", ".xlsm")) or head[:4] == b"PK\x03\x04":
+    if lower.endswith((".xlsx", ".xlsm")):
         return "xlsx"
     if lower.endswith((".csv", ".txt", ".tsv")):
+        return "csv"
+    return None
+
+
+def limit_format(fmt: str, gzipped: bool) -> str:
+    """The key of `LIMIT_FORMATS` whose size limit a file of `fmt` (gzipped or not) is held to."""
+    return f"{fmt}.gz" if gzipped and fmt in GZIP_FORMATS else fmt
+
+
+def limit_format_of_name(name: str) -> str | None:
+    """The size limit's format from the name alone (before the file is read), or None."""
+    fmt = format_of_name(name)
+    return None if fmt is None else limit_format(fmt, name.lower().endswith(".gz"))
+
+
+def limit_format_of_file(path: Path, name: str) -> str:
+    """The size limit's format of a downloaded file: its name, then its first bytes."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    gzipped = head[:2] == b"\x1f\x8b"
+    return limit_format(detect_format(name, b"" if gzipped else head), gzipped)
+
+
+def detect_format(name: str, head: bytes) -> str:
+    """The file's format from its name, falling back to its first bytes."""
+    named = format_of_name(name)
+    if named in ("jsonl", "json"):
+        return named
+    if named == "parquet" or head[:4] == b"PAR1":
+        return "parquet"
+    if named == "xlsx" or head[:4] == b"PK\x03\x04":
+        return "xlsx"
+    if named == "csv":
         return "csv"
     stripped = head.lstrip()
     if stripped.startswith(b"["):
@@ -82,11 +123,28 @@ def _open_stream(path: Path) -> pa.NativeFile:
     return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
 
 
-def _chunks(path: Path, size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
-    """The file's (decompressed) bytes in chunks; a corrupt gzip is a data error."""
+def _chunks(
+    path: Path, size: int = 8 * 1024 * 1024, limits: ReadLimits | None = None
+) -> Iterator[bytes]:
+    """The file's (decompressed) bytes in chunks; a corrupt gzip is a data error, and so is
+    one that inflates past `limits.max_inflated_bytes` (stopped there, before it is held)."""
+    cap = None if limits is None else limits.max_inflated_bytes
+    inflated = 0
     try:
         with _open_stream(path) as stream:
             while chunk := stream.read(size):
+                inflated += len(chunk)
+                if cap is not None and inflated > cap:
+                    assert limits is not None
+                    raise SluiceDataError(
+                        "FILE_TOO_LARGE",
+                        f"inflates past the {limits.limit_format} limit of {cap} bytes; raise "
+                        f"max_file_bytes_by_format.{limits.limit_format} (with stage sizes "
+                        "that serve it)",
+                        format=limits.limit_format,
+                        limit=cap,
+                        raise_setting=f"max_file_bytes_by_format.{limits.limit_format}",
+                    )
                 yield chunk
     except (OSError, EOFError, pa.ArrowInvalid) as exc:
         raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
@@ -100,12 +158,14 @@ def _head(path: Path) -> bytes:
     return head
 
 
-def _encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) if every byte decodes as such, else Latin-1."""
+def _encoding(path: Path, limits: ReadLimits | None = None) -> str:
+    """UTF-8 (with or without BOM) if every byte decodes as such, else Latin-1.
+
+    It reads the whole (inflated) stream first, so a gzip over its limit stops here."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     first = True
     try:
-        for chunk in _chunks(path):
+        for chunk in _chunks(path, limits=limits):
             if first and b"\x00" in chunk[:_SNIFF_BYTES]:
                 raise SluiceDataError("UNREADABLE_ENCODING", "file is binary or UTF-16, not text")
             first = False
@@ -161,8 +221,8 @@ def _csv_batches(reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
         raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
 
 
-def open_csv(path: Path) -> Batches:
-    encoding = _encoding(path)
+def open_csv(path: Path, limits: ReadLimits | None = None) -> Batches:
+    encoding = _encoding(path, limits)
     sample = _head(path).decode(encoding, errors="ignore")
     delimiter, names = _csv_header(sample)
     try:
@@ -212,8 +272,8 @@ def _records_to_table(records: list[Any]) -> pa.Table:
     return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
 
 
-def _all_bytes(path: Path) -> bytes:
-    data = b"".join(_chunks(path))
+def _all_bytes(path: Path, limits: ReadLimits | None = None) -> bytes:
+    data = b"".join(_chunks(path, limits=limits))
     if not data.strip():
         raise SluiceDataError("EMPTY_FILE", "file has no content")
     return data
@@ -355,8 +415,8 @@ def open_file(path: Path, name: str, limits: ReadLimits | None = None) -> Batche
     if fmt == "xlsx":
         return _whole(fmt, read_xlsx(path, limits))
     if fmt == "csv":
-        return open_csv(path)
-    data = _all_bytes(path)
+        return open_csv(path, limits)
+    data = _all_bytes(path, limits)
     return _whole(fmt, read_json(data) if fmt == "json" else read_jsonl(data))
 
 

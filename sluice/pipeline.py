@@ -34,7 +34,7 @@ from sluice.contracts import (
 )
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.events import parse_s3_notification
-from sluice.formats import open_file
+from sluice.formats import ReadLimits, limit_format_of_file, limit_format_of_name, open_file
 from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
@@ -158,12 +158,17 @@ class Staged:
 
 
 def stage_file(
-    path: Path, name: str, dataset: str, contract: Contract | None, staged_path: Path
+    path: Path,
+    name: str,
+    dataset: str,
+    contract: Contract | None,
+    staged_path: Path,
+    limits: ReadLimits | None = None,
 ) -> Staged:
     """Validate's work on a local file: read it as batches, check it against its contract
     (or infer one), and stream it into a staged Parquet file that carries the contract."""
     use_returning_pool()
-    opened = open_file(path, name)
+    opened = open_file(path, name, limits)
     # The file is read ahead on a thread while batches are judged and written.
     batches = prefetch(opened.batches)
     try:
@@ -289,6 +294,27 @@ def quarantine_file(
 # --------------------------------------------------------------------------- validate
 
 
+def _check_size(size: int, fmt: str | None, settings: Settings) -> int:
+    """The limit of a file of `fmt`; FILE_TOO_LARGE, saying what to raise, if `size` is over.
+
+    The limits come from the stage sizes (`sluice.sizing`): a file over its format's would
+    run its functions out of memory, /tmp or time, so it is refused before it is read."""
+    limit = settings.file_limit(fmt)
+    if size > limit:
+        named = f"{fmt} limit" if fmt else "largest limit (of any format)"
+        setting = f"max_file_bytes_by_format.{fmt}" if fmt else "max_file_bytes"
+        raise SluiceDataError(
+            "FILE_TOO_LARGE",
+            f"{size} bytes is over the {named} of {limit}; raise {setting} "
+            "(with stage sizes that serve it)",
+            size=size,
+            format=fmt,
+            limit=limit,
+            raise_setting=setting,
+        )
+    return limit
+
+
 def validate(
     state: dict[str, Any],
     store: ObjectStore,
@@ -300,16 +326,16 @@ def validate(
     out = _Outputs(store)
     try:
         size = int(store.head(source.bucket, source.key, source.version_id)["ContentLength"])
-        if size > settings.max_file_bytes:
-            raise SluiceDataError(
-                "FILE_TOO_LARGE",
-                f"{size} bytes is over the limit of {settings.max_file_bytes}",
-                size=size,
-            )
+        # Before the download: what the name says (a gzip's object size is a lower bound of
+        # what it inflates to); a name that says nothing is held to the largest limit, which
+        # still fits /tmp, and to its own format's once its first bytes have said which.
+        _check_size(size, limit_format_of_name(source.name), settings)
         with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
             # The local names are fixed: a key is never turned into a path.
             path = Path(tmp) / "object"
             store.download(source.bucket, source.key, path, source.version_id)
+            fmt = limit_format_of_file(path, source.name)
+            limit = _check_size(size, fmt, settings)
             staged_path = Path(tmp) / "staged.parquet"
             staged = stage_file(
                 path,
@@ -317,6 +343,7 @@ def validate(
                 dataset,
                 contract_for(store, settings, dataset, contracts_dir),
                 staged_path,
+                ReadLimits(max_inflated_bytes=limit, limit_format=fmt),
             )
             key = lake.staged_key(dataset, source)
             out.put_file(settings.trusted_bucket, key, staged_path)

@@ -14,6 +14,7 @@ import pytest
 from infra.catalog import database_name
 from infra.stack import bundled_contracts
 from sluice import catalog
+from sluice.environments import load_cdk_context
 from tests.infra.synth import Synth, synth
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,10 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "datasets": ["transactions", "orders"],
             "log_execution_data": True,
             "alarm_email": "ops@example.com",
-            "stages": {"trusted": {"ephemeral_storage_mb": 4096, "memory_mb": 1769}},
+            "stages": {
+                **load_cdk_context()["sluice:environments"]["dev"]["stages"],
+                "trusted": {"ephemeral_storage_mb": 10_240, "memory_mb": 10_240},
+            },
         },
     )
 
@@ -210,9 +214,9 @@ def test_dataset_prefixes_filter_raw_events(variant: Synth) -> None:
 
 def test_stage_sizes_execution_data_and_alarm_email(variant: Synth) -> None:
     trusted = variant.properties(variant.function_id("trusted"))
-    assert (trusted["MemorySize"], trusted["EphemeralStorage"]) == (1769, {"Size": 4096})
+    assert (trusted["MemorySize"], trusted["EphemeralStorage"]) == (10_240, {"Size": 10_240})
     validate = variant.properties(variant.function_id("validate"))
-    assert validate["EphemeralStorage"] == {"Size": 512}
+    assert validate["EphemeralStorage"] == {"Size": 3584}
     machine = variant.properties(variant.state_machine_id())
     assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
     (subscription,) = variant.resources("AWS::SNS::Subscription").values()

@@ -17,7 +17,24 @@ from infra.settings import (
     StageSettings,
     load_cdk_context,
 )
-from sluice.config import STAGES
+
+# cdk.json's stage sizes and the file limits they serve, the same in dev and prod.
+SIZED_STAGES = {
+    "starter": StageSettings(512, 300, 512),
+    "validate": StageSettings(1769, 300, 3584),
+    "trusted": StageSettings(4096, 300, 6144),
+    "delivery": StageSettings(1024, 300, 512),
+}
+SIZED_LIMITS = {
+    "csv": 2 * 1024**3,
+    "csv.gz": 2 * 1024**3,
+    "parquet": 512 * 1024**2,
+    "json": 128 * 1024**2,
+    "json.gz": 128 * 1024**2,
+    "jsonl": 100 * 1024**2,
+    "jsonl.gz": 100 * 1024**2,
+    "xlsx": 25 * 1024**2,
+}
 
 
 def _environments() -> dict[str, Any]:
@@ -38,13 +55,14 @@ def test_dev_is_the_default_environment() -> None:
     # When the settings are read
     settings = EnvironmentSettings.from_context(app)
 
-    # Then they are dev's, with the seed sizes for every stage
+    # Then they are dev's, with the sizes that serve its file limits (docs/deploy.md, Sizing)
     assert settings.name == "dev"
     assert settings.prefix == "sluice-dev"
     assert settings.architecture_name == "arm64"
     assert settings.removal_policy == RemovalPolicy.DESTROY
     assert settings.log_retention == logs.RetentionDays.TWO_WEEKS
-    assert settings.stages == {stage: StageSettings(512, 300) for stage in STAGES}
+    assert settings.stages == SIZED_STAGES
+    assert settings.file_limits == SIZED_LIMITS
     assert (settings.account, settings.region) == (None, None)
 
 
@@ -61,6 +79,7 @@ def test_prod_is_chosen_with_the_env_context_key() -> None:
     assert settings.removal_policy == RemovalPolicy.RETAIN
     assert settings.log_retention_days == 90
     assert settings.architecture.name == lambda_.Architecture.ARM_64.name
+    assert (settings.stages, settings.file_limits) == (SIZED_STAGES, SIZED_LIMITS)
 
 
 def test_unknown_environment_lists_the_defined_ones() -> None:
@@ -76,20 +95,106 @@ def test_unknown_environment_lists_the_defined_ones() -> None:
 
 
 def test_omitted_optional_settings_take_their_defaults() -> None:
-    # Given an environment with only the required settings
-    raw = {"prefix": "sluice-test"}
+    # Given an environment with only the required settings and dev's stage sizes
+    raw = {"prefix": "sluice-test", "stages": _environments()["dev"]["stages"]}
 
     # When it is read
     settings = EnvironmentSettings.from_mapping("test", raw)
 
-    # Then everything else has the documented default
-    assert settings.stages == {stage: StageSettings(512, 300) for stage in STAGES}
+    # Then everything else has the documented default; each format's limit is the largest
+    # file the stages serve
     assert settings.batch_size == 10
     assert settings.max_batching_window_seconds == 5
     assert settings.max_concurrency == 10
     assert settings.log_retention_days == 30
     assert settings.removal_policy_name == "destroy"
-    assert settings.max_file_bytes == 2 * 1024**3
+    assert settings.file_limits == {
+        "csv": 2_199_439_447,
+        "csv.gz": 2_199_439_447,
+        "parquet": 545_804_368,
+        "json": 154_819_459,
+        "json.gz": 154_819_459,
+        "jsonl": 110_125_468,
+        "jsonl.gz": 110_125_468,
+        "xlsx": 55_582_659,
+    }
+    assert settings.max_file_bytes == 2_199_439_447
+
+
+def test_an_omitted_stage_takes_the_default_size() -> None:
+    # Given dev's stage sizes without delivery's, and limits a 512 MB delivery serves
+    raw = {"prefix": "sluice-test", "stages": {**_environments()["dev"]["stages"]}}
+    del raw["stages"]["delivery"]
+    raw["max_file_bytes"] = 1024**2
+    raw["max_file_bytes_by_format"] = {"jsonl": 1000, "json": 1000, "xlsx": 1000}
+
+    # When it is read
+    settings = EnvironmentSettings.from_mapping("test", raw)
+
+    # Then delivery has 512 MB, 300 s and 512 MB of /tmp
+    assert settings.stages["delivery"] == StageSettings(512, 300, 512)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"stages": {}},
+            "sluice:environments.dev.max_file_bytes: the stages serve no csv file; raise "
+            "stages.validate.memory_mb to 832, stages.validate.ephemeral_storage_mb to 3520, "
+            "stages.trusted.memory_mb to 3328, stages.trusted.ephemeral_storage_mb to 5056, "
+            "stages.delivery.memory_mb to 832",
+        ),
+        (
+            {"max_file_bytes_by_format": {**SIZED_LIMITS, "jsonl": 200 * 1024**2}},
+            "sluice:environments.dev.max_file_bytes_by_format.jsonl: the stages serve jsonl "
+            "files of at most 110125468 bytes; raise stages.validate.memory_mb to 3072, or set "
+            "max_file_bytes_by_format.jsonl to at most 110125468",
+        ),
+        (
+            {"max_file_bytes_by_format": {**SIZED_LIMITS, "xlsx": 1024**3}},
+            "sluice:environments.dev.max_file_bytes_by_format.xlsx: the stages serve xlsx "
+            "files of at most 55582659 bytes; no function size Lambda allows serves 1073741824 "
+            "bytes; set max_file_bytes_by_format.xlsx to at most 55582659",
+        ),
+        (
+            {"max_file_bytes_by_format": {k: v for k, v in SIZED_LIMITS.items() if k != "xlsx"}},
+            "sluice:environments.dev.max_file_bytes: the stages serve xlsx files of at most "
+            "55582659 bytes; no function size Lambda allows serves 2147483648 bytes; set "
+            "max_file_bytes_by_format.xlsx to at most 55582659",
+        ),
+        (
+            {"prefix": "sluice-dev", "stages": {}, "max_file_bytes": None},
+            "sluice:environments.dev.stages: the stages serve no csv file; raise "
+            "stages.trusted.memory_mb to 576",
+        ),
+        (
+            {"max_file_bytes_by_format": {"xls": 1}},
+            "sluice:environments.dev.max_file_bytes_by_format.xls: unknown format; expected "
+            "csv, json, jsonl, xlsx, parquet, csv.gz, json.gz, jsonl.gz",
+        ),
+    ],
+    ids=[
+        "default-sizes",
+        "jsonl-needs-memory",
+        "xlsx-unservable",
+        "general-limit",
+        "no-file",
+        "unknown-format",
+    ],
+)
+def test_a_file_limit_the_stages_cannot_serve_is_refused_with_what_to_raise(
+    changes: dict[str, Any], message: str
+) -> None:
+    # Given dev's settings with a file limit (or stage sizes) that do not fit
+    raw = {k: v for k, v in _dev_with(**changes).items() if v is not None}
+
+    # When they are read
+    with pytest.raises(SettingsError) as refused:
+        EnvironmentSettings.from_mapping("dev", raw)
+
+    # Then the error names the setting, what the stages serve and what to raise to what
+    assert str(refused.value) == message
 
 
 @pytest.mark.parametrize(

@@ -319,8 +319,17 @@ def test_each_stage_function_runs_its_handler_on_python312_arm64(dev: Synth, sta
     assert props["Handler"] == f"functions/{stage}/handler.handler"
     assert props["Runtime"] == "python3.12"
     assert props["Architectures"] == ["arm64"]
-    assert props["MemorySize"] == 512
-    assert props["Timeout"] == 300
+    size = {
+        "starter": (512, 300, 512),
+        "validate": (1769, 300, 3584),
+        "trusted": (4096, 300, 6144),
+        "delivery": (1024, 300, 512),
+    }[stage]
+    assert (props["MemorySize"], props["Timeout"], props["EphemeralStorage"]) == (
+        size[0],
+        size[1],
+        {"Size": size[2]},
+    )
     assert props["TracingConfig"] == {"Mode": "Active"}
 
 
@@ -348,6 +357,18 @@ def test_each_stage_function_gets_the_pipeline_environment(dev: Synth, stage: st
         "SLUICE_DELIVERY_BUCKET": {"Ref": dev.bucket_id("delivery")},
         "SLUICE_QUARANTINE_BUCKET": {"Ref": dev.bucket_id("quarantine")},
         "SLUICE_MAX_FILE_BYTES": str(2 * 1024**3),
+        "SLUICE_FILE_LIMITS": json.dumps(
+            {
+                "csv": 2 * 1024**3,
+                "csv.gz": 2 * 1024**3,
+                "json": 128 * 1024**2,
+                "json.gz": 128 * 1024**2,
+                "jsonl": 100 * 1024**2,
+                "jsonl.gz": 100 * 1024**2,
+                "parquet": 512 * 1024**2,
+                "xlsx": 25 * 1024**2,
+            }
+        ),
         "SLUICE_PIPELINE_VERSION": sluice.__version__,
         "POWERTOOLS_SERVICE_NAME": f"sluice-{stage}",
         "POWERTOOLS_METRICS_NAMESPACE": "Sluice",

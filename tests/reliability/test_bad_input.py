@@ -130,8 +130,10 @@ def test_too_large(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
     result = run_bad(cloud, tmp_path, "huge.csv", body)
     assert result["reason"]["reason"] == "FILE_TOO_LARGE"
     assert result["reason"]["size"] == len(body)
+    assert (result["reason"]["format"], result["reason"]["limit"]) == ("csv", SIZE_LIMIT)
     assert result["shown"]["cause"] == (
-        f"SluiceDataError: FILE_TOO_LARGE: {len(body)} bytes is over the limit of {SIZE_LIMIT}"
+        f"SluiceDataError: FILE_TOO_LARGE: {len(body)} bytes is over the csv limit of "
+        f"{SIZE_LIMIT}; raise max_file_bytes_by_format.csv (with stage sizes that serve it)"
     )
 
 
