@@ -133,7 +133,13 @@ def _boto_client_for(region: str, service: str, state_credentials: Any = None) -
         aws_access_key_id=_state_machine_credentials["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=_state_machine_credentials["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=_state_machine_credentials["AWS_SESSION_TOKEN"],
-        config=Config(parameter_validation=False, retries={"total_max_attempts": 1}),
+        # A Lambda may run 900 s: the interpreter waits for it (botocore's default is 60 s).
+        config=Config(
+            parameter_validation=False,
+            retries={"total_max_attempts": 1},
+            connect_timeout=60,
+            read_timeout=960,
+        ),
     )
 
 

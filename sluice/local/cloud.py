@@ -21,7 +21,7 @@ from typing import Any
 
 import boto3
 
-from sluice import asl, grants, lake
+from sluice import asl, grants, lake, sizing
 from sluice.config import (
     LAYERS,
     LOCAL_STACK,
@@ -60,9 +60,12 @@ class LocalCloud:
         max_file_bytes: int | None = None,
         env: str | None = None,
         stages: Mapping[str, StageSettings] | None = None,
+        file_limits: Mapping[str, int] | None = None,
     ) -> None:
         """`env` picks the `cdk.json` environment whose sizes and limits the functions get
-        (default `dev`); `stages` overrides some stages' sizes (tests use small limits)."""
+        (default `dev`); `stages` overrides some stages' sizes (tests use small limits), and
+        the per-format file limits follow from them unless `file_limits` says otherwise (a
+        test of a function that meets its limits anyway)."""
         self.port = port
         self.names = names or PipelineNames("sluice")
         self.visibility_timeout = visibility_timeout
@@ -70,6 +73,13 @@ class LocalCloud:
         self.environment = EnvironmentSettings.load(env)
         self.max_file_bytes = max_file_bytes or self.environment.max_file_bytes
         self.stages = {**self.environment.stages, **(stages or {})}
+        self.file_limits = dict(
+            file_limits
+            if file_limits is not None
+            else sizing.file_limits(
+                self.max_file_bytes, self.environment.max_file_bytes_by_format, self.stages
+            )
+        )
         self.buckets = {layer: layer for layer in LAYERS}
         self.runtime: LambdaRuntime = None  # type: ignore[assignment]  # set by start()
         self.endpoint_url = ""
@@ -214,6 +224,7 @@ class LocalCloud:
             quarantine_bucket=self.buckets["quarantine"],
             state_machine_arn=self.state_machine_arn,
             max_file_bytes=self.max_file_bytes,
+            file_limits=self.file_limits,
             pipeline_version=__version__,
         )
 

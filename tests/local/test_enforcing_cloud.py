@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sluice.environments import StageSettings
+from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
 from sluice.report import build_report, execution_history
 
@@ -27,7 +28,9 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud(stages=LIMITS) as running:
+    # Sized too small on purpose: the file limits let these files in, so the functions meet
+    # their memory, timeout and /tmp instead of refusing the files up front.
+    with LocalCloud(stages=LIMITS, file_limits=dict.fromkeys(LIMIT_FORMATS, 10**9)) as running:
         running.runtime.add_worker_fault("tests.faults:grow_memory")
         running.runtime.add_worker_fault("tests.faults:hang")
         running.runtime.add_worker_fault("tests.faults:fill_tmp")

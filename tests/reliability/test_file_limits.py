@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from sluice import sizing
-from sluice.config import Settings
 from sluice.environments import EnvironmentSettings, StageSettings
 from sluice.local import LocalCloud
 from tests.reliability.conftest import Ledger, case
@@ -40,22 +39,11 @@ BY_FORMAT = EnvironmentSettings.load("dev").max_file_bytes_by_format
 LIMITS = sizing.file_limits(MAX_FILE_BYTES, BY_FORMAT, STAGES)
 
 
-class SizedCloud(LocalCloud):
-    """The local cloud with each format's limit from its stage sizes, as the stack deploys them.
-
-    (`sluice.local.cloud` passes only `max_file_bytes` to the functions so far.)
-    """
-
-    @property
-    def settings(self) -> Settings:
-        by_format = self.environment.max_file_bytes_by_format
-        limits = sizing.file_limits(self.max_file_bytes, by_format, self.stages)
-        return dataclasses.replace(super().settings, file_limits=limits)
-
-
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    with SizedCloud(stages=STAGES, max_file_bytes=MAX_FILE_BYTES) as running:
+    with LocalCloud(stages=STAGES, max_file_bytes=MAX_FILE_BYTES) as running:
+        # the local cloud gives each format the limit the stack would, from these sizes
+        assert running.settings.file_limits == LIMITS
         yield running
 
 
