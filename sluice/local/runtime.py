@@ -136,7 +136,11 @@ class _Environment:
         deadline = time.monotonic() + INIT_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.connection.poll(0.05):
-                kind, payload = self.connection.recv()
+                try:
+                    kind, payload = self.connection.recv()
+                except (EOFError, OSError):  # ended while loading (the runtime stopped)
+                    self.process.wait()
+                    return _exit_error("", self.process.returncode)
                 if kind == "ready":
                     return None
                 return dict(json.loads(payload))
