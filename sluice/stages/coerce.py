@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -119,10 +120,16 @@ _PLAIN = {
     "int": _Plain(_weights("0123456789-", False), _weights("0123456789", False), 0, 18),
     "float": _Plain(_weights("0123456789+-", True), _weights("0123456789", True), 1, 1 << 20),
 }
-_INT64_RANGE = (
-    pa.scalar(-(1 << 63), pa.decimal128(38, 0)),
-    pa.scalar((1 << 63) - 1, pa.decimal128(38, 0)),
-)
+
+
+@cache
+def _int64_range() -> tuple[pa.Scalar, pa.Scalar]:
+    # Built on first use, not at import: pyarrow's `pa.scalar` imports pandas when it is
+    # installed, and no handler should pay for pandas to be imported.
+    return (
+        pa.scalar(-(1 << 63), pa.decimal128(38, 0)),
+        pa.scalar((1 << 63) - 1, pa.decimal128(38, 0)),
+    )
 
 
 def _plain_numbers(text: pa.Array, plain: _Plain, present: np.ndarray) -> np.ndarray | None:
@@ -157,7 +164,7 @@ def _pattern_cast(text: pa.Array, ctype: str) -> pa.Array:
         digits = pc.utf8_ltrim(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), "+")
         # Through a wide decimal, so a value past int64's range is invalid, not an error.
         wide = pc.cast(digits, pa.decimal128(38, 0))
-        low, high = _INT64_RANGE
+        low, high = _int64_range()
         fits = pc.and_(pc.greater_equal(wide, low), pc.less_equal(wide, high))
         return pc.cast(pc.if_else(fits, wide, pa.scalar(None, wide.type)), pa.int64())
     ok = pc.match_substring_regex(text, _FLOAT)
