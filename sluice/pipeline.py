@@ -13,14 +13,13 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from botocore.exceptions import ClientError
 
 from sluice import lake
 from sluice.aws import ObjectStore
@@ -33,87 +32,40 @@ from sluice.contracts import (
     parse_contract,
 )
 from sluice.errors import SluiceDataError, SluiceTransientError
-from sluice.events import parse_s3_notification
 from sluice.formats import ReadLimits, limit_format_of_file, limit_format_of_name, open_file
 from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
+from sluice.lazy import LazyModule
 from sluice.memory import use_returning_pool
 from sluice.prefetch import prefetch
-from sluice.stages import delivery as delivery_stage
-from sluice.stages import trusted as trusted_stage
 from sluice.stages.validate import check_columns, sample_of
+
+if TYPE_CHECKING:
+    from sluice.stages import delivery as delivery_stage
+    from sluice.stages import trusted as trusted_stage
+    from sluice.starter import StartOutcome as StartOutcome
+    from sluice.starter import start_executions as start_executions
+else:
+    # Each Lambda runs one stage: the Trusted and Delivery handlers import their stage's logic
+    # at init, and no other Lambda imports it.
+    delivery_stage = LazyModule("sluice.stages.delivery")
+    trusted_stage = LazyModule("sluice.stages.trusted")
 
 CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
 # User contracts in the RAW bucket (`_contracts/<dataset>.yaml`) win over the bundled ones.
 RAW_CONTRACTS_PREFIX = "_contracts/"
+# The starter's edge lives in sluice.starter; these names are still found here, without the
+# workflow stages' Lambdas importing it.
+_STARTER_NAMES = ("StartOutcome", "start_executions")
 
 
-# --------------------------------------------------------------------------- starter
+def __getattr__(name: str) -> object:
+    if name in _STARTER_NAMES:
+        from sluice import starter
 
-
-@dataclass
-class StartOutcome:
-    started: list[str] = field(default_factory=list)
-    already_handled: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    superseded: list[str] = field(default_factory=list)
-    test_events: int = 0
-
-
-def _superseded(store: ObjectStore | None, source: SourceObject) -> bool:
-    """Whether the event names a version that is no longer the object's current one.
-
-    A late event for an old version must not reprocess it over the newer version's outputs.
-    (Events without a version id, from unversioned buckets, are never superseded.)
-    """
-    if store is None or not source.version_id:
-        return False
-    try:
-        current = store.head(source.bucket, source.key).get("VersionId") or ""
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return True  # deleted since: nothing current to process
-        raise
-    return bool(current) and current != source.version_id
-
-
-def start_executions(
-    body: str, sfn: Any, settings: Settings, store: ObjectStore | None = None
-) -> StartOutcome:
-    """One StartExecution per object in one SQS message; a repeat of a known object is done."""
-    outcome = StartOutcome()
-    events = parse_s3_notification(body)
-    if not events:
-        outcome.test_events += 1
-    for event in events:
-        source = event.source
-        if source.key.startswith("_"):
-            # Pipeline files in RAW (contracts under `_contracts/`) are not data.
-            outcome.skipped.append(source.key)
-            continue
-        if source.bucket != settings.raw_bucket:
-            raise SluiceDataError(
-                "UNEXPECTED_BUCKET", f"event for bucket {source.bucket!r}, not the RAW bucket"
-            )
-        dataset = lake.dataset_from_key(source.key)
-        if not lake.is_valid_dataset(dataset):
-            raise SluiceDataError(
-                "NO_DATASET", "RAW keys must start with '<dataset>/'", key_hash=source.object_id
-            )
-        name = lake.execution_name(source, dataset)
-        if _superseded(store, source):
-            outcome.superseded.append(name)
-            continue
-        state = {"execution": name, "dataset": dataset, "source": source.to_dict()}
-        try:
-            sfn.start_execution(
-                stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(state)
-            )
-            outcome.started.append(name)
-        except sfn.exceptions.ExecutionAlreadyExists:
-            outcome.already_handled.append(name)
-    return outcome
+        return getattr(starter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from sluice import metrics as published
 from sluice.errors import SluiceDataError
 from sluice.handlers import runtime
-from sluice.pipeline import start_executions
+from sluice.starter import start_executions
 
 logger = Logger(service="sluice-starter")
 metrics = published.for_service(published.STARTER)

@@ -7,6 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# This stage's logic, imported at init: sluice.pipeline imports each stage's on first use.
+import sluice.stages.trusted  # noqa: F401
 from sluice import metrics as published
 from sluice import pipeline
 from sluice.handlers import run_stage
