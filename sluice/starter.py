@@ -1,7 +1,7 @@
 """The starter's work: one Step Functions execution per object an S3 event names.
 
-Apart from `sluice.pipeline` so the starter's Lambda loads no Arrow, contracts or stage logic:
-it only reads events and calls StartExecution.
+Kept apart from `sluice.pipeline`, so the starter's Lambda loads no Arrow, contracts or stage
+logic: it only reads events and calls StartExecution.
 """
 
 from __future__ import annotations
