@@ -477,12 +477,10 @@ def _day_partials(
     that changed or left the day pays for this: it costs O(the day)."""
     found: dict[str, tuple[str, pa.Table]] = {}
     for key in store.list_keys(settings.trusted_bucket, lake.partial_prefix(dataset, day)):
-        body = (
-            store.get_bytes_if_exists(settings.trusted_bucket, key)
-            if key.endswith(".parquet")
-            else None
-        )
-        if body is not None:
+        if not key.endswith(".parquet"):
+            continue
+        body = store.get_bytes_if_exists(settings.trusted_bucket, key)
+        if body is not None:  # gone since the listing: a deleted partial is not in the day
             found[key] = (delivery_stage.digest(body), pq.read_table(io.BytesIO(body)))
     return found
 
@@ -503,12 +501,10 @@ def _next_state(
     have = state.contributions.get(key)
     if mine is None:
         if have is None:
-            return state.without(key)
-        return (
-            state.unchanged()
-            if have == delivery_stage.REMOVED
-            else state.recomputed(day_partials(), contract)
-        )
+            return state.without(key)  # a tombstone: a late merge of its old rows recomputes
+        if have == delivery_stage.REMOVED:
+            return state.unchanged()
+        return state.recomputed(day_partials(), contract)
     content, partial = mine
     if have is None:
         return state.merged(key, content, partial, contract)
