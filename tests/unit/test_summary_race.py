@@ -8,6 +8,7 @@ import io
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from sluice import lake, pipeline
 from sluice.config import CONTRACTS_DIR, Settings
-from sluice.contracts import find_contract
+from sluice.contracts import find_contract, load_contract_text
 from sluice.errors import SluiceTransientError
 from sluice.lake import SourceObject
 from sluice.stages import delivery, trusted
@@ -325,3 +326,82 @@ def test_an_older_state_never_replaces_a_newer_summary(tmp_path: Path) -> None:
     assert (rows, written) == (1, 0)
     assert store.objects[("delivery", SUMMARY)] == (body, {pipeline.SUMMARY_GENERATION: "99"})
     assert metadata == {pipeline.SUMMARY_GENERATION: str(state.generation)}
+
+
+ORDERS = load_contract_text(
+    "dataset: orders\ncolumns:\n  id: {type: int, required: true}\n  region: string\n"
+    "  qty: int\n  price: decimal\n  booked: {type: date, required: true}\n"
+    "event_date: booked\nsummary: {measures: [qty, price], group_by: [region]}\n",
+    "orders.yaml",
+)
+
+
+def orders_partial(rows: list[tuple[str | None, int, int | None, str | None, float]]) -> pa.Table:
+    """A partial summary of the orders contract: (region, records, qty, price, score sum)."""
+    schema = pa.schema(
+        [
+            ("region", pa.string()),
+            ("record_count", pa.int64()),
+            ("score_sum", pa.float64()),
+            ("qty_count", pa.int64()),
+            ("qty_sum", pa.int64()),
+            ("qty_min", pa.int64()),
+            ("qty_max", pa.int64()),
+            ("price_count", pa.int64()),
+            ("price_sum", pa.decimal128(38, 2)),
+            ("price_min", pa.decimal128(38, 2)),
+            ("price_max", pa.decimal128(38, 2)),
+        ]
+    )
+    return pa.Table.from_pylist(
+        [
+            {
+                "region": region,
+                "record_count": records,
+                "score_sum": score,
+                "qty_count": 0 if qty is None else records,
+                "qty_sum": qty,
+                "qty_min": qty,
+                "qty_max": qty,
+                "price_count": 0 if price is None else records,
+                "price_sum": None if price is None else Decimal(price),
+                "price_min": None if price is None else Decimal(price),
+                "price_max": None if price is None else Decimal(price),
+            }
+            for region, records, qty, price, score in rows
+        ],
+        schema=schema,
+    )
+
+
+def test_int_and_decimal_measures_and_a_null_group_merge_exactly_and_survive_the_state() -> None:
+    # Given partials with a null region, a group whose price is all null, and decimals
+    a = orders_partial([(None, 2, 5, "10.10", 2.0), ("EU", 1, 1, None, 0.5)])
+    b = orders_partial([("EU", 3, 7, "0.20", 3.0), (None, 1, None, "0.01", 1.0)])
+    # When they are merged one by one in either order, and the state read back from its bytes
+    ab = delivery.DayState.empty().merged("a", "da", a, ORDERS).merged("b", "db", b, ORDERS)
+    ba = delivery.DayState.empty().merged("b", "db", b, ORDERS).merged("a", "da", a, ORDERS)
+    again = delivery.DayState.decode(ab.encode(ORDERS), ORDERS)
+    # Then each gives what combining all the partials at once gives
+    at_once = delivery.daily_summary(pa.concat_tables([a, b]), ORDERS, DAY)
+    for state in (ab, ba, again):
+        assert state.summary(ORDERS, DAY).equals(at_once)
+    assert again.contributions == {"a": "da", "b": "db"}
+    assert again.generation == ab.generation == 2
+    rows = at_once.select(["region", "record_count", "qty_sum", "price_sum", "price_min"])
+    assert rows.to_pylist() == [
+        {
+            "region": "EU",
+            "record_count": 4,
+            "qty_sum": 8,
+            "price_sum": Decimal("0.20"),
+            "price_min": Decimal("0.20"),
+        },
+        {
+            "region": None,
+            "record_count": 3,
+            "qty_sum": 5,
+            "price_sum": Decimal("10.11"),
+            "price_min": Decimal("0.01"),
+        },
+    ]
