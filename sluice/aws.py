@@ -100,6 +100,59 @@ class ObjectStore:
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self.s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
+    def get_if_exists(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and ETag (the ETag a conditional put then names), or None."""
+        try:
+            answer = self.s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return answer["Body"].read(), answer["ETag"]
+
+    def head_if_exists(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
+        """The object's ETag and user metadata, or None."""
+        try:
+            answer = self.s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+        return answer["ETag"], dict(answer.get("Metadata", {}))
+
+    def put_if(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str,
+        etag: str | None,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """Put only over the version read (`etag`), or only where nothing is (`etag` None):
+        S3's compare-and-swap. False when another writer got there first."""
+        condition = {"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"}
+        try:
+            self.s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentType=content_type,
+                Metadata=metadata or {},
+                **condition,  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            # 412 for a changed object; 404 (If-Match) or 409 (a concurrent conditional write)
+            # when it vanished or is being written meanwhile.
+            if exc.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed",
+                "NoSuchKey",
+                "ConditionalRequestConflict",
+            ):
+                return False
+            raise
+        return True
+
     def put_file(self, bucket: str, key: str, path: Path) -> None:
         self.s3.upload_file(str(path), bucket, key)
 

@@ -122,8 +122,14 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
     "delivery": (
         _logs("delivery"),
         Grant(("s3:GetObject",), (Objects("trusted"),)),
-        Grant(("s3:ListBucket",), (Bucket("trusted"),)),
+        Grant(("s3:ListBucket",), (Bucket("trusted"), Bucket("delivery"))),
         Grant(_WRITE, (Objects("delivery"),)),
+        # A day's summary is kept by compare-and-swap: Delivery reads the day's state and looks
+        # at the published summary's generation before putting either back.
+        Grant(
+            ("s3:GetObject",),
+            (Objects("delivery", "_state/*"), Objects("delivery", "*/record_type=DAILY_SUMMARY/*")),
+        ),
         _data_key(),
     ),
 }

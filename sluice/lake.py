@@ -158,6 +158,15 @@ def partial_key(dataset: str, day: date, source: SourceObject) -> str:
     return partial_prefix(dataset, day) + _file_name(source)
 
 
+# Each day's summary state in DELIVERY (totals and the contributions they include), outside
+# every table's location: queries read the DAILY_SUMMARY files rendered from it.
+SUMMARY_STATE_PREFIX = "_state"
+
+
+def summary_state_key(dataset: str, day: date) -> str:
+    return f"{SUMMARY_STATE_PREFIX}/{dataset}/{date_partition(day)}/daily_summary.parquet"
+
+
 # Lineage lives in DELIVERY: JSON manifests per execution, and the `lineage` table's Parquet.
 LINEAGE_MANIFESTS = "_lineage/manifests"
 LINEAGE_RECORDS = "_lineage/records"

@@ -435,49 +435,150 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
 # --------------------------------------------------------------------------- delivery
 
 
-def _day_files(store: ObjectStore, settings: Settings, dataset: str, day: date) -> list[Any]:
-    """The day's partial summaries (one per TRUSTED file), with their ETags."""
-    return sorted(
-        item
-        for item in store.list_versions(settings.trusted_bucket, lake.partial_prefix(dataset, day))
-        if item[0].endswith(".parquet")
-    )
+SUMMARY_ATTEMPTS = 10
+# The user metadata of a DAILY_SUMMARY object: the generation of the day state it shows.
+SUMMARY_GENERATION = "sluice-generation"
 
 
-SUMMARY_ATTEMPTS = 5
+@dataclass(frozen=True)
+class _KeptSummary:
+    """One day's summary after this run's contribution: its rows (None: the day has none
+    left) and the bytes this run put into S3 for it."""
+
+    rows: int | None
+    bytes_written: int
 
 
-def _write_summary(
-    store: ObjectStore, settings: Settings, contract: Contract, dataset: str, day: date, key: str
-) -> tuple[pa.Table, int] | None:
-    """Recompute one day's summary from the partial summaries of every TRUSTED file of the
-    day, and make sure it covered them all: the summary and the bytes of the object that holds
-    it, or None when the day has no TRUSTED files left.
+def _day_partials(
+    store: ObjectStore, settings: Settings, dataset: str, day: date
+) -> dict[str, tuple[str, pa.Table]]:
+    """Every TRUSTED partial summary of the day, by key: (digest, table). Only a contribution
+    that changed or left the day pays for this: it costs O(the day)."""
+    found: dict[str, tuple[str, pa.Table]] = {}
+    for key in store.list_keys(settings.trusted_bucket, lake.partial_prefix(dataset, day)):
+        if not key.endswith(".parquet"):
+            continue
+        body = store.get_bytes_if_exists(settings.trusted_bucket, key)
+        if body is not None:  # gone since the listing: a deleted partial is not in the day
+            found[key] = (delivery_stage.digest(body), pq.read_table(io.BytesIO(body)))
+    return found
 
-    Executions for the same day can deliver at the same time. After writing, the day's files
-    are listed again: if one appeared or changed meanwhile, the summary is recomputed. So the
-    last summary written always covers every file that existed when it was checked, and any
-    file written later belongs to an execution whose own delivery writes after it.
+
+def _next_state(
+    state: delivery_stage.DayState | None,
+    key: str,
+    mine: tuple[str, pa.Table] | None,
+    contract: Contract,
+    day_partials: Callable[[], dict[str, tuple[str, pa.Table]]],
+) -> delivery_stage.DayState:
+    """The day's state with this file's contribution (`mine`: its partial's digest and rows,
+    None when the file has no rows of the day any more) in it."""
+    if state is None:
+        # The day's first state (or a day summarized before states were kept): from its partials.
+        state = delivery_stage.DayState.empty().recomputed(day_partials(), contract)
+        return state if mine is not None or key in state.contributions else state.without(key)
+    have = state.contributions.get(key)
+    if mine is None:
+        if have is None:
+            return state.without(key)  # a tombstone: a late merge of its old rows recomputes
+        if have == delivery_stage.REMOVED:
+            return state.unchanged()
+        return state.recomputed(day_partials(), contract)
+    content, partial = mine
+    if have is None:
+        return state.merged(key, content, partial, contract)
+    if have == content:
+        return state.unchanged()
+    # Replaced (a new version) or gone meanwhile: minima and maxima cannot be subtracted.
+    return state.recomputed(day_partials(), contract)
+
+
+def _keep_summary(
+    store: ObjectStore,
+    settings: Settings,
+    contract: Contract,
+    dataset: str,
+    day: date,
+    source: SourceObject,
+    sleep: Callable[[float], None] = time.sleep,
+) -> _KeptSummary:
+    """Merge this file's share into its day's summary, in O(this file).
+
+    The day's state (`lake.summary_state_key`) is read with its ETag, this file's partial
+    merged in, and the state put back only if nobody changed it meanwhile (If-Match, or
+    If-None-Match for the first); a concurrent delivery that lost retries from a fresh read.
+    Then the DAILY_SUMMARY rendered from the state is published (`_publish`).
     """
-    for _ in range(SUMMARY_ATTEMPTS):
-        files = _day_files(store, settings, dataset, day)
-        written: tuple[pa.Table, int] | None = None
-        if not files:
-            store.delete(settings.delivery_bucket, key)
-        else:
-            day_partials = pa.concat_tables(
-                [_read_parquet(store, settings.trusted_bucket, k) for k, _ in files],
-                promote_options="permissive",
-            )
-            summary = delivery_stage.daily_summary(day_partials, contract, day)
-            body = _write_parquet(summary)
-            store.put_bytes(settings.delivery_bucket, key, body, PARQUET)
-            written = (summary, len(body))
-        if _day_files(store, settings, dataset, day) == files:
-            return written
-    raise SluiceTransientError(
-        f"TRUSTED files of {day} kept changing while its summary was written; retry"
-    )
+    bucket = settings.delivery_bucket
+    partial_key = lake.partial_key(dataset, day, source)
+    body = store.get_bytes_if_exists(settings.trusted_bucket, partial_key)
+    mine = None if body is None else (delivery_stage.digest(body), pq.read_table(io.BytesIO(body)))
+    state_key = lake.summary_state_key(dataset, day)
+    for attempt in range(SUMMARY_ATTEMPTS):
+        found = store.get_if_exists(bucket, state_key)
+        state = delivery_stage.DayState.decode(found[0], contract) if found else None
+        new = _next_state(
+            state,
+            partial_key,
+            mine,
+            contract,
+            lambda: _day_partials(store, settings, dataset, day),
+        )
+        encoded = new.encode(contract)
+        if store.put_if(bucket, state_key, encoded, PARQUET, found[1] if found else None):
+            break
+        if attempt + 1 < SUMMARY_ATTEMPTS:
+            sleep(delivery_stage.backoff(attempt))
+    else:
+        raise SluiceTransientError(f"the summary state of {day} kept changing; retry")
+    rows, published = _publish(store, settings, contract, dataset, day, new, sleep)
+    return _KeptSummary(rows, len(encoded) + published)
+
+
+def _publish(
+    store: ObjectStore,
+    settings: Settings,
+    contract: Contract,
+    dataset: str,
+    day: date,
+    state: delivery_stage.DayState,
+    sleep: Callable[[float], None],
+) -> tuple[int | None, int]:
+    """Make the day's DAILY_SUMMARY show `state` unless it shows a newer one already: the
+    summary's rows (None: the day has none) and the bytes put.
+
+    The summary object carries the generation of the state it was rendered from, and is only
+    replaced by a later one (a conditional put over the version looked at), so deliveries that
+    finish out of order never put an older summary over a newer one. A delivery that died
+    between the two puts is healed by the next one of the day, which publishes again.
+    """
+    bucket = settings.delivery_bucket
+    key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+    summary = state.summary(contract, day) if state.has_rows else None
+    for attempt in range(SUMMARY_ATTEMPTS):
+        head = store.head_if_exists(bucket, key)
+        shown = int(head[1].get(SUMMARY_GENERATION, "-1")) if head else -1
+        if shown >= state.generation:
+            return (summary.num_rows if summary is not None else None), 0
+        if summary is None:
+            if head is None:
+                return None, 0
+            store.delete(bucket, key)
+            # A newer state's summary may have been put between the look and the delete.
+            found = store.get_if_exists(bucket, lake.summary_state_key(dataset, day))
+            current = delivery_stage.DayState.decode(found[0], contract) if found else state
+            if current.generation == state.generation:
+                return None, 0
+            state = current
+            summary = state.summary(contract, day) if state.has_rows else None
+            continue
+        body = _write_parquet(summary)
+        generation = {SUMMARY_GENERATION: str(state.generation)}
+        if store.put_if(bucket, key, body, PARQUET, head[0] if head else None, generation):
+            return summary.num_rows, len(body)
+        if attempt + 1 < SUMMARY_ATTEMPTS:
+            sleep(delivery_stage.backoff(attempt))
+    raise SluiceTransientError(f"the summary of {day} kept changing while published; retry")
 
 
 def _put_table(
@@ -537,27 +638,25 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     for day_text in manifest.get("stale_quality_days", []):
         store.delete(bucket, key_of(delivery_stage.QUALITY, day_text))
 
-    # Summaries are recomputed from all TRUSTED rows of each touched day, so they stay right
-    # however many files feed a day and however often one is rerun.
+    # Each touched day's summary takes this file's share (or loses it): work in proportion to
+    # this file, whatever else the day holds; exact however many files feed it, in any order.
     touched = sorted(
         {item["day"] for item in manifest["trusted"]} | set(manifest.get("stale_days", []))
     )
     for day_text in touched:
-        key = key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False)
-        written = _write_summary(
-            store, settings, contract, dataset, date.fromisoformat(day_text), key
+        kept = _keep_summary(
+            store, settings, contract, dataset, date.fromisoformat(day_text), source
         )
-        if written is not None:
-            summary, size = written
-            # Counted once, as the object it left: not once per attempt of _write_summary.
-            out.byte_count += size
+        # Counted as the objects it left: not once per compare-and-swap attempt.
+        out.byte_count += kept.bytes_written
+        if kept.rows is not None:
             outputs.append(
                 {
                     "bucket": bucket,
-                    "key": key,
+                    "key": key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False),
                     "record_type": delivery_stage.DAILY_SUMMARY,
                     "day": day_text,
-                    "rows": summary.num_rows,
+                    "rows": kept.rows,
                 }
             )
 

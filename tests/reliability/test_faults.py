@@ -290,7 +290,7 @@ def test_state_size_for_a_million_rows(cloud: LocalCloud, tmp_path: Path, ledger
 
 @case(12, "a burst of 200 uploads")
 def test_burst_of_uploads(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
-    # 200 files over 20 event days (each day's summary is recomputed from all of its files)
+    # 200 files over 20 event days: ten deliveries race for each day's summary
     for i in range(200):
         day = f"2024-03-{i % 20 + 1:02d}"
         put(cloud, tmp_path, f"burst_{i:03d}.csv", csv_rows(5, i * 5 + 1, day), "burst")
@@ -302,4 +302,9 @@ def test_burst_of_uploads(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> 
     assert queue_depth(cloud, "failures") == (0, 0)
     ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "burst/"))
     assert ids == list(range(1, 1001))
+    # and each day's summary counts each of its 50 rows exactly once
+    summaries = parquet_rows(cloud, "delivery", "burst/record_type=DAILY_SUMMARY/")
+    got = sorted((r["summary_date"].day, r["record_count"], r["amount_sum"]) for r in summaries)
+    day_ids = {d: [n for n in range(1, 1001) if (n - 1) // 5 % 20 == d - 1] for d in range(1, 21)}
+    assert got == [(d, 50, sum(n + 0.5 for n in day_ids[d])) for d in range(1, 21)]
     ledger.record(1000, len(ids))

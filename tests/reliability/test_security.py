@@ -84,7 +84,11 @@ def test_roles_are_exact(template: Synth) -> None:
             *_common(t, "delivery"),
             (["s3:GetObject"], _objects(t, "trusted")),
             (["s3:ListBucket"], _bucket(t, "trusted")),
+            (["s3:ListBucket"], _bucket(t, "delivery")),
             (["s3:PutObject", "s3:DeleteObject"], _objects(t, "delivery")),
+            # the day's summary state, and the published summary's generation
+            (["s3:GetObject"], _objects(t, "delivery", "_state/*")),
+            (["s3:GetObject"], _objects(t, "delivery", "*/record_type=DAILY_SUMMARY/*")),
         ]
     )
     # no statement anywhere allows every resource except the documented X-Ray / log delivery

@@ -1,9 +1,15 @@
-"""A daily summary written while another execution adds to the same day still ends right."""
+"""A day's summary takes each file's share in O(that file) and stays exact: whatever the order,
+however many deliveries race for it, with reruns, new versions and files leaving the day."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +19,9 @@ import pytest
 
 from sluice import lake, pipeline
 from sluice.config import CONTRACTS_DIR, Settings
-from sluice.contracts import find_contract
+from sluice.contracts import find_contract, load_contract_text
 from sluice.errors import SluiceTransientError
+from sluice.lake import SourceObject
 from sluice.stages import delivery, trusted
 
 CONTRACT = find_contract("transactions", CONTRACTS_DIR)
@@ -22,78 +29,379 @@ DAY = date(2024, 1, 15)
 SETTINGS = Settings(
     raw_bucket="raw", trusted_bucket="trusted", delivery_bucket="delivery", quarantine_bucket="q"
 )
+SUMMARY = lake.delivery_key("transactions", delivery.DAILY_SUMMARY, DAY, None)
+STATE = lake.summary_state_key("transactions", DAY)
 
 
-class RacingStore:
-    """An in-memory bucket store where another execution's file lands at a chosen moment."""
+class CountingStore:
+    """An in-memory S3 that counts requests and honours conditional puts as S3 does.
 
-    def __init__(self, arrivals: dict[int, tuple[str, bytes]]) -> None:
-        self.objects: dict[tuple[str, str], bytes] = {}
-        self.arrivals = arrivals  # list call number -> (trusted key, body)
-        self.lists = 0
+    `before_put` runs just before a conditional put is judged: another execution can change
+    the object right between a delivery's read and its put.
+    """
 
-    def list_versions(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
-        self.lists += 1
-        if self.lists in self.arrivals:
-            key, body = self.arrivals[self.lists]
-            self.objects[("trusted", key)] = body
-        return [
-            (k, str(hash(v)))
-            for (b, k), v in sorted(self.objects.items())
-            if b == bucket and k.startswith(prefix)
-        ]
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], tuple[bytes, dict[str, str]]] = {}
+        self.requests: Counter[str] = Counter()
+        self.before_put: Callable[[str], None] = lambda key: None
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self.objects[(bucket, key)]
+    @staticmethod
+    def etag(body: bytes) -> str:
+        return f'"{hashlib.md5(body).hexdigest()}"'
 
-    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self.objects[(bucket, key)] = body
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        self.requests["list"] += 1
+        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+
+    def get_bytes_if_exists(self, bucket: str, key: str) -> bytes | None:
+        self.requests["get"] += 1
+        found = self.objects.get((bucket, key))
+        return found[0] if found else None
+
+    def get_if_exists(self, bucket: str, key: str) -> tuple[bytes, str] | None:
+        self.requests["get"] += 1
+        found = self.objects.get((bucket, key))
+        return (found[0], self.etag(found[0])) if found else None
+
+    def head_if_exists(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
+        self.requests["head"] += 1
+        found = self.objects.get((bucket, key))
+        return (self.etag(found[0]), dict(found[1])) if found else None
+
+    def put_if(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        content_type: str,
+        etag: str | None,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        self.requests["put"] += 1
+        self.before_put(key)
+        found = self.objects.get((bucket, key))
+        if (etag is None) != (found is None) or (found and self.etag(found[0]) != etag):
+            return False
+        self.objects[(bucket, key)] = (body, dict(metadata or {}))
+        return True
 
     def delete(self, bucket: str, key: str) -> None:
+        self.requests["delete"] += 1
         self.objects.pop((bucket, key), None)
 
+    # the file's own partial summary, as Trusted writes it (not a Delivery request)
+    def put_partial(self, name: str, body: bytes | None) -> SourceObject:
+        source = SourceObject("raw", f"transactions/year=2024/month=03/day=01/{name}.csv")
+        key = lake.partial_key("transactions", DAY, source)
+        if body is None:
+            self.objects.pop(("trusted", key), None)
+        else:
+            self.objects[("trusted", key)] = (body, {})
+        return source
 
-def trusted_file(tmp_path: Path, rows: list[tuple[str, ...]]) -> bytes:
-    """The partial summary Trusted writes next to its day file for these rows."""
+
+def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
+    """The partial summary Trusted writes next to its day file for these (id, amount,
+    category) rows."""
     assert CONTRACT is not None
-    names = ["id", "name", "amount", "date", "category"]
-    table = pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
+    table = pa.table(
+        {
+            "id": [str(r[0]) for r in rows],
+            "name": [f"N{r[0]}" for r in rows],
+            "amount": [r[1] for r in rows],
+            "date": [DAY.isoformat()] * len(rows),
+            "category": [r[2] for r in rows],
+        }
+    )
     ctx = trusted.RunContext("s3://raw/x", "v", "t", datetime(2024, 3, 1, tzinfo=UTC))
-    result = trusted.transform(table, CONTRACT, ctx, tmp_path)
-    partial = delivery.partial_summary(result.read(DAY), CONTRACT)
+    result = trusted.transform(table, CONTRACT, ctx, tmp_path / f"t{rows[0][0]}")
     sink = io.BytesIO()
-    pq.write_table(partial, sink)
+    pq.write_table(delivery.partial_summary(result.read(DAY), CONTRACT), sink)
     return sink.getvalue()
 
 
-def summary_of(store: RacingStore, key: str) -> list[Any]:
-    table = pq.read_table(io.BytesIO(store.objects[("delivery", key)]))
-    return table.select(["category", "record_count", "amount_sum"]).to_pylist()
-
-
-def test_a_file_landing_during_the_write_is_included(tmp_path: Path) -> None:
+def deliver(store: CountingStore, source: SourceObject, sleeps: list[float] | None = None) -> Any:
     assert CONTRACT is not None
-    prefix = lake.partial_prefix("transactions", DAY)
-    late = trusted_file(tmp_path / "b", [("2", "B", "50", "2024-01-15", "Sales")])
-    # Given a day with one file, and another execution's file landing right after our read
-    store = RacingStore({2: (prefix + "b.parquet", late)})
-    store.objects[("trusted", prefix + "a.parquet")] = trusted_file(
-        tmp_path / "a", [("1", "A", "100", "2024-01-15", "Sales")]
+    waits = sleeps if sleeps is not None else []
+    return pipeline._keep_summary(
+        store,  # type: ignore[arg-type]
+        SETTINGS,
+        CONTRACT,
+        "transactions",
+        DAY,
+        source,
+        sleep=waits.append,
     )
-    key = lake.delivery_key("transactions", "DAILY_SUMMARY", DAY, None)
-    # When the summary is written
-    pipeline._write_summary(store, SETTINGS, CONTRACT, "transactions", DAY, key)  # type: ignore[arg-type]
-    # Then it was recomputed and covers both files
-    assert summary_of(store, key) == [{"category": "Sales", "record_count": 2, "amount_sum": 150.0}]
-    assert store.lists == 4  # read, check (changed), read again, check (same)
+
+
+def summary(store: CountingStore) -> list[tuple[Any, ...]]:
+    found = store.objects.get(("delivery", SUMMARY))
+    if found is None:
+        return []
+    table = pq.read_table(io.BytesIO(found[0]))
+    columns = ["category", "record_count", "amount_sum", "amount_min", "amount_max"]
+    return [tuple(r.values()) for r in table.select(columns).to_pylist()]
+
+
+def recomputed(store: CountingStore) -> list[tuple[Any, ...]]:
+    """The summary the old way: every partial of the day combined at once."""
+    assert CONTRACT is not None
+    partials = [
+        pq.read_table(io.BytesIO(body))
+        for (bucket, key), (body, _) in sorted(store.objects.items())
+        if bucket == "trusted"
+    ]
+    table = delivery.daily_summary(pa.concat_tables(partials), CONTRACT, DAY)
+    columns = ["category", "record_count", "amount_sum", "amount_min", "amount_max"]
+    return [tuple(r.values()) for r in table.select(columns).to_pylist()]
+
+
+def test_a_files_requests_do_not_depend_on_how_many_files_the_day_has(tmp_path: Path) -> None:
+    # Given 50 files of one day, delivered one after another
+    store = CountingStore()
+    counts = {}
+    for n in range(1, 51):
+        source = store.put_partial(f"f{n}", partial(tmp_path, [(n, f"{n}.5", "Sales")]))
+        store.requests.clear()
+        # When the n-th file's share is merged into the day's summary
+        kept = deliver(store, source)
+        counts[n] = dict(store.requests)
+        assert kept.rows == 1
+    # Then the 1st builds the day's state from its partials (one listing: itself) and every
+    # later file costs the same five requests: its partial, the state read and put back, the
+    # summary's generation looked at and the summary put
+    assert counts[1] == {"get": 3, "list": 1, "put": 2, "head": 1}
+    assert counts[10] == {"get": 2, "put": 2, "head": 1}
+    assert counts[50] == counts[10]
+    # And the summary is exact
+    assert summary(store) == [("Sales", 50, sum(n + 0.5 for n in range(1, 51)), 1.5, 50.5)]
+
+
+def test_a_rerun_changes_nothing_and_a_new_version_replaces_its_share(tmp_path: Path) -> None:
+    store = CountingStore()
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales"), (2, "30", "Travel")]))
+    b = store.put_partial("b", partial(tmp_path, [(3, "50", "Sales")]))
+    deliver(store, a)
+    deliver(store, b)
+    before = summary(store)
+    # When a's delivery runs again with the same partial
+    store.requests.clear()
+    deliver(store, a)
+    # Then the summary is the same, and nothing of the day was re-read
+    assert (
+        summary(store)
+        == before
+        == [("Sales", 2, 150.0, 50.0, 100.0), ("Travel", 1, 30.0, 30.0, 30.0)]
+    )
+    assert store.requests["list"] == 0
+    # When a new version of a lowers Sales' maximum (which cannot be subtracted)
+    store.put_partial("a", partial(tmp_path, [(1, "10", "Sales")]))
+    store.requests.clear()
+    deliver(store, a)
+    # Then the day is recomputed from its two partials, and Travel is gone
+    assert summary(store) == [("Sales", 2, 60.0, 10.0, 50.0)]
+    assert (store.requests["list"], store.requests["get"]) == (1, 1 + 1 + 2)
+
+
+def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: Path) -> None:
+    assert CONTRACT is not None
+    # Given amounts whose float sum depends on the order it is taken in
+    amounts = ["0.1", "0.2", "0.3"]
+    assert (0.1 + 0.2) + 0.3 != (0.3 + 0.2) + 0.1
+    bodies = [partial(tmp_path, [(i + 1, a, "Sales")]) for i, a in enumerate(amounts)]
+    results = []
+    for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
+        store = CountingStore()
+        sources = [store.put_partial(f"f{i}", bodies[i]) for i in range(3)]
+        # When the files are delivered in this order
+        for i in order:
+            deliver(store, sources[i])
+        results.append(store.objects[("delivery", SUMMARY)][0])
+    # And the day is recomputed from all its partials at once
+    partials = pipeline._day_partials(store, SETTINGS, "transactions", DAY)  # type: ignore[arg-type]
+    state = delivery.DayState.empty().recomputed(partials, CONTRACT)
+    results.append(pipeline._write_parquet(state.summary(CONTRACT, DAY)))
+    # Then every way gives the same bytes: the exact sum of the amounts, rounded once
+    assert results[0] == results[1] == results[2] == results[3]
+    exact = sum(Fraction(float(a)) for a in amounts)
+    assert pq.read_table(io.BytesIO(results[0]))["amount_sum"].to_pylist() == [float(exact)]
+
+
+def test_a_delivery_that_lost_the_race_retries_and_both_files_count(tmp_path: Path) -> None:
+    # Given a day with one file, and another execution's delivery committing right between
+    # our read of the day's state and our put
+    store = CountingStore()
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    deliver(store, a)
+    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
+    c = store.put_partial("c", partial(tmp_path, [(3, "7", "Travel")]))
+    raced: list[str] = []
+
+    def the_other_delivery(key: str) -> None:
+        if key == STATE and not raced:
+            raced.append(key)
+            deliver(store, c)
+
+    store.before_put = the_other_delivery
+    sleeps: list[float] = []
+    # When b's share is merged
+    deliver(store, b, sleeps)
+    # Then b's first put was refused, it read again and merged over c's: all three count
+    assert summary(store) == [("Sales", 2, 150.0, 50.0, 100.0), ("Travel", 1, 7.0, 7.0, 7.0)]
+    assert summary(store) == recomputed(store)
+    assert len(sleeps) == 1
 
 
 def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
-    assert CONTRACT is not None
-    prefix = lake.partial_prefix("transactions", DAY)
-    body = trusted_file(tmp_path, [("1", "A", "100", "2024-01-15", "Sales")])
-    store = RacingStore({n: (f"{prefix}{n}.parquet", body) for n in range(2, 20, 2)})
-    store.objects[("trusted", prefix + "a.parquet")] = body
-    key = lake.delivery_key("transactions", "DAILY_SUMMARY", DAY, None)
+    store = CountingStore()
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    deliver(store, a)
+
+    # Given a day whose state someone else changes before every put of ours
+    def someone_else_commits(key: str) -> None:
+        assert CONTRACT is not None
+        if key == STATE:
+            current = delivery.DayState.decode(store.objects[("delivery", STATE)][0], CONTRACT)
+            store.objects[("delivery", STATE)] = (current.unchanged().encode(CONTRACT), {})
+
+    store.before_put = someone_else_commits
+    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
+    sleeps: list[float] = []
     with pytest.raises(SluiceTransientError, match="kept changing"):
-        pipeline._write_summary(store, SETTINGS, CONTRACT, "transactions", DAY, key)  # type: ignore[arg-type]
+        deliver(store, b, sleeps)
+    # Then it gave up after its attempts, waiting (with jitter) between them only
+    assert len(sleeps) == pipeline.SUMMARY_ATTEMPTS - 1
+    assert all(0 <= s <= 2.0 for s in sleeps)
+
+
+def test_a_file_that_leaves_the_day_takes_its_rows_and_a_late_stale_merge_cannot_bring_them_back(
+    tmp_path: Path,
+) -> None:
+    store = CountingStore()
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Travel")]))
+    deliver(store, b)
+    raced: list[str] = []
+
+    def a_new_version_without_the_day(key: str) -> None:
+        if key == STATE and not raced:
+            raced.append(key)
+            store.put_partial("a", None)  # Trusted of a's new version drops a's day
+            deliver(store, a)  # and its delivery takes a's share out first
+
+    # Given a delivery of a's old version that read a's partial, and a's new version (which
+    # has no rows of the day) delivered before it commits
+    store.before_put = a_new_version_without_the_day
+    # When the old version's delivery commits
+    deliver(store, a)
+    # Then the rows it had read stay out: the day is what TRUSTED holds
+    assert summary(store) == [("Travel", 1, 50.0, 50.0, 50.0)] == recomputed(store)
+    # When the last file leaves the day too, its summary goes
+    store.put_partial("b", None)
+    deliver(store, b)
+    assert summary(store) == []
+    assert ("delivery", SUMMARY) not in store.objects
+
+
+def test_an_older_state_never_replaces_a_newer_summary(tmp_path: Path) -> None:
+    assert CONTRACT is not None
+    store = CountingStore()
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    deliver(store, a)
+    body, metadata = store.objects[("delivery", SUMMARY)]
+    # Given a summary already showing a later generation than the state about to be published
+    store.objects[("delivery", SUMMARY)] = (body, {pipeline.SUMMARY_GENERATION: "99"})
+    state = delivery.DayState.decode(store.objects[("delivery", STATE)][0], CONTRACT)
+    # When the older state is published
+    rows, written = pipeline._publish(
+        store,  # type: ignore[arg-type]
+        SETTINGS,
+        CONTRACT,
+        "transactions",
+        DAY,
+        state,
+        lambda s: None,
+    )
+    # Then nothing is put
+    assert (rows, written) == (1, 0)
+    assert store.objects[("delivery", SUMMARY)] == (body, {pipeline.SUMMARY_GENERATION: "99"})
+    assert metadata == {pipeline.SUMMARY_GENERATION: str(state.generation)}
+
+
+ORDERS = load_contract_text(
+    "dataset: orders\ncolumns:\n  id: {type: int, required: true}\n  region: string\n"
+    "  qty: int\n  price: decimal\n  booked: {type: date, required: true}\n"
+    "event_date: booked\nsummary: {measures: [qty, price], group_by: [region]}\n",
+    "orders.yaml",
+)
+
+
+def orders_partial(rows: list[tuple[str | None, int, int | None, str | None, float]]) -> pa.Table:
+    """A partial summary of the orders contract: (region, records, qty, price, score sum)."""
+    schema = pa.schema(
+        [
+            ("region", pa.string()),
+            ("record_count", pa.int64()),
+            ("score_sum", pa.float64()),
+            ("qty_count", pa.int64()),
+            ("qty_sum", pa.int64()),
+            ("qty_min", pa.int64()),
+            ("qty_max", pa.int64()),
+            ("price_count", pa.int64()),
+            ("price_sum", pa.decimal128(38, 2)),
+            ("price_min", pa.decimal128(38, 2)),
+            ("price_max", pa.decimal128(38, 2)),
+        ]
+    )
+    return pa.Table.from_pylist(
+        [
+            {
+                "region": region,
+                "record_count": records,
+                "score_sum": score,
+                "qty_count": 0 if qty is None else records,
+                "qty_sum": qty,
+                "qty_min": qty,
+                "qty_max": qty,
+                "price_count": 0 if price is None else records,
+                "price_sum": None if price is None else Decimal(price),
+                "price_min": None if price is None else Decimal(price),
+                "price_max": None if price is None else Decimal(price),
+            }
+            for region, records, qty, price, score in rows
+        ],
+        schema=schema,
+    )
+
+
+def test_int_and_decimal_measures_and_a_null_group_merge_exactly_and_survive_the_state() -> None:
+    # Given partials with a null region, a group whose price is all null, and decimals
+    a = orders_partial([(None, 2, 5, "10.10", 2.0), ("EU", 1, 1, None, 0.5)])
+    b = orders_partial([("EU", 3, 7, "0.20", 3.0), (None, 1, None, "0.01", 1.0)])
+    # When they are merged one by one in either order, and the state read back from its bytes
+    ab = delivery.DayState.empty().merged("a", "da", a, ORDERS).merged("b", "db", b, ORDERS)
+    ba = delivery.DayState.empty().merged("b", "db", b, ORDERS).merged("a", "da", a, ORDERS)
+    again = delivery.DayState.decode(ab.encode(ORDERS), ORDERS)
+    # Then each gives what combining all the partials at once gives
+    at_once = delivery.daily_summary(pa.concat_tables([a, b]), ORDERS, DAY)
+    for state in (ab, ba, again):
+        assert state.summary(ORDERS, DAY).equals(at_once)
+    assert again.contributions == {"a": "da", "b": "db"}
+    assert again.generation == ab.generation == 2
+    rows = at_once.select(["region", "record_count", "qty_sum", "price_sum", "price_min"])
+    assert rows.to_pylist() == [
+        {
+            "region": "EU",
+            "record_count": 4,
+            "qty_sum": 8,
+            "price_sum": Decimal("0.20"),
+            "price_min": Decimal("0.20"),
+        },
+        {
+            "region": None,
+            "record_count": 3,
+            "qty_sum": 5,
+            "price_sum": Decimal("10.11"),
+            "price_min": Decimal("0.01"),
+        },
+    ]
