@@ -8,6 +8,7 @@ if a moto upgrade moves any of this.
 
 from __future__ import annotations
 
+import threading
 import urllib.request
 from collections.abc import Callable
 from types import ModuleType
@@ -28,6 +29,7 @@ def enable_execution() -> None:
     """Make moto run state machines and use its Docker-less Lambda backend."""
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
+    make_conditional_writes_atomic()
 
 
 def reset_state(endpoint_url: str) -> None:
@@ -184,3 +186,27 @@ def relax_iam() -> None:
     for module in _interpreter_modules():
         setattr(module, "boto_client_for", boto_client.boto_client_for)  # noqa: B010
     setattr(IAMRequestBase, "__init__", _original_iam_init)  # noqa: B010
+
+
+# -- atomic conditional writes ----------------------------------------------------------------
+# moto checks PutObject's If-Match / If-None-Match and then stores the object without a lock, so
+# two compare-and-swaps of one key at once can both succeed; S3 answers the second with 412.
+# Daily summaries are kept by compare-and-swap, so the local cloud makes conditional puts
+# atomic with one another (unconditional puts are not serialized: nothing mixes the two on one
+# key).
+
+from moto.s3.responses import S3Response  # noqa: E402
+
+_original_put_object = S3Response.put_object
+_conditional_puts = threading.Lock()
+
+
+def _put_object(self: Any) -> Any:
+    if self.headers.get("If-Match") or self.headers.get("If-None-Match"):
+        with _conditional_puts:
+            return _original_put_object(self)
+    return _original_put_object(self)
+
+
+def make_conditional_writes_atomic() -> None:
+    setattr(S3Response, "put_object", _put_object)  # noqa: B010

@@ -96,3 +96,49 @@ def test_enforcement_switches_on_and_off() -> None:
     finally:
         _moto.relax_iam()
     assert float("inf") == settings.INITIAL_NO_AUTH_ACTION_COUNT
+
+
+def test_conditional_puts_are_atomic_with_one_another() -> None:
+    import threading
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    # Given the local cloud's moto, and 12 writers each doing 25 compare-and-swap increments
+    _moto.enable_execution()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+        )
+        s3.create_bucket(Bucket="cas")
+        s3.put_object(Bucket="cas", Key="n", Body=b"0")
+
+        def writer() -> None:
+            for _ in range(25):
+                while True:
+                    got = s3.get_object(Bucket="cas", Key="n")
+                    value = int(got["Body"].read()) + 1
+                    try:
+                        s3.put_object(
+                            Bucket="cas", Key="n", Body=str(value).encode(), IfMatch=got["ETag"]
+                        )
+                        break
+                    except s3.exceptions.ClientError:
+                        continue
+
+        threads = [threading.Thread(target=writer) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then no increment was lost
+        assert s3.get_object(Bucket="cas", Key="n")["Body"].read() == b"300"
+    finally:
+        server.stop()
