@@ -123,7 +123,8 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         _logs("delivery"),
         Grant(("s3:GetObject",), (Objects("trusted"),)),
         Grant(("s3:ListBucket",), (Bucket("trusted"),)),
-        Grant(_WRITE, (Objects("delivery"),)),
+        # DETAIL files are uploaded in parts as they are written; a failed one aborts its parts.
+        Grant((*_WRITE, "s3:AbortMultipartUpload"), (Objects("delivery"),)),
         _data_key(),
     ),
 }

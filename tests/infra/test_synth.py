@@ -622,7 +622,10 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
             *_common(dev, "delivery"),
             (["s3:GetObject"], _objects(dev, "trusted")),
             (["s3:ListBucket"], _bucket(dev, "trusted")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(dev, "delivery")),
+            (
+                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                _objects(dev, "delivery"),
+            ),
         ]
     )
 

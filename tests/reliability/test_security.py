@@ -84,7 +84,10 @@ def test_roles_are_exact(template: Synth) -> None:
             *_common(t, "delivery"),
             (["s3:GetObject"], _objects(t, "trusted")),
             (["s3:ListBucket"], _bucket(t, "trusted")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(t, "delivery")),
+            (
+                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                _objects(t, "delivery"),
+            ),
         ]
     )
     # no statement anywhere allows every resource except the documented X-Ray / log delivery
