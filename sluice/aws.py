@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -280,4 +281,7 @@ class StreamingUpload(io.RawIOBase):
         self._buffer = bytearray()
         super().close()
         if upload_id is not None:
-            self.store.abort_upload(self.bucket, self.key, upload_id)
+            # A refused or failed abort must not hide the error that stopped the upload; the
+            # buckets' lifecycle rule removes parts an upload left after 7 days.
+            with suppress(ClientError, BotoCoreError):
+                self.store.abort_upload(self.bucket, self.key, upload_id)

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from sluice import pipeline
@@ -225,6 +226,24 @@ def test_a_streaming_upload_that_fails_leaves_no_object_and_aborts_its_parts() -
     assert store.aborted == ["u1"]
     assert store.objects == {}
     assert store.puts == []
+
+
+def test_an_abort_that_fails_does_not_hide_the_error_that_stopped_the_upload() -> None:
+    # Given an upload that has sent a part, to a store that refuses the abort
+    class RefusingAbort(CountingStore):
+        def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+            error = {"Error": {"Code": "AccessDenied", "Message": "no"}}
+            raise ClientError(error, "AbortMultipartUpload")  # type: ignore[arg-type]
+
+    store = RefusingAbort()
+    upload = StreamingUpload(store, "delivery", "k", "x", part_bytes=10)
+
+    # When the writing fails before it completes
+    # Then the writing's own error is the one raised, and no object exists
+    with pytest.raises(RuntimeError, match="boom"), upload:
+        upload.write(b"0123456789abc")
+        raise RuntimeError("boom")
+    assert (store.objects, upload.closed) == ({}, True)
 
 
 @pytest.fixture
