@@ -157,7 +157,9 @@ class TmpSampler:
     """The largest /tmp use of each stage's worker processes since the last `reset`, and the
     CPU seconds they used since then (what Lambda's CPU share bounds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tmp_mb: dict[str, int] | None = None) -> None:
+        # Each stage's tmpfs size: a worker whose /tmp is not yet its own shows the host's.
+        self.tmp_mb = tmp_mb or {}
         self.peak: dict[str, int] = {}
         self._cpu_at_reset: dict[int, float] = {}
         self._cpu: dict[int, tuple[str, float]] = {}
@@ -224,7 +226,8 @@ class TmpSampler:
                     self._cpu[pid] = (stage, cpu)
                     self._cpu_at_reset.setdefault(pid, cpu)
                 # Only the worker's own tmpfs counts (a worker not yet mounted shows the host's).
-                if stat.f_blocks * stat.f_frsize != UNLIMITED.ephemeral_storage_mb * 2**20:
+                expected = self.tmp_mb.get(stage, UNLIMITED.ephemeral_storage_mb)
+                if stat.f_blocks * stat.f_frsize != expected * 2**20:
                     continue
                 used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize
                 with self._lock:

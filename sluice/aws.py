@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -22,6 +24,7 @@ from sluice.errors import SluiceTransientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -156,6 +159,38 @@ class ObjectStore:
     def put_file(self, bucket: str, key: str, path: Path) -> None:
         self.s3.upload_file(str(path), bucket, key)
 
+    def size(self, bucket: str, key: str) -> int:
+        return int(self.head(bucket, key)["ContentLength"])
+
+    def get_range(self, bucket: str, key: str, start: int, length: int) -> bytes:
+        """`length` bytes of the object from `start` (one ranged GET)."""
+        end = start + length - 1
+        response = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")
+        return response["Body"].read()
+
+    def start_upload(self, bucket: str, key: str, content_type: str) -> str:
+        """A multipart upload's id: its parts become one object when it is completed."""
+        upload = self.s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
+        return upload["UploadId"]
+
+    def upload_part(self, bucket: str, key: str, upload_id: str, number: int, body: bytes) -> str:
+        """Part `number` (from 1) of the upload; its ETag."""
+        part = self.s3.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
+        )
+        return part["ETag"]
+
+    def complete_upload(self, bucket: str, key: str, upload_id: str, etags: list[str]) -> None:
+        parts: list[CompletedPartTypeDef] = [
+            {"PartNumber": n, "ETag": etag} for n, etag in enumerate(etags, start=1)
+        ]
+        self.s3.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self.s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+
     def copy(
         self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str, version_id: str = ""
     ) -> None:
@@ -176,3 +211,130 @@ class ObjectStore:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             found.extend((obj["Key"], obj.get("ETag", "")) for obj in page.get("Contents", []))
         return found
+
+
+class RangedReader(io.RawIOBase):
+    """An S3 object as a seekable, read-only file: each `read` is one ranged GET.
+
+    A Parquet reader over it fetches the footer and then only the row groups it reads, so a
+    stage holds one row group of a large object at a time, never the whole object, and needs
+    no `/tmp` for it.
+    """
+
+    def __init__(self, store: ObjectStore, bucket: str, key: str, size: int | None = None) -> None:
+        super().__init__()
+        self.store, self.bucket, self.key = store, bucket, key
+        self.length = store.size(bucket, key) if size is None else size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.length}[whence]
+        if base + offset < 0:
+            raise ValueError(f"negative seek position {base + offset}")
+        self.position = base + offset
+        return self.position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.length if size is None or size < 0 else min(self.length, self.position + size)
+        if end <= self.position:
+            return b""
+        data = self.store.get_range(self.bucket, self.key, self.position, end - self.position)
+        self.position += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+# S3's smallest part is 5 MiB (but the last); parts of 8 MiB, as boto3's transfers use.
+PART_BYTES = 8 * 1024 * 1024
+
+
+class StreamingUpload(io.RawIOBase):
+    """A write-only file that becomes one S3 object on `complete`, held a part at a time.
+
+    Bytes are uploaded as multipart parts as soon as a part's worth is written, so a stage
+    writing a large object holds at most one part of it and needs no `/tmp` for it. An object
+    smaller than a part is one PutObject. The object appears whole when `complete` returns, or
+    not at all: closing it uncompleted (an exception in a `with` block) aborts the upload.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        bucket: str,
+        key: str,
+        content_type: str,
+        part_bytes: int = PART_BYTES,
+    ) -> None:
+        super().__init__()
+        self.store, self.bucket, self.key = store, bucket, key
+        self.content_type = content_type
+        self.part_bytes = part_bytes
+        self.byte_count = 0
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._etags: list[str] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.byte_count
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._buffer += view
+        self.byte_count += len(view)
+        while len(self._buffer) >= self.part_bytes:
+            self._send(bytes(self._buffer[: self.part_bytes]))
+            del self._buffer[: self.part_bytes]
+        return len(view)
+
+    def _send(self, part: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = self.store.start_upload(self.bucket, self.key, self.content_type)
+        number = len(self._etags) + 1
+        self._etags.append(
+            self.store.upload_part(self.bucket, self.key, self._upload_id, number, part)
+        )
+
+    def complete(self) -> None:
+        """Put what was written as the object."""
+        if self._upload_id is None:
+            self.store.put_bytes(self.bucket, self.key, bytes(self._buffer), self.content_type)
+        else:
+            if self._buffer:
+                self._send(bytes(self._buffer))
+            self.store.complete_upload(self.bucket, self.key, self._upload_id, self._etags)
+            self._upload_id = None
+        self._buffer = bytearray()
+        super().close()
+
+    def close(self) -> None:
+        """Without `complete`: leave no object and no parts behind."""
+        if self.closed:
+            return
+        upload_id, self._upload_id = self._upload_id, None
+        self._buffer = bytearray()
+        super().close()
+        if upload_id is not None:
+            # A refused or failed abort must not hide the error that stopped the upload; the
+            # buckets' lifecycle rule removes parts an upload left after 7 days.
+            with suppress(ClientError, BotoCoreError):
+                self.store.abort_upload(self.bucket, self.key, upload_id)

@@ -123,7 +123,8 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         _logs("delivery"),
         Grant(("s3:GetObject",), (Objects("trusted"),)),
         Grant(("s3:ListBucket",), (Bucket("trusted"), Bucket("delivery"))),
-        Grant(_WRITE, (Objects("delivery"),)),
+        # DETAIL files are uploaded in parts as they are written; a failed one aborts its parts.
+        Grant((*_WRITE, "s3:AbortMultipartUpload"), (Objects("delivery"),)),
         # A day's summary is kept by compare-and-swap: Delivery reads the day's state and looks
         # at the published summary's generation before putting either back.
         Grant(

@@ -75,9 +75,17 @@ class StageCost:
     tmp_mb: Line
     cpu_seconds: Line
     wall_seconds: Line
+    # Memory when every row falls on one day (a daily extract): a stage that works a day at a
+    # time has other lines for such a file than for rows spread over many days; it needs the
+    # larger of the two.
+    one_day_memory_mb: Line | None = None
+
+    def memory_at(self, mb: float) -> float:
+        one_day = 0.0 if self.one_day_memory_mb is None else self.one_day_memory_mb.at(mb)
+        return max(self.memory_mb.at(mb), one_day)
 
     def memory_needed(self, mb: float) -> float:
-        return MEMORY_MARGIN * self.memory_mb.at(mb)
+        return MEMORY_MARGIN * self.memory_at(mb)
 
     def tmp_needed(self, mb: float) -> float:
         return TMP_MARGIN * self.tmp_mb.at(mb)
@@ -90,8 +98,10 @@ class StageCost:
     def largest(self, size: StageSettings) -> float:
         """The most MB this stage serves with `size`."""
         vcpus = size.memory_mb / MB_PER_VCPU
+        one_day = self.one_day_memory_mb or self.memory_mb
         return min(
             self.memory_mb.largest(size.memory_mb / MEMORY_MARGIN),
+            one_day.largest(size.memory_mb / MEMORY_MARGIN),
             self.tmp_mb.largest(size.ephemeral_storage_mb / TMP_MARGIN),
             self.wall_seconds.largest(size.timeout_seconds / TIME_MARGIN),
             self.cpu_seconds.largest(size.timeout_seconds * vcpus / TIME_MARGIN),
@@ -108,6 +118,12 @@ def _line(base: float, per_mb: float) -> Line:
 # 2.8 MB (100k rows) of xlsx, whose lines are extrapolated the furthest. Validate's lines are per
 # format; Trusted's and Delivery's are one fit over the staged Parquet's MB (the same whatever
 # the format), scaled by each format's staged MB per input MB. gzip CSV's /tmp is plain CSV's.
+# Delivery's `one_day_memory_mb`: fitted on 2026-12-03 to bench/oneday-2026-12-03.json (`python -m
+# bench.oneday --fit`: CSVs of 1M, 3M and 5M rows all on one day, through the local cloud with
+# cdk.json's dev sizes), over the staged MB as 389.511 + 0.39713 × MB and scaled per format
+# as the lines fitted over 90 days (0.73707 of each format's slope). Delivery holds about one
+# DETAIL row group of the day (512k rows) whatever the day file's size: the base is that row
+# group's working set, which a day of fewer rows does not reach.
 COSTS: dict[str, dict[str, StageCost]] = {
     "csv": {
         "validate": StageCost(
@@ -127,6 +143,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.01351),
             wall_seconds=_line(24.69, 0.02225),
+            one_day_memory_mb=_line(389.511, 0.1492),
         ),
     },
     "csv.gz": {
@@ -147,6 +164,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.01351),
             wall_seconds=_line(24.69, 0.02225),
+            one_day_memory_mb=_line(389.511, 0.1492),
         ),
     },
     "jsonl": {
@@ -167,6 +185,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.0062),
             wall_seconds=_line(24.69, 0.0102),
+            one_day_memory_mb=_line(389.511, 0.06843),
         ),
     },
     "json": {
@@ -187,6 +206,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.00614),
             wall_seconds=_line(24.69, 0.0101),
+            one_day_memory_mb=_line(389.511, 0.06777),
         ),
     },
     "xlsx": {
@@ -207,6 +227,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.02149),
             wall_seconds=_line(24.69, 0.03538),
+            one_day_memory_mb=_line(389.511, 0.23731),
         ),
     },
     "parquet": {
@@ -227,6 +248,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             tmp_mb=_line(0.0, 0.0),
             cpu_seconds=_line(7.934, 0.06494),
             wall_seconds=_line(24.69, 0.10692),
+            one_day_memory_mb=_line(389.511, 0.71713),
         ),
     },
 }

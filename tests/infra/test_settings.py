@@ -143,7 +143,7 @@ def test_an_omitted_stage_takes_the_default_size() -> None:
             "sluice:environments.dev.max_file_bytes: the stages serve no csv file; raise "
             "stages.validate.memory_mb to 832, stages.validate.ephemeral_storage_mb to 3520, "
             "stages.trusted.memory_mb to 3328, stages.trusted.ephemeral_storage_mb to 5056, "
-            "stages.delivery.memory_mb to 832",
+            "stages.delivery.memory_mb to 896",
         ),
         (
             {"max_file_bytes_by_format": {**SIZED_LIMITS, "jsonl": 200 * 1024**2}},

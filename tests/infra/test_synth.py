@@ -623,7 +623,10 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
             (["s3:GetObject"], _objects(dev, "trusted")),
             (["s3:ListBucket"], _bucket(dev, "trusted")),
             (["s3:ListBucket"], _bucket(dev, "delivery")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(dev, "delivery")),
+            (
+                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                _objects(dev, "delivery"),
+            ),
             # the day's summary state, and the published summary's generation
             (["s3:GetObject"], _objects(dev, "delivery", "_state/*")),
             (["s3:GetObject"], _objects(dev, "delivery", "*/record_type=DAILY_SUMMARY/*")),

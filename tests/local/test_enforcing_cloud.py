@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from sluice.aws import ObjectStore, RangedReader, StreamingUpload
 from sluice.environments import StageSettings
 from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
@@ -199,6 +200,50 @@ def test_each_function_may_do_only_what_its_role_grants(cloud: LocalCloud) -> No
     assert invoke.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert "<Code>AccessDenied</Code>" in str(invoke.value)
     assert "not authorized to perform: lambda:InvokeFunction" in str(invoke.value)
+
+
+def _role_s3(cloud: LocalCloud, stage: str) -> Any:
+    keys = cloud._role_credentials[stage]
+    session = boto3.Session(
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+        region_name="us-east-1",
+    )
+    return session.client("s3", endpoint_url=cloud.endpoint_url)
+
+
+def test_delivery_may_stream_detail_files_in_parts_and_abort_them(cloud: LocalCloud) -> None:
+    # Given the delivery function's own credentials, and a TRUSTED object
+    cloud.client("s3").put_object(Bucket="trusted", Key="probe/day.parquet", Body=b"0123456789")
+    store = ObjectStore(_role_s3(cloud, "delivery"))
+    body = bytes(range(256)) * (11 * 2**12)  # 11 MiB
+
+    # When it reads a range, streams a DELIVERY object in 5 MiB parts and aborts another
+    span = RangedReader(store, "trusted", "probe/day.parquet")
+    span.seek(3)
+    with StreamingUpload(store, "delivery", "probe/big", "x", part_bytes=5 * 2**20) as upload:
+        upload.write(body)
+        upload.complete()
+    with (
+        pytest.raises(RuntimeError),
+        StreamingUpload(store, "delivery", "probe/aborted", "x", part_bytes=5 * 2**20) as failed,
+    ):
+        failed.write(body[: 6 * 2**20])
+        raise RuntimeError("the DETAIL file could not be written")
+
+    # Then the range and the object are there, and the aborted upload left nothing
+    admin = cloud.client("s3")
+    assert span.read(4) == b"3456"
+    assert admin.get_object(Bucket="delivery", Key="probe/big")["Body"].read() == body
+    assert admin.list_multipart_uploads(Bucket="delivery").get("Uploads", []) == []
+    assert "probe/aborted" not in [
+        o["Key"] for o in admin.list_objects_v2(Bucket="delivery").get("Contents", [])
+    ]
+    # and Trusted, which never writes DELIVERY, may not even start an upload there
+    with pytest.raises(ClientError) as refused:
+        ObjectStore(_role_s3(cloud, "trusted")).start_upload("delivery", "probe/x", "x")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
 def test_each_local_role_holds_exactly_the_grant_definition(cloud: LocalCloud) -> None:

@@ -85,7 +85,10 @@ def test_roles_are_exact(template: Synth) -> None:
             (["s3:GetObject"], _objects(t, "trusted")),
             (["s3:ListBucket"], _bucket(t, "trusted")),
             (["s3:ListBucket"], _bucket(t, "delivery")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(t, "delivery")),
+            (
+                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+                _objects(t, "delivery"),
+            ),
             # the day's summary state, and the published summary's generation
             (["s3:GetObject"], _objects(t, "delivery", "_state/*")),
             (["s3:GetObject"], _objects(t, "delivery", "*/record_type=DAILY_SUMMARY/*")),

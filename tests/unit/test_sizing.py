@@ -66,6 +66,50 @@ def test_the_tightest_setting_bounds_the_largest_file(simple_costs: None) -> Non
     assert largest == int((1769 / 1.25 - 100) * 2**20)
 
 
+def test_a_one_day_memory_line_counts_where_it_is_the_larger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a stage whose memory is 100 + 1/MB over many days but 300 + 0.5/MB on one day
+    one_day = StageCost(
+        memory_mb=Line(100, 1.0),
+        tmp_mb=Line(0, 2.0),
+        cpu_seconds=Line(0, 0.1),
+        wall_seconds=Line(10, 0.01),
+        one_day_memory_mb=Line(300, 0.5),
+    )
+    monkeypatch.setitem(sizing.COSTS, "csv", dict.fromkeys(WORKFLOW_STAGES, one_day))
+
+    # When the memory a file needs and the largest file are computed
+    # Then the one-day line binds below 400 MB, the other line above it
+    assert (one_day.memory_at(200), one_day.memory_at(400), one_day.memory_at(600)) == (
+        400.0,
+        500.0,
+        700.0,
+    )
+    assert one_day.memory_needed(200) == 500.0
+    # and at 1,769 MB the other line binds (1769 / 1.25 - 100 = 1315.2 MB, one day: 2230.4);
+    # at 512 MB the one-day line does ((512 / 1.25 - 300) / 0.5 = 219.2 MB, other: 309.6)
+    stages = dict.fromkeys(WORKFLOW_STAGES, SIZE)
+    assert one_day.largest(SIZE) == pytest.approx(1769 / 1.25 - 100)
+    small = StageSettings(memory_mb=512, timeout_seconds=900, ephemeral_storage_mb=10_240)
+    assert one_day.largest(small) == pytest.approx((512 / 1.25 - 300) / 0.5)
+    assert sizing.largest_file("csv", stages) == int((1769 / 1.25 - 100) * 2**20)
+
+
+def test_delivery_serves_the_configured_limits_on_one_day() -> None:
+    # Given cdk.json's Delivery (1,024 MB) and a file at its format's limit, all on one day
+    delivery = StageSettings(memory_mb=1024, timeout_seconds=300, ephemeral_storage_mb=512)
+
+    # When the memory its one-day line needs is computed
+    # Then it fits: 2 GiB of CSV and 512 MiB of Parquet (the lines of bench/oneday-2026-12-03)
+    csv = sizing.cost("csv")["delivery"]
+    parquet = sizing.cost("parquet")["delivery"]
+    assert csv.one_day_memory_mb == Line(389.511, 0.1492)
+    assert csv.memory_needed(2048) <= delivery.memory_mb
+    assert parquet.memory_needed(512) <= delivery.memory_mb
+    assert csv.largest(delivery) >= 2048 and parquet.largest(delivery) >= 512
+
+
 def test_what_to_raise_names_each_stage_setting_and_a_round_value(simple_costs: None) -> None:
     # Given small stages
     small = StageSettings(memory_mb=512, timeout_seconds=60, ephemeral_storage_mb=512)
