@@ -64,13 +64,14 @@ def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> N
         counting[0] = False
         per_file[n] = dict(requests)
 
-    # Then Delivery's requests are the same for the 10th and the 50th file: the manifest and
-    # the day file read, DETAIL, QUALITY and lineage put, and for the summary its partial, the
-    # state (read and put back), the summary's generation looked at and the summary put
-    assert per_file[10] == {"GetObject": 4, "PutObject": 6, "HeadObject": 1}
+    # Then Delivery's requests are the same for the 10th and the 50th file: the manifest read,
+    # the day file read by ranges (its size, its footer, its one row group), DETAIL, QUALITY and
+    # lineage put, and for the summary its partial, the state (read and put back), the
+    # summary's generation looked at and the summary put
+    assert per_file[10] == {"GetObject": 5, "PutObject": 6, "HeadObject": 2}
     assert per_file[50] == per_file[10]
     # And the day's first file builds the day's state from its partials: one listing, of itself
-    assert per_file[1] == {"GetObject": 5, "PutObject": 6, "HeadObject": 1, "ListObjectsV2": 1}
+    assert per_file[1] == {"GetObject": 6, "PutObject": 6, "HeadObject": 2, "ListObjectsV2": 1}
     # And the summary counts every file once
     body = store.get_bytes(
         "delivery",
