@@ -5,17 +5,14 @@ same rows as delivering the whole table at once."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from sluice import pipeline
 from sluice.aws import ObjectStore, RangedReader, StreamingUpload
@@ -244,19 +241,6 @@ def test_an_abort_that_fails_does_not_hide_the_error_that_stopped_the_upload() -
         upload.write(b"0123456789abc")
         raise RuntimeError("boom")
     assert (store.objects, upload.closed) == ({}, True)
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket="delivery")
-        yield client
 
 
 def test_on_s3_a_multipart_detail_upload_and_ranged_reads_round_trip(s3: Any) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pyarrow.parquet as pq
-import pytest
-from moto import mock_aws
 
 from sluice import pipeline
 from sluice.aws import ObjectStore
@@ -19,21 +15,6 @@ from sluice.lake import SourceObject
 from tests.emf import SETTINGS
 
 HEADER = "id,name,amount,date,category\n"
-BUCKETS = ("raw", "trusted", "delivery", "quarantine")
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        for bucket in BUCKETS:
-            client.create_bucket(Bucket=bucket)
-        yield client
 
 
 def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> None:

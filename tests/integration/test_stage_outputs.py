@@ -5,16 +5,14 @@ files it wrote. The stages run in turn on in-process moto S3."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pyarrow.parquet as pq
 import pytest
-from moto import mock_aws
 
 from sluice import pipeline
 from sluice.aws import ObjectStore
+from sluice.config import LAYERS
 from sluice.lake import SourceObject
 from tests.emf import RESULTS, SETTINGS
 
@@ -27,29 +25,14 @@ ROWS = (
     "5,A5,-7,2024-01-16,Sales\n"  # negative: quarantined
     "2,A2,50,2024-01-16,Sales\n"  # duplicate
 )
-BUCKETS = ("raw", "trusted", "delivery", "quarantine")
 
 Objects = dict[tuple[str, str], tuple[str, int]]
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        for bucket in BUCKETS:
-            client.create_bucket(Bucket=bucket)
-        yield client
 
 
 def objects(s3: Any) -> Objects:
     """(bucket, key) -> (ETag, size) of every object in the lake's buckets."""
     found: Objects = {}
-    for bucket in BUCKETS:
+    for bucket in LAYERS:
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             found[(bucket, item["Key"])] = (item["ETag"], item["Size"])
     return found

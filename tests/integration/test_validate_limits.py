@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from sluice import pipeline
 from sluice.aws import ObjectStore
@@ -25,20 +22,6 @@ JSONL = b"".join(
     json.dumps({"id": i, "name": "A", "amount": 1.5, "date": "2024-01-15"}).encode() + b"\n"
     for i in range(30)
 )
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3")
-        for bucket in ("raw", "trusted", "delivery", "quarantine"):
-            client.create_bucket(Bucket=bucket)
-        yield client
 
 
 def test_the_file_limits_reach_a_function_through_its_environment() -> None:
