@@ -151,16 +151,9 @@ class LocalCloud:
         )
         self.runtime.prewarm()
         _moto.install_dispatcher(self.runtime.dispatch)
-        starter = self._role_credentials["starter"]
         self._pump = QueuePump(
-            boto3.client(
-                "sqs",
-                endpoint_url=self.endpoint_url,
-                region_name=REGION,
-                aws_access_key_id=starter["AWS_ACCESS_KEY_ID"],
-                aws_secret_access_key=starter["AWS_SECRET_ACCESS_KEY"],
-                aws_session_token=starter["AWS_SESSION_TOKEN"],
-            ),
+            # The event source mapping polls as the starter's role.
+            self.client("sqs", self._role_credentials["starter"]),
             self.queue_urls["ingest"],
             self._queue_arn(self.queue_urls["ingest"]),
             self.names.function("starter"),
@@ -199,18 +192,24 @@ class LocalCloud:
 
     # -- clients and names -------------------------------------------------------------------
 
-    def client(self, service: str) -> Any:
-        """A client signed as the administrator (before enforcement starts: unchecked)."""
-        keys = self.credentials or {
-            "AWS_ACCESS_KEY_ID": "bootstrap",
-            "AWS_SECRET_ACCESS_KEY": "bootstrap",
-        }
+    def client(self, service: str, credentials: Mapping[str, str] | None = None) -> Any:
+        """A client signed as the administrator (before enforcement starts: unchecked), or
+        with `credentials` (a role's session)."""
+        keys = (
+            credentials
+            or self.credentials
+            or {
+                "AWS_ACCESS_KEY_ID": "bootstrap",
+                "AWS_SECRET_ACCESS_KEY": "bootstrap",
+            }
+        )
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys.get("AWS_SESSION_TOKEN"),
         )
 
     @property

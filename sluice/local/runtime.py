@@ -13,6 +13,7 @@ prints is kept per function, like a CloudWatch log group, with Lambda's REPORT l
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -73,12 +74,13 @@ class Invocation:
     cold_start: bool = False
 
 
+@functools.cache
 def tmp_isolation() -> str:
     """How this machine can give each environment a `/tmp` of a fixed size.
 
     `mount`: a tmpfs in a private mount namespace (root); `userns`: the same inside a user
     namespace (an unprivileged user where the kernel allows it); `none`: a plain folder, whose
-    size is not enforced.
+    size is not enforced. Probed once per process: the machine does not change.
     """
     if shutil.which("unshare") is None:
         return "none"
