@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.config import PROJECT_ROOT
+from sluice.local.worker import error_document
 
 log = logging.getLogger(__name__)
 
@@ -341,9 +342,6 @@ class LambdaRuntime:
         except KeyError:
             raise LookupError(f"no local function named {name!r}") from None
 
-    def stage_of(self, function: str) -> str:
-        return self.config_of(function).stage
-
     def _environment_variables(self, config: FunctionConfig) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT")
         return {
@@ -390,8 +388,6 @@ class LambdaRuntime:
             for hook in list(self._faults):
                 hook(config.stage, event)
         except Exception as exc:
-            from sluice.local.worker import error_document
-
             document = error_document(exc, request_id)
             with self._lock:
                 self.logs[config.name].append(
