@@ -87,7 +87,8 @@ class LocalCloud:
         self.state_machine_arn = ""
         # The administrator's keys: what a user's own clients sign with (printed by `up`).
         self.credentials: dict[str, str] = {}
-        self._role_credentials: dict[str, dict[str, str]] = {}
+        # Each role's session (the functions', `pipeline` the state machine's).
+        self.role_credentials: dict[str, dict[str, str]] = {}
         self._server: Any = None
         self._pump: QueuePump | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -143,7 +144,7 @@ class LocalCloud:
         self._provision()
         # From here on moto checks every call against the caller's policies, as IAM does: this
         # process and the user's clients sign as the administrator, each function as its role.
-        _moto.enforce_iam(self._role_credentials["pipeline"])
+        _moto.enforce_iam(self.role_credentials["pipeline"])
         self._set_env(self.credentials)
         reset_runtime()
         self.runtime = LambdaRuntime(
@@ -153,7 +154,7 @@ class LocalCloud:
         _moto.install_dispatcher(self.runtime.dispatch)
         self._pump = QueuePump(
             # The event source mapping polls as the starter's role.
-            self.client("sqs", self._role_credentials["starter"]),
+            self.client("sqs", self.role_credentials["starter"]),
             self.queue_urls["ingest"],
             self._queue_arn(self.queue_urls["ingest"]),
             self.names.function("starter"),
@@ -269,7 +270,7 @@ class LocalCloud:
         return configs
 
     def _credentials_of(self, stage: str) -> dict[str, str]:
-        return self._role_credentials[stage]
+        return self.role_credentials[stage]
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -413,7 +414,7 @@ class LocalCloud:
             session = sts.assume_role(
                 RoleArn=arn, RoleSessionName=f"{who}-local", DurationSeconds=43200
             )["Credentials"]
-            self._role_credentials[who] = {
+            self.role_credentials[who] = {
                 "AWS_ACCESS_KEY_ID": str(session["AccessKeyId"]),
                 "AWS_SECRET_ACCESS_KEY": str(session["SecretAccessKey"]),
                 "AWS_SESSION_TOKEN": str(session["SessionToken"]),

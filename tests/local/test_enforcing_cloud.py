@@ -181,15 +181,9 @@ def test_clients_without_the_administrators_keys_are_refused(cloud: LocalCloud) 
 
 def test_each_function_may_do_only_what_its_role_grants(cloud: LocalCloud) -> None:
     # Given the validate function's own credentials
-    keys = cloud._role_credentials["validate"]
-    session = boto3.Session(
-        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=keys["AWS_SESSION_TOKEN"],
-        region_name="us-east-1",
-    )
-    s3 = session.client("s3", endpoint_url=cloud.endpoint_url)
-    lam = session.client("lambda", endpoint_url=cloud.endpoint_url)
+    keys = cloud.role_credentials["validate"]
+    s3 = cloud.client("s3", keys)
+    lam = cloud.client("lambda", keys)
     # Then it may stage Parquet, but not write DELIVERY nor invoke another function
     s3.put_object(Bucket="trusted", Key="_staging/probe.parquet", Body=b"x")
     with pytest.raises(ClientError) as delivery:
@@ -202,21 +196,10 @@ def test_each_function_may_do_only_what_its_role_grants(cloud: LocalCloud) -> No
     assert "not authorized to perform: lambda:InvokeFunction" in str(invoke.value)
 
 
-def _role_s3(cloud: LocalCloud, stage: str) -> Any:
-    keys = cloud._role_credentials[stage]
-    session = boto3.Session(
-        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=keys["AWS_SESSION_TOKEN"],
-        region_name="us-east-1",
-    )
-    return session.client("s3", endpoint_url=cloud.endpoint_url)
-
-
 def test_delivery_may_stream_detail_files_in_parts_and_abort_them(cloud: LocalCloud) -> None:
     # Given the delivery function's own credentials, and a TRUSTED object
     cloud.client("s3").put_object(Bucket="trusted", Key="probe/day.parquet", Body=b"0123456789")
-    store = ObjectStore(_role_s3(cloud, "delivery"))
+    store = ObjectStore(cloud.client("s3", cloud.role_credentials["delivery"]))
     body = bytes(range(256)) * (11 * 2**12)  # 11 MiB
 
     # When it reads a range, streams a DELIVERY object in 5 MiB parts and aborts another
@@ -242,7 +225,9 @@ def test_delivery_may_stream_detail_files_in_parts_and_abort_them(cloud: LocalCl
     ]
     # and Trusted, which never writes DELIVERY, may not even start an upload there
     with pytest.raises(ClientError) as refused:
-        ObjectStore(_role_s3(cloud, "trusted")).start_upload("delivery", "probe/x", "x")
+        ObjectStore(cloud.client("s3", cloud.role_credentials["trusted"])).start_upload(
+            "delivery", "probe/x", "x"
+        )
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
 
 
