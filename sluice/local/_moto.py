@@ -30,6 +30,7 @@ def enable_execution() -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
     make_conditional_writes_atomic()
+    remember_backends()
 
 
 def reset_state(endpoint_url: str) -> None:
@@ -210,3 +211,24 @@ def _put_object(self: Any) -> Any:
 
 def make_conditional_writes_atomic() -> None:
     setattr(S3Response, "put_object", _put_object)  # noqa: B010
+
+
+# moto's server finds the backend of every request by listing its own package directory and
+# trying every service's URL patterns, under one lock: about 4 ms a request, most of a small
+# S3 request's cost, and serialized across threads. The answer depends on the host alone, so
+# it is remembered per host.
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+_original_backend_for_host = DomainDispatcherApplication.get_backend_for_host
+_backends_by_host: dict[str | None, Any] = {}
+
+
+def _backend_for_host(self: Any, host: str | None) -> Any:
+    if host not in _backends_by_host:
+        _backends_by_host[host] = _original_backend_for_host(self, host)
+    return _backends_by_host[host]
+
+
+def remember_backends() -> None:
+    setattr(DomainDispatcherApplication, "get_backend_for_host", _backend_for_host)  # noqa: B010

@@ -142,3 +142,20 @@ def test_conditional_puts_are_atomic_with_one_another() -> None:
         assert s3.get_object(Bucket="cas", Key="n")["Body"].read() == b"300"
     finally:
         server.stop()
+
+
+def test_the_dispatcher_remembers_each_hosts_backend_and_answers_as_moto_does() -> None:
+    # Given moto's dispatcher, with the backend per host remembered
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    params = list(inspect.signature(_moto._original_backend_for_host).parameters)
+    assert params == ["self", "host"]
+    _moto.remember_backends()
+    app = DomainDispatcherApplication.__new__(DomainDispatcherApplication)
+    app.backend_url_patterns = DomainDispatcherApplication(lambda _: None).backend_url_patterns  # type: ignore[arg-type,return-value]
+    hosts = ["s3.us-east-1.amazonaws.com", "states.us-east-1.amazonaws.com", "moto_api", None]
+    # When each host is looked up twice
+    found = [(app.get_backend_for_host(h), app.get_backend_for_host(h)) for h in hosts]
+    # Then the answers are moto's own, the same both times
+    assert found == [(_moto._original_backend_for_host(app, h),) * 2 for h in hosts]
+    assert [f[0] for f in found] == ["s3", "stepfunctions", "moto_api", None]
