@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -39,7 +41,40 @@ _TRANSIENT_CODES = {
     "500",
 }
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5)
+# Transfers a stage makes at once: one pool per process, shared by every `ObjectStore.each`.
+# (A small S3 request spends its tens of milliseconds waiting; 16 in flight is where the
+# through-S3 floor of docs/performance.md measures its PUTs.)
+TRANSFER_THREADS = 16
+
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    # A connection per transfer thread, and a few for the stage's own calls besides.
+    max_pool_connections=TRANSFER_THREADS + 4,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_in_pool = threading.local()
+
+
+def _transfer_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(TRANSFER_THREADS, thread_name_prefix="sluice-s3")
+        return _pool
+
+
+def _run_in_pool(work: Callable[[T], R], item: T) -> R:
+    _in_pool.active = True
+    try:
+        return work(item)
+    finally:
+        _in_pool.active = False
 
 
 def client(service: str, endpoint_url: str | None = None) -> Any:
@@ -81,6 +116,25 @@ class ObjectStore:
     def __init__(self, s3: S3Client) -> None:
         self.s3 = s3
 
+    def each(self, work: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """`work(item)` for every item, at most `TRANSFER_THREADS` at once; the results in the
+        items' order. The first failure is raised once the work already running has ended
+        (what had not started is not started). Called from inside such work, it runs the items
+        one after another: the pool never waits on itself."""
+        todo = list(items)
+        if len(todo) <= 1 or getattr(_in_pool, "active", False):
+            return [work(item) for item in todo]
+        pool = _transfer_pool()
+        futures: list[Future[R]] = [pool.submit(_run_in_pool, work, item) for item in todo]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f in done and f.exception() is not None]
+        if failed:
+            for future in pending:
+                future.cancel()
+            wait(pending)
+            raise failed[0].exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+
     def head(self, bucket: str, key: str, version_id: str = "") -> dict[str, Any]:
         extra = {"VersionId": version_id} if version_id else {}
         return dict(self.s3.head_object(Bucket=bucket, Key=key, **extra))  # type: ignore[arg-type]
@@ -88,6 +142,17 @@ class ObjectStore:
     def download(self, bucket: str, key: str, path: Path, version_id: str = "") -> None:
         extra = {"VersionId": version_id} if version_id else None
         self.s3.download_file(bucket, key, str(path), ExtraArgs=extra)
+
+    def download_if_exists(self, bucket: str, key: str, path: Path) -> bool:
+        """Download the object to `path`; False (and no file) when there is no such key."""
+        try:
+            self.s3.download_file(bucket, key, str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                path.unlink(missing_ok=True)
+                return False
+            raise
+        return True
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -146,16 +146,13 @@ def trusted_key(dataset: str, day: date, source: SourceObject) -> str:
     return trusted_prefix(dataset, day) + _file_name(source)
 
 
-# Each TRUSTED day file's share of its day's summary, outside the dataset's table location.
+# Each source object's share of its days' summaries (one object, a row group of rows per day),
+# outside the dataset's table location.
 PARTIALS_PREFIX = "_summaries"
 
 
-def partial_prefix(dataset: str, day: date) -> str:
-    return f"{PARTIALS_PREFIX}/{dataset}/{date_partition(day)}/"
-
-
-def partial_key(dataset: str, day: date, source: SourceObject) -> str:
-    return partial_prefix(dataset, day) + _file_name(source)
+def partials_key(dataset: str, source: SourceObject) -> str:
+    return f"{PARTIALS_PREFIX}/{dataset}/{_file_name(source)}"
 
 
 # Each day's summary state in DELIVERY (totals and the contributions they include), outside

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from sluice.contracts import (
     load_contract_text,
     parse_contract,
 )
-from sluice.errors import SluiceDataError, SluiceTransientError
+from sluice.errors import SluiceDataError, SluiceError, SluiceTransientError
 from sluice.formats import ReadLimits, limit_format_of_file, limit_format_of_name, open_file
 from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
@@ -83,18 +84,24 @@ def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
 
 @dataclass
 class _Outputs:
-    """Puts a stage's objects and counts their bytes as written: the stage's `bytes_out`."""
+    """Puts a stage's objects and counts their bytes as written: the stage's `bytes_out`
+    (from any of the transfer pool's threads)."""
 
     store: ObjectStore
     byte_count: int = 0
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def count(self, size: int) -> None:
+        with self._lock:
+            self.byte_count += size
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self.store.put_bytes(bucket, key, body, content_type)
-        self.byte_count += len(body)
+        self.count(len(body))
 
     def put_file(self, bucket: str, key: str, path: Path) -> None:
         self.store.put_file(bucket, key, path)
-        self.byte_count += path.stat().st_size
+        self.count(path.stat().st_size)
 
 
 PARQUET = "application/vnd.apache.parquet"
@@ -161,13 +168,22 @@ def _put_days(
     files: dict[date, trusted_stage.DayFile],
     key_of: Callable[[date], str],
 ) -> list[dict[str, Any]]:
-    """Upload one Parquet object per day; the pointers with their row counts."""
-    written = []
-    for day, item in sorted(files.items()):
-        key = key_of(day)
+    """Upload one Parquet object per day, through the store's transfer pool; the pointers
+    with their row counts and sizes."""
+
+    def put(day: date) -> dict[str, Any]:
+        item, key = files[day], key_of(day)
         out.put_file(bucket, key, item.path)
-        written.append({"bucket": bucket, "key": key, "day": day.isoformat(), "rows": item.rows})
-    return written
+        size = item.path.stat().st_size
+        return {
+            "bucket": bucket,
+            "key": key,
+            "day": day.isoformat(),
+            "rows": item.rows,
+            "bytes": size,
+        }
+
+    return out.store.each(put, sorted(files))
 
 
 def _inferred_before(store: ObjectStore, settings: Settings, dataset: str) -> Contract | None:
@@ -336,6 +352,18 @@ def _previous_outputs(store: ObjectStore, bucket: str, key: str) -> dict[str, An
     return json.loads(previous) if previous else {}
 
 
+def _trusted_section(
+    manifest: dict[str, Any], pointer: dict[str, str], bytes_out: int
+) -> dict[str, Any]:
+    return {
+        "manifest": pointer,
+        **manifest["counts"],
+        "days": len(manifest["trusted"]),
+        "bytes_out": bytes_out,
+        "mean_quality_score": manifest.get("mean_quality_score"),
+    }
+
+
 def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
@@ -347,9 +375,19 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         pipeline_version=settings.pipeline_version,
         processed_at=datetime.now(UTC).replace(microsecond=0),
     )
+    manifest_key = _manifest_key(dataset, source, "trusted")
+    pointer = {"bucket": settings.trusted_bucket, "key": manifest_key}
     with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
         staged_path = Path(tmp) / "staged.parquet"
-        store.download(staged["bucket"], staged["key"], staged_path)
+        if not store.download_if_exists(staged["bucket"], staged["key"], staged_path):
+            # The staged file is removed once its outputs are in: a repeat of a Trusted that
+            # finished (a retried invocation, a redrive) answers with what that run wrote.
+            done = _previous_outputs(store, settings.trusted_bucket, manifest_key)
+            if done.get("source") != source.to_dict():
+                raise SluiceError(
+                    f"the staged file {staged['key']} is not there: run the file from Validate"
+                )
+            return _trusted_section(done, pointer, 0)
         metadata = pq.read_schema(staged_path).metadata or {}
         contract = parse_contract(
             json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}"
@@ -367,26 +405,12 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             result.quarantined,
             lambda day: lake.quarantine_rows_key(dataset, day, source),
         )
-        # Each day file's share of its day's summary, so Delivery reads a few rows per file
-        # instead of every trusted row of the day.
-        partials = []
-        for day, item in sorted(result.trusted.items()):
-            assert item.partial is not None  # every trusted day file carries its share
-            partial = item.partial
-            key = lake.partial_key(dataset, day, source)
-            out.put_bytes(settings.trusted_bucket, key, _write_parquet(partial), PARQUET)
-            partials.append(
-                {
-                    "bucket": settings.trusted_bucket,
-                    "key": key,
-                    "day": day.isoformat(),
-                    "rows": partial.num_rows,
-                }
-            )
+    # The file's share of each of its days' summaries, in one object (a row group per day), so
+    # Delivery reads a few rows per day instead of every trusted row of the day.
+    partials = _put_partials(out, settings.trusted_bucket, dataset, source, result, contract)
 
     # A new version of the object replaces its own rows: drop outputs the last run wrote that
     # this run did not (days that no longer appear in the file).
-    manifest_key = _manifest_key(dataset, source, "trusted")
     previous = _previous_outputs(store, settings.trusted_bucket, manifest_key)
     written = {o["key"] for o in outputs + quarantined + partials}
     stale = [
@@ -396,8 +420,7 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         + previous.get("partials", [])
         if o["key"] not in written
     ]
-    for item in stale:
-        store.delete(item["bucket"], item["key"])
+    store.each(lambda item: store.delete(item["bucket"], item["key"]), stale)
     manifest: dict[str, Any] = {
         "source": source.to_dict(),
         "dataset": dataset,
@@ -409,6 +432,7 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
         ),
         "counts": result.counts(),
+        "mean_quality_score": result.mean_quality_score,
         "days": {day.isoformat(): q.to_dict() for day, q in sorted(result.days.items())},
         "stale_quality_days": sorted(
             set(previous.get("days", {})) - {d.isoformat() for d in result.days}
@@ -423,13 +447,38 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     out.put_bytes(
         settings.trusted_bucket, manifest_key, json.dumps(manifest).encode(), "application/json"
     )
-    return {
-        "manifest": {"bucket": settings.trusted_bucket, "key": manifest_key},
-        **manifest["counts"],
-        "days": len(outputs),
-        "bytes_out": out.byte_count,
-        "mean_quality_score": result.mean_quality_score,
-    }
+    # Its outputs are in: the hand-over has served (the bucket's lifecycle rule stays as the
+    # net for a run that stopped before this).
+    store.delete(staged["bucket"], staged["key"])
+    return _trusted_section(manifest, pointer, out.byte_count)
+
+
+PARTIAL_DAY = "summary_date"
+
+
+def _put_partials(
+    out: _Outputs,
+    bucket: str,
+    dataset: str,
+    source: SourceObject,
+    result: trusted_stage.TrustedResult,
+    contract: Contract,
+) -> list[dict[str, Any]]:
+    """Put the file's partial summaries of all its days as one object (`summary_date` says
+    whose rows); its pointer, in a list as the other outputs are."""
+    days = sorted(result.trusted)
+    tables = []
+    for day in days:
+        partial = result.trusted[day].partial
+        assert partial is not None  # every trusted day file carries its share
+        tables.append(
+            partial.add_column(0, PARTIAL_DAY, pa.array([day] * partial.num_rows, pa.date32()))
+        )
+    schema = delivery_stage.partials_schema(contract)
+    table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
+    key = lake.partials_key(dataset, source)
+    out.put_bytes(bucket, key, _write_parquet(table), PARQUET)
+    return [{"bucket": bucket, "key": key, "days": len(days), "rows": table.num_rows}]
 
 
 # --------------------------------------------------------------------------- delivery
@@ -449,19 +498,38 @@ class _KeptSummary:
     bytes_written: int
 
 
-def _day_partials(
-    store: ObjectStore, settings: Settings, dataset: str, day: date
-) -> dict[str, tuple[str, pa.Table]]:
-    """Every TRUSTED partial summary of the day, by key: (digest, table). Only a contribution
-    that changed or left the day pays for this: it costs O(the day)."""
-    found: dict[str, tuple[str, pa.Table]] = {}
-    for key in store.list_keys(settings.trusted_bucket, lake.partial_prefix(dataset, day)):
-        if not key.endswith(".parquet"):
-            continue
-        body = store.get_bytes_if_exists(settings.trusted_bucket, key)
-        if body is not None:  # gone since the listing: a deleted partial is not in the day
-            found[key] = (delivery_stage.digest(body), pq.read_table(io.BytesIO(body)))
-    return found
+class _Partials:
+    """Source objects' partial summaries by day, each object read once per delivery unless a
+    day state says it changed since (from any of the transfer pool's threads)."""
+
+    def __init__(self, store: ObjectStore, bucket: str) -> None:
+        self.store, self.bucket = store, bucket
+        self._found: dict[str, dict[date, tuple[str, pa.Table]]] = {}
+        self._reading: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def day(self, key: str, day: date, expected: str | None = None) -> tuple[str, pa.Table] | None:
+        """The object's partial of `day` (digest, rows), None when it has no rows of the day.
+
+        `expected`: the digest a day state holds for it (`REMOVED` for none). What was read
+        before is used only if it matches; otherwise the object is read again, as it is now.
+        """
+        with self._lock:
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:  # (days asking for one object at once wait for one read of it)
+            found = self._found.get(key)
+            if found is not None:
+                have = found.get(day)
+                if expected is None or (have[0] if have else delivery_stage.REMOVED) == expected:
+                    return have
+            body = self.store.get_bytes_if_exists(self.bucket, key)
+            table = None if body is None else pq.read_table(io.BytesIO(body))
+            # (a contribution kept from one day's partial object: its day is in its key)
+            found = (
+                {} if table is None else delivery_stage.split_partials(table, lake.day_of_key(key))
+            )
+            self._found[key] = found
+            return found.get(day)
 
 
 def _next_state(
@@ -469,28 +537,26 @@ def _next_state(
     key: str,
     mine: tuple[str, pa.Table] | None,
     contract: Contract,
-    day_partials: Callable[[], dict[str, tuple[str, pa.Table]]],
+    day_partials: Callable[[delivery_stage.DayState], dict[str, tuple[str, pa.Table]]],
 ) -> delivery_stage.DayState:
     """The day's state with this file's contribution (`mine`: its partial's digest and rows,
-    None when the file has no rows of the day any more) in it."""
-    if state is None:
-        # The day's first state (or a day summarized before states were kept): from its partials.
-        state = delivery_stage.DayState.empty().recomputed(day_partials(), contract)
-        return state if mine is not None or key in state.contributions else state.without(key)
+    None when the file has no rows of the day any more) in it. `day_partials(state)`: the
+    day's partial of every contribution the state holds, as they are now."""
+    state = state or delivery_stage.DayState.empty()
     have = state.contributions.get(key)
     if mine is None:
         if have is None:
             return state.without(key)  # a tombstone: a late merge of its old rows recomputes
         if have == delivery_stage.REMOVED:
             return state.unchanged()
-        return state.recomputed(day_partials(), contract)
+        return state.recomputed(day_partials(state), contract)
     content, partial = mine
     if have is None:
         return state.merged(key, content, partial, contract)
     if have == content:
         return state.unchanged()
     # Replaced (a new version) or gone meanwhile: minima and maxima cannot be subtracted.
-    return state.recomputed(day_partials(), contract)
+    return state.recomputed(day_partials(state), contract)
 
 
 def _keep_summary(
@@ -500,6 +566,7 @@ def _keep_summary(
     dataset: str,
     day: date,
     source: SourceObject,
+    partials: _Partials,
     sleep: Callable[[float], None] = time.sleep,
 ) -> _KeptSummary:
     """Merge this file's share into its day's summary, in O(this file).
@@ -507,23 +574,29 @@ def _keep_summary(
     The day's state (`lake.summary_state_key`) is read with its ETag, this file's partial
     merged in, and the state put back only if nobody changed it meanwhile (If-Match, or
     If-None-Match for the first); a concurrent delivery that lost retries from a fresh read.
-    Then the DAILY_SUMMARY rendered from the state is published (`_publish`).
+    Only a contribution replaced or removed makes it read the partials of the day's other
+    contributions (minima and maxima cannot be subtracted). Then the DAILY_SUMMARY rendered
+    from the state is published (`_publish`).
     """
     bucket = settings.delivery_bucket
-    partial_key = lake.partial_key(dataset, day, source)
-    body = store.get_bytes_if_exists(settings.trusted_bucket, partial_key)
-    mine = None if body is None else (delivery_stage.digest(body), pq.read_table(io.BytesIO(body)))
+    partial_key = lake.partials_key(dataset, source)
+    mine = partials.day(partial_key, day)
+
+    def day_partials(state: delivery_stage.DayState) -> dict[str, tuple[str, pa.Table]]:
+        # Each contribution's partial as the state knows it, or as it is now where the state
+        # says otherwise (a tombstone, a newer version): never one older than the state.
+        keys = [k for k, d in state.contributions.items() if d != delivery_stage.REMOVED]
+        found = {
+            k: partials.day(k, day, state.contributions.get(k))
+            for k in sorted({*keys, partial_key})
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
     state_key = lake.summary_state_key(dataset, day)
     for attempt in range(SUMMARY_ATTEMPTS):
         found = store.get_if_exists(bucket, state_key)
         state = delivery_stage.DayState.decode(found[0], contract) if found else None
-        new = _next_state(
-            state,
-            partial_key,
-            mine,
-            contract,
-            lambda: _day_partials(store, settings, dataset, day),
-        )
+        new = _next_state(state, partial_key, mine, contract, day_partials)
         encoded = new.encode(contract)
         if store.put_if(bucket, state_key, encoded, PARQUET, found[1] if found else None):
             break
@@ -531,7 +604,7 @@ def _keep_summary(
             sleep(delivery_stage.backoff(attempt))
     else:
         raise SluiceTransientError(f"the summary state of {day} kept changing; retry")
-    rows, published = _publish(store, settings, contract, dataset, day, new, sleep)
+    rows, published = _publish(store, settings, contract, dataset, day, new, sleep, found is None)
     return _KeptSummary(rows, len(encoded) + published)
 
 
@@ -543,6 +616,7 @@ def _publish(
     day: date,
     state: delivery_stage.DayState,
     sleep: Callable[[float], None],
+    new_day: bool = False,
 ) -> tuple[int | None, int]:
     """Make the day's DAILY_SUMMARY show `state` unless it shows a newer one already: the
     summary's rows (None: the day has none) and the bytes put.
@@ -555,6 +629,13 @@ def _publish(
     bucket = settings.delivery_bucket
     key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
     summary = state.summary(contract, day) if state.has_rows else None
+    if new_day and summary is not None:
+        # This delivery made the day's first state: no summary is expected, so put one where
+        # none is, and look only if one is there after all.
+        body = _write_parquet(summary)
+        generation = {SUMMARY_GENERATION: str(state.generation)}
+        if store.put_if(bucket, key, body, PARQUET, None, generation):
+            return summary.num_rows, len(body)
     for attempt in range(SUMMARY_ATTEMPTS):
         head = store.head_if_exists(bucket, key)
         shown = int(head[1].get(SUMMARY_GENERATION, "-1")) if head else -1
@@ -600,6 +681,14 @@ def _put_table(
 # groups, 512k-row groups 5%, for about half the Arrow memory of 1M-row groups.)
 DETAIL_ROWS = 1 << 19
 DETAIL_BATCH_ROWS = 1 << 16
+# A TRUSTED day file up to this size is read whole and its DETAIL put in one request; several
+# are made at once (the store's transfer pool), so what Delivery holds stays about one DETAIL
+# row group's worth either way.
+SMALL_DAY_BYTES = 1 << 20
+
+
+def _is_small(trusted_file: dict[str, Any]) -> bool:
+    return int(trusted_file.get("bytes", SMALL_DAY_BYTES + 1)) <= SMALL_DAY_BYTES
 
 
 def _put_detail(
@@ -614,8 +703,13 @@ def _put_detail(
 
     A daily extract puts a whole file's rows on one day, so a day file can be as large as the
     file: it is read by ranged GETs one row group at a time and the DETAIL file is uploaded in
-    parts as it is written, so Delivery holds about one DETAIL row group and no `/tmp`.
+    parts as it is written, so Delivery holds about one DETAIL row group and no `/tmp`. A small
+    day file (`_is_small`) is one GET and one PUT.
     """
+    if _is_small(trusted_file):
+        table = _read_parquet(out.store, trusted_file["bucket"], trusted_file["key"])
+        detail = delivery_stage.detail(table, delivered_at, pipeline_version)
+        return _put_table(out, bucket, key, detail, delivery_stage.DETAIL, trusted_file["day"])
     # Freed row groups go back to the system, or the pool would grow with the day file anyway.
     use_returning_pool()
     reader = RangedReader(out.store, trusted_file["bucket"], trusted_file["key"])
@@ -645,7 +739,7 @@ def _put_detail(
             if pending:
                 writer.write_table(pa.concat_tables(pending), row_group_size=1 << 20)
         upload.complete()
-    out.byte_count += upload.byte_count
+    out.count(upload.byte_count)
     return {
         "bucket": bucket,
         "key": key,
@@ -672,51 +766,68 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
             dataset, record_type, date.fromisoformat(day), source if per_source else None
         )
 
-    outputs: list[dict[str, Any]] = []
-    # DETAIL: the trusted records of each day, with the delivery columns.
-    for item in manifest["trusted"]:
-        key = key_of(delivery_stage.DETAIL, item["day"])
-        outputs.append(_put_detail(out, item, bucket, key, delivered_at, version))
-    # QUALITY: per source object and day, from the Trusted manifest's counts.
     lineage_columns = {
         "source_file": f"s3://{source.bucket}/{source.key}",
         "source_version": source.version_id or source.etag.strip('"'),
         "execution": str(state.get("execution", "")),
         "contract_version": contract.version,
     }
-    for day_text, stats in manifest.get("days", {}).items():
-        table = delivery_stage.quality(
-            date.fromisoformat(day_text), stats, lineage_columns, delivered_at, version
-        )
-        key = key_of(delivery_stage.QUALITY, day_text)
-        outputs.append(_put_table(out, bucket, key, table, delivery_stage.QUALITY, day_text))
-    # A new version of the object replaces its own rows: days it no longer has lose them.
-    for day_text in manifest.get("stale_days", []):
-        store.delete(bucket, key_of(delivery_stage.DETAIL, day_text))
-    for day_text in manifest.get("stale_quality_days", []):
-        store.delete(bucket, key_of(delivery_stage.QUALITY, day_text))
-
+    trusted_files = {item["day"]: item for item in manifest["trusted"]}
+    quality_days: dict[str, Any] = manifest.get("days", {})
+    stale_days = set(manifest.get("stale_days", []))
+    stale_quality_days = set(manifest.get("stale_quality_days", []))
     # Each touched day's summary takes this file's share (or loses it): work in proportion to
     # this file, whatever else the day holds; exact however many files feed it, in any order.
-    touched = sorted(
-        {item["day"] for item in manifest["trusted"]} | set(manifest.get("stale_days", []))
-    )
-    for day_text in touched:
-        kept = _keep_summary(
-            store, settings, contract, dataset, date.fromisoformat(day_text), source
-        )
-        # Counted as the objects it left: not once per compare-and-swap attempt.
-        out.byte_count += kept.bytes_written
-        if kept.rows is not None:
-            outputs.append(
-                {
-                    "bucket": bucket,
-                    "key": key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False),
-                    "record_type": delivery_stage.DAILY_SUMMARY,
-                    "day": day_text,
-                    "rows": kept.rows,
-                }
+    touched = set(trusted_files) | stale_days
+    partials = _Partials(store, settings.trusted_bucket)
+
+    def one_day(day_text: str) -> list[dict[str, Any]]:
+        """Everything this file puts into (or takes out of) one day of DELIVERY."""
+        day = date.fromisoformat(day_text)
+        written: list[dict[str, Any]] = []
+        item = trusted_files.get(day_text)
+        if item is not None and _is_small(item):  # (large ones are streamed one at a time)
+            key = key_of(delivery_stage.DETAIL, day_text)
+            written.append(_put_detail(out, item, bucket, key, delivered_at, version))
+        # QUALITY: per source object and day, from the Trusted manifest's counts.
+        if day_text in quality_days:
+            table = delivery_stage.quality(
+                day, quality_days[day_text], lineage_columns, delivered_at, version
             )
+            key = key_of(delivery_stage.QUALITY, day_text)
+            written.append(_put_table(out, bucket, key, table, delivery_stage.QUALITY, day_text))
+        # A new version of the object replaces its own rows: days it no longer has lose them.
+        if day_text in stale_days:
+            store.delete(bucket, key_of(delivery_stage.DETAIL, day_text))
+        if day_text in stale_quality_days:
+            store.delete(bucket, key_of(delivery_stage.QUALITY, day_text))
+        if day_text in touched:
+            kept = _keep_summary(store, settings, contract, dataset, day, source, partials)
+            # Counted as the objects it left: not once per compare-and-swap attempt.
+            out.count(kept.bytes_written)
+            if kept.rows is not None:
+                written.append(
+                    {
+                        "bucket": bucket,
+                        "key": key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False),
+                        "record_type": delivery_stage.DAILY_SUMMARY,
+                        "day": day_text,
+                        "rows": kept.rows,
+                    }
+                )
+        return written
+
+    # DETAIL of large day files first, each streamed alone; then every day's small work at
+    # once through the store's transfer pool.
+    outputs: list[dict[str, Any]] = [
+        _put_detail(out, item, bucket, key_of(delivery_stage.DETAIL, day), delivered_at, version)
+        for day, item in sorted(trusted_files.items())
+        if not _is_small(item)
+    ]
+    days = sorted(set(trusted_files) | set(quality_days) | stale_days | stale_quality_days)
+    outputs += [o for written in store.each(one_day, days) for o in written]
+    order = {delivery_stage.DETAIL: 0, delivery_stage.QUALITY: 1, delivery_stage.DAILY_SUMMARY: 2}
+    outputs.sort(key=lambda o: (order[o["record_type"]], o["day"]))
 
     # Lineage, written last: a manifest means every output of the run is in place.
     durations = {

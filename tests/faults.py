@@ -74,18 +74,27 @@ def die_mid_delivery_write(stage: str, event: dict[str, Any]) -> None:
     """Delivery of dataset `midwrite` dies (SIGKILL) as it puts its second file."""
     if stage != "delivery" or event.get("dataset") != "midwrite":
         return
+    import itertools
     import signal
+    import threading
 
     from sluice.aws import ObjectStore
 
     real_put = ObjectStore.put_bytes
-    writes: list[str] = []
+    numbers = itertools.count(1)
+    first_written = threading.Event()
 
     def dies_after_one_file(self: ObjectStore, bucket: str, key: str, *rest: Any) -> None:
         if bucket == "delivery" and key.startswith("midwrite/"):
-            writes.append(key)
-            if len(writes) == 2:
+            number = next(numbers)  # (atomic, where append-then-len is not)
+            if number == 2:
+                # (days are written at once: the first file is in before the process dies)
+                first_written.wait(timeout=30)
                 os.kill(os.getpid(), signal.SIGKILL)
+            real_put(self, bucket, key, *rest)
+            if number == 1:
+                first_written.set()
+            return
         real_put(self, bucket, key, *rest)
 
     ObjectStore.put_bytes = dies_after_one_file  # type: ignore[method-assign]

@@ -233,11 +233,6 @@ _GENERATION = b"sluice.generation"
 GroupKey = tuple[Any, ...]
 
 
-def digest(body: bytes) -> str:
-    """A partial summary's identity: its content, so a rerun that writes the same is the same."""
-    return hashlib.sha256(body).hexdigest()[:32]
-
-
 @dataclass
 class _Totals:
     """One group's exact running totals (`None`: no value seen yet)."""
@@ -436,6 +431,38 @@ def _partial_schema(contract: Contract) -> pa.Schema:
             pa.field(f"{m}_max", measure),
         ]
     return pa.schema(fields)
+
+
+PARTIAL_DAY = "summary_date"  # in a file's partials object: the day a partial row belongs to
+
+
+def partials_schema(contract: Contract) -> pa.Schema:
+    """One source object's partial summaries of all its days, in one table."""
+    return pa.schema([pa.field(PARTIAL_DAY, pa.date32()), *_partial_schema(contract)])
+
+
+def split_partials(table: pa.Table, day: date | None = None) -> dict[date, tuple[str, pa.Table]]:
+    """A partials object's rows by day, each with the digest of its content (a table without
+    `summary_date` is one day's partial, `day`'s)."""
+    if PARTIAL_DAY not in table.column_names:
+        return {} if day is None else {day: (_content_digest(table), table)}
+    table = table.sort_by(PARTIAL_DAY)  # (stable: each day's rows keep their order)
+    days = table[PARTIAL_DAY].to_pylist()
+    rest = table.drop_columns([PARTIAL_DAY])
+    found: dict[date, tuple[str, pa.Table]] = {}
+    start = 0
+    for end in range(1, len(days) + 1):
+        if end == len(days) or days[end] != days[start]:
+            part = rest.slice(start, end - start)
+            found[days[start]] = (_content_digest(part), part)
+            start = end
+    return found
+
+
+def _content_digest(partial: pa.Table) -> str:
+    """The identity of one day's partial: its rows, so a rerun that makes the same is the same."""
+    rows = json.dumps(partial.to_pylist(), sort_keys=True, default=str)
+    return hashlib.sha256(rows.encode()).hexdigest()[:32]
 
 
 def _state_schema(contract: Contract) -> pa.Schema:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from datetime import date, timedelta
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from sluice import pipeline
+from sluice import lake, pipeline
 from sluice.aws import ObjectStore
 from sluice.lake import SourceObject
 from tests.emf import SETTINGS
@@ -45,14 +46,15 @@ def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> N
         counting[0] = False
         per_file[n] = dict(requests)
 
-    # Then Delivery's requests are the same for the 10th and the 50th file: the manifest read,
-    # the day file read by ranges (its size, its footer, its one row group), DETAIL, QUALITY and
-    # lineage put, and for the summary its partial, the state (read and put back), the
-    # summary's generation looked at and the summary put
-    assert per_file[10] == {"GetObject": 5, "PutObject": 6, "HeadObject": 2}
+    # Then Delivery's requests are the same for the 1st, the 10th and the 50th file: the
+    # manifest, the (small) day file and the file's partials read, DETAIL, QUALITY and lineage
+    # put, and for the summary the state read and put back, the summary's generation looked at
+    # and the summary put
+    assert per_file[10] == {"GetObject": 4, "PutObject": 6, "HeadObject": 1}
     assert per_file[50] == per_file[10]
-    # And the day's first file builds the day's state from its partials: one listing, of itself
-    assert per_file[1] == {"GetObject": 6, "PutObject": 6, "HeadObject": 2, "ListObjectsV2": 1}
+    # And the day's first file, which makes the day's first state, puts the summary where none
+    # is without looking first
+    assert per_file[1] == {"GetObject": 4, "PutObject": 6}
     # And the summary counts every file once
     body = store.get_bytes(
         "delivery",
@@ -61,4 +63,94 @@ def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> N
     table = pq.read_table(io.BytesIO(body))
     assert table.select(["category", "record_count", "amount_sum"]).to_pylist() == [
         {"category": "Sales", "record_count": 50, "amount_sum": sum(n + 0.5 for n in range(1, 51))}
+    ]
+
+
+def run_stages(s3: Any, store: ObjectStore, name: str, body: str) -> dict[str, Counter[str]]:
+    """The three stages on one RAW object: each stage's S3 requests, by operation."""
+    requests: dict[str, Counter[str]] = {}
+    stage = [""]
+
+    def count(event_name: str, **_: Any) -> None:
+        if stage[0]:
+            requests.setdefault(stage[0], Counter())[event_name.rsplit(".", 1)[1]] += 1
+
+    s3.meta.events.register("before-send.s3.*", count)
+    key = f"transactions/year=2024/month=03/day=01/{name}.csv"
+    s3.put_object(Bucket="raw", Key=key, Body=body)
+    head = s3.head_object(Bucket="raw", Key=key)
+    source = SourceObject("raw", key, etag=head["ETag"], size=head["ContentLength"])
+    state: dict[str, Any] = {"execution": name, "dataset": "transactions"}
+    state["source"] = source.to_dict()
+    for name_, run in (
+        ("validate", pipeline.validate),
+        ("trusted", pipeline.trusted),
+        ("delivery", pipeline.deliver),
+    ):
+        stage[0] = name_
+        state[name_] = run(state, store, SETTINGS)
+    stage[0] = ""
+    s3.meta.events.unregister("before-send.s3.*", count)
+    return requests
+
+
+def days_file(days: int, first_id: int) -> str:
+    rows = [
+        f"{first_id + d},N{d},{d}.25,{date(2023, 1, 1) + timedelta(days=d)},Sales\n"
+        for d in range(days)
+    ]
+    return HEADER + "".join(rows)
+
+
+def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_it(
+    s3: Any,
+) -> None:
+    # Given files whose rows span 10 and 40 event days, and then a second 40-day file over the
+    # same days
+    store = ObjectStore(s3)
+    # When each goes through the three stages
+    ten = run_stages(s3, store, "ten", days_file(10, 1))
+    forty = run_stages(s3, store, "forty", days_file(40, 1000))
+    again = run_stages(s3, store, "again", days_file(40, 5000))
+    # Then Trusted puts one day file per day, one partials object, the manifest; and removes
+    # the staged hand-over
+    assert ten["trusted"] == {
+        "HeadObject": 1,
+        "GetObject": 2,
+        "PutObject": 10 + 2,
+        "DeleteObject": 1,
+    }
+    assert forty["trusted"] == {**ten["trusted"], "PutObject": 40 + 2}
+    # And Delivery makes per day: the day file read, DETAIL and QUALITY put, the day's state
+    # read and put back, its summary put (days new to the lake: nothing to look at first);
+    # besides, the manifest and the partials read and the two lineage puts
+    per_day = {"GetObject": 2, "PutObject": 4}
+
+    def expected(days: int, had_a_summary: int) -> dict[str, int]:
+        fixed = {"GetObject": 2, "PutObject": 2}
+        counts = {op: n * days + fixed[op] for op, n in per_day.items()}
+        return {**counts, "HeadObject": had_a_summary} if had_a_summary else counts
+
+    assert dict(ten["delivery"]) == expected(10, 0)
+    # (its first ten days are the ten file's: their summaries are looked at before replaced)
+    assert dict(forty["delivery"]) == expected(40, 10)
+    # And a file over days that all have a file costs the same, and a look at each summary
+    assert dict(again["delivery"]) == expected(40, 40)
+    assert again["trusted"] == forty["trusted"]
+    # And each of those days' summaries counts both files' rows
+    body = store.get_bytes(
+        "delivery",
+        "transactions/record_type=DAILY_SUMMARY/year=2023/month=02/day=09/daily_summary.parquet",
+    )
+    table = pq.read_table(io.BytesIO(body))
+    assert table.select(["category", "record_count", "amount_sum"]).to_pylist() == [
+        {"category": "Sales", "record_count": 2, "amount_sum": 39.25 * 2}
+    ]
+    # And no staged Parquet is left in TRUSTED: only the three Trusted manifests
+    assert store.list_keys("trusted", "_staging/") == [
+        f"_staging/transactions/{name}-{lake.SourceObject('raw', key).object_id}.trusted.json"
+        for name, key in sorted(
+            (n, f"transactions/year=2024/month=03/day=01/{n}.csv")
+            for n in ("again", "forty", "ten")
+        )
     ]

@@ -221,8 +221,11 @@ def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
         executionArn=failed["executionArn"]
     )
     assert (described["status"], described["error"]) == ("FAILED", "Runtime.ExitError")
-    # part of DELIVERY was written, but no manifest says the run is complete
-    assert len(keys(cloud, "delivery", "midwrite/")) == 1
+    # part of DELIVERY was written (days are written at once, so how much is not fixed), but
+    # no manifest says the run is complete
+    assert (
+        1 <= len(keys(cloud, "delivery", "midwrite/")) < len(keys(cloud, "delivery", "cleanrun/"))
+    )
     assert keys(cloud, "delivery", "_lineage/manifests/midwrite/") == []
 
     target = ops.resolve(None, cloud.endpoint_url)

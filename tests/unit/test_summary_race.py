@@ -89,10 +89,10 @@ class CountingStore:
         self.requests["delete"] += 1
         self.objects.pop((bucket, key), None)
 
-    # the file's own partial summary, as Trusted writes it (not a Delivery request)
+    # the file's own partial summaries, as Trusted writes them (not a Delivery request)
     def put_partial(self, name: str, body: bytes | None) -> SourceObject:
         source = SourceObject("raw", f"transactions/year=2024/month=03/day=01/{name}.csv")
-        key = lake.partial_key("transactions", DAY, source)
+        key = lake.partials_key("transactions", source)
         if body is None:
             self.objects.pop(("trusted", key), None)
         else:
@@ -101,8 +101,8 @@ class CountingStore:
 
 
 def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
-    """The partial summary Trusted writes next to its day file for these (id, amount,
-    category) rows."""
+    """The partial summaries object Trusted writes for a file of these (id, amount, category)
+    rows, all of DAY."""
     assert CONTRACT is not None
     table = pa.table(
         {
@@ -115,8 +115,10 @@ def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
     )
     ctx = trusted.RunContext("s3://raw/x", "v", "t", datetime(2024, 3, 1, tzinfo=UTC))
     result = trusted.transform(table, CONTRACT, ctx, tmp_path / f"t{rows[0][0]}")
+    share = delivery.partial_summary(result.read(DAY), CONTRACT)
+    share = share.add_column(0, delivery.PARTIAL_DAY, pa.array([DAY] * share.num_rows))
     sink = io.BytesIO()
-    pq.write_table(delivery.partial_summary(result.read(DAY), CONTRACT), sink)
+    pq.write_table(share.cast(delivery.partials_schema(CONTRACT)), sink)
     return sink.getvalue()
 
 
@@ -130,6 +132,7 @@ def deliver(store: CountingStore, source: SourceObject, sleeps: list[float] | No
         "transactions",
         DAY,
         source,
+        pipeline._Partials(store, "trusted"),  # type: ignore[arg-type]
         sleep=waits.append,
     )
 
@@ -167,12 +170,13 @@ def test_a_files_requests_do_not_depend_on_how_many_files_the_day_has(tmp_path: 
         kept = deliver(store, source)
         counts[n] = dict(store.requests)
         assert kept.rows == 1
-    # Then the 1st builds the day's state from its partials (one listing: itself) and every
-    # later file costs the same five requests: its partial, the state read and put back, the
-    # summary's generation looked at and the summary put
-    assert counts[1] == {"get": 3, "list": 1, "put": 2, "head": 1}
-    assert counts[10] == {"get": 2, "put": 2, "head": 1}
-    assert counts[50] == counts[10]
+    # Then every later file costs the same five requests: its partials, the state read and
+    # put back, the summary's generation looked at and the summary put; the day's first makes
+    # the day's first state, so it puts the summary where none is without looking first
+    assert counts[1] == {"get": 2, "put": 2}
+    assert counts[2] == {"get": 2, "put": 2, "head": 1}
+    assert counts[10] == counts[2]
+    assert counts[50] == counts[2]
     # And the summary is exact
     assert summary(store) == [("Sales", 50, sum(n + 0.5 for n in range(1, 51)), 1.5, 50.5)]
 
@@ -187,20 +191,22 @@ def test_a_rerun_changes_nothing_and_a_new_version_replaces_its_share(tmp_path: 
     # When a's delivery runs again with the same partial
     store.requests.clear()
     deliver(store, a)
-    # Then the summary is the same, and nothing of the day was re-read
+    # Then the summary is the same, and nothing of the day's other files was read
     assert (
         summary(store)
         == before
         == [("Sales", 2, 150.0, 50.0, 100.0), ("Travel", 1, 30.0, 30.0, 30.0)]
     )
-    assert store.requests["list"] == 0
+    assert dict(store.requests) == {"get": 2, "put": 2, "head": 1}
     # When a new version of a lowers Sales' maximum (which cannot be subtracted)
     store.put_partial("a", partial(tmp_path, [(1, "10", "Sales")]))
     store.requests.clear()
     deliver(store, a)
-    # Then the day is recomputed from its two partials, and Travel is gone
+    # Then the day is recomputed from its two contributions' partials, without listing
+    # anything (its own partial, the state, its own again since the state holds another
+    # version of it, and b's), and Travel is gone
     assert summary(store) == [("Sales", 2, 60.0, 10.0, 50.0)]
-    assert (store.requests["list"], store.requests["get"]) == (1, 1 + 1 + 2)
+    assert (store.requests["list"], store.requests["get"]) == (0, 1 + 1 + 1 + 1)
 
 
 def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: Path) -> None:
@@ -218,7 +224,11 @@ def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: P
             deliver(store, sources[i])
         results.append(store.objects[("delivery", SUMMARY)][0])
     # And the day is recomputed from all its partials at once
-    partials = pipeline._day_partials(store, SETTINGS, "transactions", DAY)  # type: ignore[arg-type]
+    partials = {
+        key: delivery.split_partials(pq.read_table(io.BytesIO(body)))[DAY]
+        for (bucket, key), (body, _) in store.objects.items()
+        if bucket == "trusted"
+    }
     state = delivery.DayState.empty().recomputed(partials, CONTRACT)
     results.append(pipeline._write_parquet(state.summary(CONTRACT, DAY)))
     # Then every way gives the same bytes: the exact sum of the amounts, rounded once
