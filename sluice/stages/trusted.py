@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.contracts import Contract
-from sluice.memory import use_returning_pool
+from sluice.memory import release_freed, use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
 from sluice.stages.coerce import ARROW_TYPES
@@ -580,8 +580,12 @@ class _Transformer:
             quarantine = [
                 background.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
             ]
+            # Each phase starts from what the last one left, not from its peak.
+            release_freed()
             dropped = self._duplicates()
+            release_freed()
             found = self._fences(pool, dropped)
+            release_freed()
             trusted = [
                 pool.submit(self._write_trusted, days, dropped, found)
                 for days in _tasks(self.kept_spill)
@@ -742,10 +746,16 @@ def transform_file(
     memory grew with the file, ~3 MB a 128k-row batch), a reader per row group frees it."""
     use_returning_pool()
     source = pq.ParquetFile(staged)
+
+    def batch_size(index: int) -> int:
+        # Validate's row groups are a little over BATCH_ROWS: one batch each, not one and a tail.
+        rows = source.metadata.row_group(index).num_rows
+        return rows if rows <= batch_rows * 5 // 4 else batch_rows
+
     batches = (
         batch
         for index in range(source.num_row_groups)
-        for batch in source.iter_batches(batch_size=batch_rows, row_groups=[index])
+        for batch in source.iter_batches(batch_size=batch_size(index), row_groups=[index])
     )
     return transform_batches(batches, contract, ctx, workdir, source.metadata.num_rows)
 
