@@ -1,12 +1,14 @@
 """Trusted: typed, de-duplicated, checked, enriched and scored records, one file per day.
 
-The staged rows stream through in Arrow batches, so memory stays flat in the file's size:
+The staged rows stream through in Arrow batches, one row group at a time, so memory stays flat
+in the file's size (what grows with the file waits on local disk):
 
 1. Each batch is judged by its contract (types, null policy, rules) and sorted by event day.
    Rejected rows, with their reason codes, go to a quarantine spill on local disk; kept rows go
-   to a trusted spill, and only their de-duplication key stays in memory (8 bytes a row).
-2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), and
-   the outlier fences of each group of kept rows (read back from the spill batch by batch).
+   to a trusted spill, and their de-duplication keys to key partitions (`keys.KeyPartitions`).
+2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), one
+   partition at a time, kept as a bit per row; and the outlier fences of each group of kept
+   rows, from values read back from the spill and put aside per group (`outliers.GroupValues`).
 3. The spilled days are read back in groups of about one batch (a big day alone, in large
    chunks): duplicates dropped, outliers flagged, bands, derived fields, the quality score and
    lineage added, and each day written as one Parquet file with large row groups.
