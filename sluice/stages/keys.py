@@ -205,17 +205,15 @@ class RowMarks:
         shift = (7 - (ordinals & 7)).astype(np.uint8)
         return np.asarray((self.bits[ordinals >> 3] >> shift) & 1, dtype=bool)
 
-    def __len__(self) -> int:
-        return self.count
-
 
 class KeyPartitions:
     """The keys of a file's kept rows, appended in file order, split into partitions by value.
 
-    One partition (a file of `expected_rows` keys at most `keys_at_once`) stays in memory as
-    it is; more go to `folder`, each key with its ordinal, written as the batches come. A
-    key's partition is its low bits for hashes (already mixed), its value modulo the partition
-    count for integer ids, which keeps dense ids dense within a partition.
+    A file of at most `keys_at_once` expected rows is one partition, kept in memory. A larger
+    one gets enough partitions (a power of two) for each to hold about `keys_at_once` keys,
+    written to `folder` with their rows' ordinals as the batches come. A key's partition is its
+    low bits for hashes (already mixed), its value modulo the partition count for integer ids,
+    which keeps dense ids dense within a partition.
     """
 
     def __init__(
