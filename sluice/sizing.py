@@ -124,6 +124,11 @@ def _line(base: float, per_mb: float) -> Line:
 # as the lines fitted over 90 days (0.73707 of each format's slope). Delivery holds about one
 # DETAIL row group of the day (512k rows) whatever the day file's size: the base is that row
 # group's working set, which a day of fewer rows does not reach.
+# Trusted's `memory_mb` slope: refitted on 2026-12-03 to bench/memory-2026-12-03.json (`python -m
+# bench.memory`: CSVs of 1M, 5M and 20M rows, each in a fresh local cloud) once Trusted held
+# nothing per row (docs/performance.md, "How memory stays flat"): 0.05805 × staged MB, scaled
+# per format as above. Its base stays the warm fit's 451.485 MB, above every fresh measurement
+# (393-404 MB): a warm environment keeps some of what earlier files made it allocate.
 COSTS: dict[str, dict[str, StageCost]] = {
     "csv": {
         "validate": StageCost(
@@ -133,7 +138,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(0.316, 0.04484),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 1.07069),
+            memory_mb=_line(451.485, 0.02176),
             tmp_mb=_line(1.599, 1.96399),
             cpu_seconds=_line(1.406, 0.02544),
             wall_seconds=_line(6.753, 0.03223),
@@ -154,7 +159,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(0.281, 0.01152),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 1.07069),
+            memory_mb=_line(451.485, 0.02176),
             tmp_mb=_line(1.599, 1.96399),
             cpu_seconds=_line(1.406, 0.02544),
             wall_seconds=_line(6.753, 0.03223),
@@ -175,7 +180,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(0.868, 0.07541),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 0.49107),
+            memory_mb=_line(451.485, 0.00998),
             tmp_mb=_line(1.599, 0.90079),
             cpu_seconds=_line(1.406, 0.01167),
             wall_seconds=_line(6.753, 0.01478),
@@ -196,7 +201,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(1.003, 0.03999),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 0.48628),
+            memory_mb=_line(451.485, 0.00988),
             tmp_mb=_line(1.599, 0.892),
             cpu_seconds=_line(1.406, 0.01155),
             wall_seconds=_line(6.753, 0.01464),
@@ -217,7 +222,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(1.538, 2.80076),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 1.70298),
+            memory_mb=_line(451.485, 0.03461),
             tmp_mb=_line(1.599, 3.12381),
             cpu_seconds=_line(1.406, 0.04046),
             wall_seconds=_line(6.753, 0.05126),
@@ -238,7 +243,7 @@ COSTS: dict[str, dict[str, StageCost]] = {
             wall_seconds=_line(-0.451, 0.08719),
         ),
         "trusted": StageCost(
-            memory_mb=_line(451.485, 5.14622),
+            memory_mb=_line(451.485, 0.10459),
             tmp_mb=_line(1.599, 9.4398),
             cpu_seconds=_line(1.406, 0.12227),
             wall_seconds=_line(6.753, 0.1549),

@@ -1,14 +1,21 @@
-"""Record keys for de-duplication across a whole file, kept small enough to hold per row.
+"""Record keys for de-duplication across a whole file, without holding the file's keys.
 
 A single integer primary key is its own key. Anything else (string or composite keys, or
 whole rows when a dataset has no primary key) is reduced to a 64-bit hash computed with numpy
-over Arrow's buffers, so a file of any size costs 8 bytes per row to de-duplicate. Two
-different keys share a hash with probability about n^2 / 2^65 (under 10^-6 for 5M rows).
+over Arrow's buffers. Two different keys share a hash with probability about n^2 / 2^65
+(under 10^-6 for 5M rows).
+
+`KeyPartitions` splits a file's keys by value into partitions on local disk (Lambda's /tmp),
+each key with its row's ordinal, and finds the repeated keys one partition at a time: every
+copy of a key is in the same partition, so memory holds at most one partition's keys
+(`KEYS_AT_ONCE` for the file's expected rows) and one bit per row for the answer.
 """
 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -166,3 +173,119 @@ def later_copies(keys: np.ndarray, parts: int = 0, chunk: int = 1 << 20) -> np.n
     sorted_keys = keys[candidates][order]
     later = np.concatenate(([False], sorted_keys[1:] == sorted_keys[:-1]))
     return np.sort(candidates[order][later])
+
+
+KEYS_AT_ONCE = 1 << 20  # keys of one partition, with their ordinals: 16 MiB
+_WRITE_BUFFER = 1 << 16
+
+
+def partition_count(rows: int, keys_at_once: int = KEYS_AT_ONCE) -> int:
+    """Partitions (a power of two) for `rows` keys to hold at most `keys_at_once` each."""
+    return 1 << max(0, (rows - 1) // keys_at_once).bit_length() if rows > keys_at_once else 1
+
+
+class RowMarks:
+    """One bit per row (by ordinal): the rows whose key appeared earlier in the file."""
+
+    def __init__(self, rows: int, positions: np.ndarray | None = None) -> None:
+        self.bits = np.zeros((max(rows, 0) + 7) // 8, dtype=np.uint8)
+        self.count = 0
+        if positions is not None:
+            self.mark(positions)
+
+    def mark(self, positions: np.ndarray) -> None:
+        """Mark rows `positions` (each once)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        values = (np.uint8(1) << (7 - (positions & 7)).astype(np.uint8)).astype(np.uint8)
+        np.bitwise_or.at(self.bits, positions >> 3, values)
+        self.count += len(positions)
+
+    def __getitem__(self, ordinals: np.ndarray) -> np.ndarray:
+        ordinals = np.asarray(ordinals, dtype=np.int64)
+        shift = (7 - (ordinals & 7)).astype(np.uint8)
+        return np.asarray((self.bits[ordinals >> 3] >> shift) & 1, dtype=bool)
+
+
+class KeyPartitions:
+    """The keys of a file's kept rows, appended in file order, split into partitions by value.
+
+    A file of at most `keys_at_once` expected rows is one partition, kept in memory. A larger
+    one gets enough partitions (a power of two) for each to hold about `keys_at_once` keys,
+    written to `folder` with their rows' ordinals as the batches come. A key's partition is its
+    low bits for hashes (already mixed), its value modulo the partition count for integer ids,
+    which keeps dense ids dense within a partition.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        expected_rows: int,
+        dtype: type[np.generic],
+        keys_at_once: int | None = None,
+    ) -> None:
+        self.folder = folder
+        self.dtype = np.dtype(dtype)
+        self.parts = partition_count(expected_rows, keys_at_once or KEYS_AT_ONCE)
+        self.record = np.dtype([("key", self.dtype), ("ordinal", np.int64)])
+        self.rows = 0
+        self.most_held = 0  # the most keys held at once while finding repeats
+        self._memory: list[np.ndarray] = []
+        self._files: list[BinaryIO] = []
+        if self.parts > 1:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._files = [
+                self._path(p).open("wb", buffering=_WRITE_BUFFER) for p in range(self.parts)
+            ]
+
+    def _path(self, part: int) -> Path:
+        return self.folder / f"keys-{part:05d}.bin"
+
+    def _part_of(self, keys: np.ndarray) -> np.ndarray:
+        if self.dtype == np.int64:
+            return np.asarray(keys % self.parts, dtype=np.int64)
+        return np.asarray(keys & np.uint64(self.parts - 1), dtype=np.int64)
+
+    def append(self, keys: np.ndarray) -> None:
+        """The next rows' keys, in file order."""
+        first = self.rows
+        self.rows += len(keys)
+        if not len(keys):
+            return
+        if self.parts == 1:
+            self._memory.append(np.asarray(keys, dtype=self.dtype))
+            return
+        records = np.empty(len(keys), dtype=self.record)
+        records["key"] = keys
+        records["ordinal"] = np.arange(first, first + len(keys), dtype=np.int64)
+        parts = self._part_of(records["key"])
+        small = parts.astype(np.uint16) if self.parts <= 1 << 16 else parts
+        order = np.argsort(small, kind="stable")
+        records, parts = records[order], parts[order]
+        bounds = np.searchsorted(parts, np.arange(self.parts + 1))
+        for part in np.flatnonzero(np.diff(bounds)):
+            self._files[part].write(records[bounds[part] : bounds[part + 1]].tobytes())
+
+    def close(self) -> None:
+        for file in self._files:
+            file.close()
+
+    def later_copies(self) -> RowMarks:
+        """The rows (by ordinal) whose key appeared earlier in the file: the first one wins."""
+        if self.parts == 1:
+            keys = np.concatenate(self._memory) if self._memory else np.empty(0, self.dtype)
+            self._memory = []
+            self.most_held = len(keys)
+            return RowMarks(self.rows, later_copies(keys))
+        self.close()
+        marks = RowMarks(self.rows)
+        for part in range(self.parts):
+            path = self._path(part)
+            records = np.fromfile(path, dtype=self.record)  # a plain read, not a memory map
+            path.unlink()
+            self.most_held = max(self.most_held, len(records))
+            keys = records["key"]
+            if self.dtype == np.int64:
+                keys = keys // self.parts  # the same ids, dense again within the partition
+            found = later_copies(np.ascontiguousarray(keys))
+            marks.mark(records["ordinal"][found])
+        return marks

@@ -5,12 +5,19 @@
 default). Quartiles use linear interpolation (numpy's default). A group with fewer than
 `min_group_size` values, or a MAD of zero, has no outliers: there is too little spread to call
 any value unusual.
+
+A file's groups can be as large as the file, so their values wait on local disk
+(`GroupValues`); a group of at most `VALUES_AT_ONCE` values is read back whole and its fences
+computed as numpy computes them, a larger one is streamed: its quartiles or median are found
+exactly by selecting the order statistics they need (`order_statistics`, a few passes over the
+group's values, holding at most `VALUES_AT_ONCE` of them), then interpolated as numpy does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,6 +131,217 @@ def fences_by_group(
         return code, _fence(spec, np.concatenate(chunks.pop(code)))
 
     for code, bounds in map_fn(one, sorted(chunks)):
+        if bounds is not None:
+            low[code], high[code] = bounds
+    return Fences(low, high)
+
+
+VALUES_AT_ONCE = 1 << 19  # values of one group held at once: 4 MiB of float64
+_DIGIT_BITS = 16
+_SIGN = np.uint64(1 << 63)
+
+
+class GroupValues:
+    """Each group's values, appended batch by batch and kept in one file on local disk.
+
+    Values wait in memory per group until `VALUES_AT_ONCE` of them are buffered, then each
+    group's are written as one segment; a group is read back segment by segment."""
+
+    def __init__(self, path: Path, values_at_once: int | None = None) -> None:
+        self.path = path
+        self.values_at_once = values_at_once or VALUES_AT_ONCE
+        self.counts: dict[int, int] = {}
+        self.segments: dict[int, list[tuple[int, int]]] = {}  # (offset in bytes, values)
+        self._pending: dict[int, list[np.ndarray]] = {}
+        self._buffered = 0
+        self._offset = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("wb")
+
+    def append(self, code: int, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        self._pending.setdefault(code, []).append(np.asarray(values, dtype=np.float64))
+        self.counts[code] = self.counts.get(code, 0) + len(values)
+        self._buffered += len(values)
+        if self._buffered >= self.values_at_once:
+            self.flush()
+
+    def flush(self) -> None:
+        for code, parts in self._pending.items():
+            data = np.concatenate(parts)
+            self._file.write(data.tobytes())
+            self.segments.setdefault(code, []).append((self._offset, len(data)))
+            self._offset += data.nbytes
+        self._pending = {}
+        self._buffered = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+
+    def chunks(self, code: int) -> Iterator[np.ndarray]:
+        """The group's values in segments of at most `values_at_once` (plain reads)."""
+        with self.path.open("rb") as source:
+            for offset, count in self.segments.get(code, []):
+                source.seek(offset)
+                yield np.fromfile(source, dtype=np.float64, count=count)
+
+    def read(self, code: int) -> np.ndarray:
+        parts = list(self.chunks(code))
+        return np.concatenate(parts) if parts else np.empty(0, np.float64)
+
+
+def _ordered(values: np.ndarray) -> np.ndarray:
+    """Unsigned integers in the order of the floats (NaN-free), for radix selection."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    return np.where((bits & _SIGN) != 0, ~bits, bits | _SIGN)
+
+
+def _unordered(key: int) -> float:
+    bits = np.uint64(key)
+    raw = bits ^ _SIGN if bits & _SIGN else ~bits
+    return float(np.array([raw], dtype=np.uint64).view(np.float64)[0])
+
+
+def order_statistics(
+    chunks: Callable[[], Iterable[np.ndarray]], count: int, ranks: list[int], budget: int
+) -> tuple[dict[int, float], int]:
+    """The values at 0-based `ranks` of the sorted values `chunks()` streams (`count` of them;
+    every call streams them all again), and the most values held at once.
+
+    Radix selection over the floats' ordered bits, 16 at a time: each pass counts, per bucket
+    still too big, how many values fall under each next digit, which narrows every rank to one
+    digit; once a rank's bucket holds at most `budget` values they are gathered and partitioned.
+    """
+    found: dict[int, float] = {}
+    held = 0
+    # A bucket: the values whose top `64 - shift` bits are `prefix`, and the ranks within it
+    # (rank in the file, rank in the bucket).
+    buckets: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {
+        (64, 0): (count, [(r, r) for r in sorted(set(ranks))])
+    }
+    while buckets:
+        for (shift, prefix), (_, wanted) in list(buckets.items()):
+            if shift == 0:  # every bit known: the bucket is one value
+                for rank, _ in wanted:
+                    found[rank] = _unordered(prefix)
+                del buckets[(shift, prefix)]
+        # Buckets small enough are gathered, as many a pass as `budget` values hold (at least
+        # one); the others are split by their next digit; what is left waits a pass.
+        gather: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
+        split: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
+        waiting: dict[tuple[int, int], tuple[int, list[tuple[int, int]]]] = {}
+        room = budget
+        for bucket, (size, wanted) in sorted(buckets.items()):
+            if size > budget:
+                split[bucket] = (size, wanted)
+            elif size <= room or not gather:
+                gather[bucket] = (size, wanted)
+                room -= size
+            else:
+                waiting[bucket] = (size, wanted)
+        gathered: dict[tuple[int, int], list[np.ndarray]] = {b: [] for b in gather}
+        counts = {b: np.zeros(1 << _DIGIT_BITS, dtype=np.int64) for b in split}
+        if gather or split:
+            for chunk in chunks():
+                keys = _ordered(chunk)
+                for shift, prefix in gather:
+                    inside = keys if shift == 64 else keys[(keys >> np.uint64(shift)) == prefix]
+                    gathered[(shift, prefix)].append(inside)
+                for shift, prefix in split:
+                    inside = keys if shift == 64 else keys[(keys >> np.uint64(shift)) == prefix]
+                    below = shift - _DIGIT_BITS
+                    digits = (inside >> np.uint64(below)) & np.uint64((1 << _DIGIT_BITS) - 1)
+                    counts[(shift, prefix)] += np.bincount(
+                        digits.astype(np.int64), minlength=1 << _DIGIT_BITS
+                    )
+                held = max(held, len(keys) + sum(sum(map(len, g)) for g in gathered.values()))
+        for bucket, (_, wanted) in gather.items():
+            values = np.concatenate(gathered.pop(bucket))
+            values.partition([local for _, local in wanted])
+            for rank, local in wanted:
+                found[rank] = _unordered(int(values[local]))
+        buckets = waiting
+        for (shift, prefix), (_, wanted) in split.items():
+            histogram = counts[(shift, prefix)]
+            ends = np.cumsum(histogram)
+            below = shift - _DIGIT_BITS
+            for rank, local in wanted:
+                digit = int(np.searchsorted(ends, local, side="right"))
+                before = int(ends[digit - 1]) if digit else 0
+                key = ((prefix << _DIGIT_BITS) | digit) if shift < 64 else digit
+                size, inner = buckets.get((below, key), (int(histogram[digit]), []))
+                inner.append((rank, local - before))
+                buckets[(below, key)] = (size, inner)
+    return found, held
+
+
+def _quantiles(
+    chunks: Callable[[], Iterable[np.ndarray]], count: int, qs: list[float], budget: int
+) -> list[float]:
+    """`np.quantile(values, qs)` (linear interpolation), from the order statistics it needs."""
+    positions = [(count - 1) * q for q in qs]
+    lows = [int(np.floor(h)) for h in positions]
+    ranks = [r for low in lows for r in (low, min(low + 1, count - 1))]
+    found, _ = order_statistics(chunks, count, ranks, budget)
+    result = []
+    for h, low in zip(positions, lows, strict=True):
+        pair = np.array([found[low], found[min(low + 1, count - 1)]])
+        # numpy interpolates between the two neighbours by the fraction of the position:
+        # the same arithmetic as its quantile of the pair at that fraction.
+        result.append(float(np.quantile(pair, h - low)))
+    return result
+
+
+def _median(chunks: Callable[[], Iterable[np.ndarray]], count: int, budget: int) -> float:
+    """`np.median(values)`: the middle value, or the mean of the middle two."""
+    middle = [count // 2] if count % 2 else [count // 2 - 1, count // 2]
+    found, _ = order_statistics(chunks, count, middle, budget)
+    return float(np.median(np.array([found[r] for r in middle])))
+
+
+def _streamed_fence(
+    spec: Outliers, count: int, chunks: Callable[[], Iterable[np.ndarray]], budget: int
+) -> tuple[float, float] | None:
+    """`_fence` of a group too large to hold, from its values streamed by `chunks()`."""
+    if count < spec.min_group_size:
+        return None
+    if spec.method == "iqr":
+        q1, q3 = _quantiles(chunks, count, [0.25, 0.75], budget)
+        return q1 - spec.threshold * (q3 - q1), q3 + spec.threshold * (q3 - q1)
+    median = _median(chunks, count, budget)
+
+    def deviations() -> Iterator[np.ndarray]:
+        for chunk in chunks():
+            yield np.abs(chunk - median)
+
+    mad = _median(deviations, count, budget)
+    if mad == 0.0:
+        return None
+    reach = spec.threshold * mad / 0.6745
+    return median - reach, median + reach
+
+
+def fences_of_groups(
+    spec: Outliers,
+    values: GroupValues,
+    groups: int,
+    map_fn: Callable[..., Iterable[Any]] = map,
+) -> Fences:
+    """Fences from each group's kept, present values in `values` (closed): a group that fits
+    `values.values_at_once` is read whole, a larger one streamed (`_streamed_fence`)."""
+    low = np.full(max(groups, 1), -np.inf)
+    high = np.full(max(groups, 1), np.inf)
+    budget = values.values_at_once
+
+    def one(code: int) -> tuple[int, tuple[float, float] | None]:
+        count = values.counts[code]
+        if count <= budget:
+            return code, _fence(spec, values.read(code))
+        return code, _streamed_fence(spec, count, lambda: values.chunks(code), budget)
+
+    for code, bounds in map_fn(one, sorted(values.counts)):
         if bounds is not None:
             low[code], high[code] = bounds
     return Fences(low, high)

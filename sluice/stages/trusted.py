@@ -1,12 +1,14 @@
 """Trusted: typed, de-duplicated, checked, enriched and scored records, one file per day.
 
-The staged rows stream through in Arrow batches, so memory stays flat in the file's size:
+The staged rows stream through in Arrow batches, one row group at a time, so memory stays flat
+in the file's size (what grows with the file waits on local disk):
 
 1. Each batch is judged by its contract (types, null policy, rules) and sorted by event day.
    Rejected rows, with their reason codes, go to a quarantine spill on local disk; kept rows go
-   to a trusted spill, and only their de-duplication key stays in memory (8 bytes a row).
-2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), and
-   the outlier fences of each group of kept rows (read back from the spill batch by batch).
+   to a trusted spill, and their de-duplication keys to key partitions (`keys.KeyPartitions`).
+2. Over the whole file: which rows repeat an earlier key (the first row in the file wins), one
+   partition at a time, kept as a bit per row; and the outlier fences of each group of kept
+   rows, from values read back from the spill and put aside per group (`outliers.GroupValues`).
 3. The spilled days are read back in groups of about one batch (a big day alone, in large
    chunks): duplicates dropped, outliers flagged, bands, derived fields, the quality score and
    lineage added, and each day written as one Parquet file with large row groups.
@@ -34,12 +36,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.contracts import Contract
-from sluice.memory import use_returning_pool
+from sluice.memory import release_freed, use_returning_pool
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
 from sluice.stages.coerce import ARROW_TYPES
 from sluice.stages.delivery import partial_summaries, partial_summary
-from sluice.stages.outliers import Fences, GroupCodes, fences_by_group, split_by_group
+from sluice.stages.outliers import (
+    Fences,
+    GroupCodes,
+    GroupValues,
+    fences_of_groups,
+    split_by_group,
+)
 from sluice.stages.spill import DaySlices, DaySpill, by_day, day_of, runs
 
 ROW = "_row"
@@ -172,26 +180,6 @@ class TrustedResult:
         return round(sum(q.score_sum for q in self.days.values()) / self.rows_trusted, 4)
 
 
-class _Growable:
-    """A numpy array appended to batch by batch, sized up front when the row count is known."""
-
-    def __init__(self, dtype: type[np.generic], capacity: int) -> None:
-        self.data = np.empty(max(capacity, 1024), dtype=dtype)
-        self.size = 0
-
-    def append(self, values: np.ndarray) -> None:
-        end = self.size + len(values)
-        if end > len(self.data):
-            grown = np.empty(max(end, 2 * len(self.data)), dtype=self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size : end] = values
-        self.size = end
-
-    def view(self) -> np.ndarray:
-        return self.data[: self.size]
-
-
 @dataclass
 class _Prepared:
     """One batch after step 1's per-row work, waiting to be committed in file order."""
@@ -244,9 +232,11 @@ class _Transformer:
             and contract.column(pk[0]).type == "int"
             and contract.column(pk[0]).nulls == "reject"
         )
-        # The only per-row state held for the whole file: 8 bytes of key. (Outlier fences
-        # read their inputs back from the spill once the keys are gone.)
-        self.keys = _Growable(np.int64 if self.int_key else np.uint64, expected_rows)
+        # Each kept row's de-duplication key goes to a partition on disk as its batch is
+        # committed (a small file's stay in memory); duplicates are found partition by partition.
+        self.keys = keys_mod.KeyPartitions(
+            workdir / "keys", expected_rows, np.int64 if self.int_key else np.uint64
+        )
         self.groups = [GroupCodes() for _ in contract.outliers]
         self.kept_rows = 0
 
@@ -394,38 +384,34 @@ class _Transformer:
 
     # ------------------------------------------------------------------ step 2: whole file
 
-    def _duplicates(self) -> np.ndarray:
-        """Per kept row (by ordinal), whether an earlier row had its key."""
-        dropped = np.zeros(self.kept_rows, dtype=bool)
-        dropped[keys_mod.later_copies(self.keys.view())] = True
-        del self.keys
-        self.result.duplicates = int(dropped.sum())
+    def _duplicates(self) -> keys_mod.RowMarks:
+        """Per kept row (by ordinal), whether an earlier row had its key: one bit a row."""
+        dropped = self.keys.later_copies()
+        self.result.duplicates = dropped.count
         return dropped
 
-    def _read_outlier_inputs(
-        self, pool: ThreadPoolExecutor, dropped: np.ndarray
-    ) -> list[list[Future[list[tuple[int, np.ndarray]]]]]:
-        """Per outlier check, the reads of its inputs from the spill, started on the pool."""
+    def _fences(self, pool: ThreadPoolExecutor, dropped: keys_mod.RowMarks) -> list[Fences]:
+        """Per outlier check, its groups' fences. The kept, present values are read back from
+        the spill in runs (a few at once on the pool), put aside per group on local disk, then
+        each group's fences computed from its values alone."""
         runs = self.kept_spill.groups(list(range(len(self.kept_spill.sizes))), BATCH_ROWS)
-        return [
-            [pool.submit(self._outlier_inputs, run, i, dropped) for run in runs]
-            for i in range(len(self.contract.outliers))
-        ]
-
-    def _fences(
-        self, pool: ThreadPoolExecutor, reads: list[list[Future[list[tuple[int, np.ndarray]]]]]
-    ) -> list[Fences]:
         found = []
         for i, spec in enumerate(self.contract.outliers):
-            chunks: dict[int, list[np.ndarray]] = {}
-            for read in reads[i]:
-                for code, part in read.result():
-                    chunks.setdefault(code, []).append(part)
-            found.append(fences_by_group(spec, chunks, len(self.groups[i].codes), pool.map))
+            values = GroupValues(self.workdir / f"outlier-values-{i}.bin")
+            reads: deque[Future[list[tuple[int, np.ndarray]]]] = deque()
+            for run in [*runs, None]:
+                if run is not None:
+                    reads.append(pool.submit(self._outlier_inputs, run, i, dropped))
+                while reads and (run is None or len(reads) > WORKERS):
+                    for code, part in reads.popleft().result():
+                        values.append(code, part)
+            values.close()
+            found.append(fences_of_groups(spec, values, len(self.groups[i].codes), pool.map))
+            values.path.unlink()
         return found
 
     def _outlier_inputs(
-        self, run: list[int], i: int, dropped: np.ndarray
+        self, run: list[int], i: int, dropped: keys_mod.RowMarks
     ) -> list[tuple[int, np.ndarray]]:
         """Some spilled record batches' kept, present values of outlier check `i`, by group."""
         spec = self.contract.outliers[i]
@@ -443,7 +429,7 @@ class _Transformer:
         days: list[date],
         counts: list[int],
         chunk: pa.Table,
-        dropped: np.ndarray,
+        dropped: keys_mod.RowMarks,
         found: list[Fences],
     ) -> tuple[pa.Table, np.ndarray]:
         """Rows of `days` (in day order, `counts` rows each) de-duplicated, flagged, scored and
@@ -527,7 +513,7 @@ class _Transformer:
         return self.workdir / "out" / f"{kind}-{day.isoformat()}.parquet"
 
     def _write_trusted(
-        self, days: list[date], dropped: np.ndarray, found: list[Fences]
+        self, days: list[date], dropped: keys_mod.RowMarks, found: list[Fences]
     ) -> list[tuple[str, date, DayFile]]:
         """Write the TRUSTED file of each of `days` (a few small days, or one big one)."""
         spill = self.kept_spill
@@ -596,8 +582,12 @@ class _Transformer:
             quarantine = [
                 background.submit(self._write_quarantine, days) for days in _tasks(self.bad_spill)
             ]
+            # Each phase starts from what the last one left, not from its peak.
+            release_freed()
             dropped = self._duplicates()
-            found = self._fences(pool, self._read_outlier_inputs(pool, dropped))
+            release_freed()
+            found = self._fences(pool, dropped)
+            release_freed()
             trusted = [
                 pool.submit(self._write_trusted, days, dropped, found)
                 for days in _tasks(self.kept_spill)
@@ -747,20 +737,29 @@ def transform_batches(
     finally:
         transformer.kept_spill.close()
         transformer.bad_spill.close()
+        transformer.keys.close()
 
 
 def transform_file(
     staged: Path, contract: Contract, ctx: RunContext, workdir: Path, batch_rows: int = BATCH_ROWS
 ) -> TrustedResult:
-    """Stream a staged Parquet file through the stage."""
+    """Stream a staged Parquet file through the stage, one row group at a time: a reader over
+    the whole file keeps what it has decoded of the row groups it has passed (its resident
+    memory grew with the file, ~3 MB a 128k-row batch), a reader per row group frees it."""
+    use_returning_pool()
     source = pq.ParquetFile(staged)
-    return transform_batches(
-        source.iter_batches(batch_size=batch_rows),
-        contract,
-        ctx,
-        workdir,
-        source.metadata.num_rows,
+
+    def batch_size(index: int) -> int:
+        # Validate's row groups are a little over BATCH_ROWS: one batch each, not one and a tail.
+        rows = source.metadata.row_group(index).num_rows
+        return rows if rows <= batch_rows * 5 // 4 else batch_rows
+
+    batches = (
+        batch
+        for index in range(source.num_row_groups)
+        for batch in source.iter_batches(batch_size=batch_size(index), row_groups=[index])
     )
+    return transform_batches(batches, contract, ctx, workdir, source.metadata.num_rows)
 
 
 def transform(
@@ -772,4 +771,5 @@ def transform(
 ) -> TrustedResult:
     """`transform_batches` over an in-memory table (tests and small files)."""
     folder = workdir or Path(tempfile.mkdtemp(prefix="sluice-trusted-"))
-    return transform_batches(table.to_batches(max_chunksize=batch_rows), contract, ctx, folder)
+    batches = table.to_batches(max_chunksize=batch_rows)
+    return transform_batches(batches, contract, ctx, folder, table.num_rows)

@@ -142,7 +142,7 @@ def test_an_omitted_stage_takes_the_default_size() -> None:
             {"stages": {}},
             "sluice:environments.dev.max_file_bytes: the stages serve no csv file; raise "
             "stages.validate.memory_mb to 832, stages.validate.ephemeral_storage_mb to 3520, "
-            "stages.trusted.memory_mb to 3328, stages.trusted.ephemeral_storage_mb to 5056, "
+            "stages.trusted.memory_mb to 640, stages.trusted.ephemeral_storage_mb to 5056, "
             "stages.delivery.memory_mb to 896",
         ),
         (

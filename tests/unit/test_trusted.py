@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from sluice.contracts import Contract, Outliers, Rule, load_contract_text
-from sluice.stages import delivery, keys, rules, trusted
+from sluice.stages import delivery, keys, outliers, rules, trusted
 from sluice.stages.outliers import fences_by_group
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
@@ -329,13 +329,69 @@ def test_outputs_do_not_depend_on_how_days_are_grouped_or_chunked(
         quality = {d: q.to_dict() for d, q in result.days.items()}
         return kept, bad, summaries, quality
 
-    # When the days are written in one group, then one row group of 4 rows at a time
+    # When the days are written in one group, then one row group of 4 rows at a time, and
+    # with keys found in partitions on disk and outlier fences from streamed group values
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
     whole = outputs(tmp_path / "a")
     monkeypatch.setattr(trusted, "ROW_GROUP_ROWS", 4)
     monkeypatch.setattr(trusted, "BATCH_ROWS", 3)
     chunked = outputs(tmp_path / "b")
+    monkeypatch.setattr(keys, "KEYS_AT_ONCE", 16)
+    monkeypatch.setattr(outliers, "VALUES_AT_ONCE", 8)
+    partitioned = outputs(tmp_path / "c")
     # Then every file, summary share and quality record is the same
     assert chunked == whole
+    assert partitioned == whole
     assert len(whole[0]) == 5 and whole[1] and sum(len(v) for v in whole[0].values()) > 100
+
+
+def test_duplicates_are_found_one_partition_of_keys_at_a_time(tmp_path: Path) -> None:
+    # Given 10,000 ids (dense integers, and the same as hashes) with repeats, appended in batches
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 6000, 10_000).astype(np.int64)
+    for values, dtype in [(ids, np.int64), (keys.row_keys([pa.array(ids)]), np.uint64)]:
+        found = keys.KeyPartitions(tmp_path / str(dtype), len(values), dtype, keys_at_once=1000)
+        for start in range(0, len(values), 777):
+            found.append(values[start : start + 777])
+        # When the later copies are found
+        marks = found.later_copies()
+        # Then they are the in-memory answer, found in 16 partitions, none of more than 1000 keys
+        # for dense ids (modulo spreads them evenly) nor 1.5x that for hashes
+        expected = keys.later_copies(values)
+        assert np.flatnonzero(marks[np.arange(len(values))]).tolist() == expected.tolist()
+        assert (found.parts, marks.count) == (16, len(expected))
+        assert found.most_held <= (1000 if dtype is np.int64 else 1500)
+        assert not list((tmp_path / str(dtype)).iterdir())  # partitions are removed once read
+    # The stage's budget: a 20M-row file's keys are split 32 ways, a 1M-row file's kept whole
+    assert (keys.partition_count(20_000_000), keys.partition_count(1_000_000)) == (32, 1)
+
+
+@pytest.mark.parametrize("method", ["iqr", "robust_z"])
+def test_fences_of_a_group_too_large_to_hold_are_numpys(tmp_path: Path, method: str) -> None:
+    # Given groups of 20..5000 values (ties, negatives, one repeated value), streamed from disk
+    # with room for 64 values at a time
+    rng = np.random.default_rng(5)
+    spec = Outliers("v", method, 1.5 if method == "iqr" else 3.5, (), 4)
+    for trial in range(16):
+        n = int(rng.integers(20, 5000))
+        group = [
+            np.round(rng.lognormal(3, 1, n), 2),
+            rng.integers(0, 5, n).astype(float),
+            rng.normal(0, 1e-3, n),
+            np.concatenate([rng.normal(0, 1, n // 2), np.full(n - n // 2, 7.25)]),
+        ][trial % 4]
+        values = outliers.GroupValues(tmp_path / f"{trial}.bin", values_at_once=64)
+        for start in range(0, n, 37):
+            values.append(0, group[start : start + 37])
+        values.close()
+        # When its fences are computed by selection, Then they are numpy's over the whole group
+        streamed = outliers.fences_of_groups(spec, values, 1)
+        whole = fences_by_group(spec, {0: [group]}, 1)
+        assert (streamed.low[0], streamed.high[0]) == (whole.low[0], whole.high[0])
+        # and the selection held one segment and a budget of gathered values at most
+        ranks = list(range(0, n, 97))
+        found, held = outliers.order_statistics(lambda v=values: v.chunks(0), n, ranks, 64)
+        assert [found[r] for r in ranks] == np.sort(group)[ranks].tolist()
+        assert held <= 64 + 64 + 37
