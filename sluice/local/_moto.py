@@ -8,6 +8,7 @@ if a moto upgrade moves any of this.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -30,6 +31,7 @@ def enable_execution() -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
     make_conditional_writes_atomic()
+    count_requests()
 
 
 def reset_state(endpoint_url: str) -> None:
@@ -210,3 +212,69 @@ def _put_object(self: Any) -> Any:
 
 def make_conditional_writes_atomic() -> None:
     setattr(S3Response, "put_object", _put_object)  # noqa: B010
+
+
+# -- the server ---------------------------------------------------------------------------------
+# moto's threaded server loops in socketserver's `serve_forever`, which looks at a stop request
+# only between polls of half a second: stopping is answered at once when a connection wakes it.
+
+
+def server(host: str, port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+
+
+def stop_server(running: Any) -> None:
+    import socket
+
+    host, port = running.get_host_and_port()
+    stopping = threading.Thread(target=running.stop, name="moto-stop", daemon=True)
+    stopping.start()
+    while stopping.is_alive():
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            pass
+        stopping.join(0.01)
+
+
+# -- requests counted ---------------------------------------------------------------------------
+# Every request the server answers, by the access key that signed it, the service and the HTTP
+# method: what each role asked of the cloud (the benchmarks read it per stage).
+
+from collections import Counter  # noqa: E402
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+_original_dispatch = DomainDispatcherApplication.__call__
+_requests: Counter[tuple[str, str, str]] = Counter()
+_requests_lock = threading.Lock()
+
+
+def _signer(authorization: str) -> tuple[str, str]:
+    """(access key, service) from a SigV4 Authorization header; empty when unsigned."""
+    if "Credential=" not in authorization:
+        return "", ""
+    scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+    return scope[0], scope[3] if len(scope) > 3 else ""
+
+
+def _counting_dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    key, service = _signer(str(environ.get("HTTP_AUTHORIZATION", "")))
+    with _requests_lock:
+        _requests[(key, service, str(environ.get("REQUEST_METHOD", "")))] += 1
+    return _original_dispatch(self, environ, start_response)
+
+
+def count_requests() -> None:
+    setattr(DomainDispatcherApplication, "__call__", _counting_dispatch)  # noqa: B010
+
+
+def requests_counted() -> dict[tuple[str, str, str], int]:
+    """(access key, service, method) -> requests answered since the last reset."""
+    with _requests_lock:
+        return dict(_requests)
+
+
+def reset_requests() -> None:
+    with _requests_lock:
+        _requests.clear()
