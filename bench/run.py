@@ -1,4 +1,4 @@
-"""Validate+Trusted against the floor, pandas and DuckDB on the same generated files.
+"""Validate+Trusted against the floor, polars, pandas and DuckDB on the same generated files.
 
     python -m bench.run [--sizes 100k,1m,5m] [--repeat 1] [--apply-max-rows 100000] [--json]
 
@@ -19,7 +19,7 @@ from bench.generate import generate, parse_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-ORDER = ["floor", "sluice", "pandas_vectorized", "pandas_apply", "duckdb", "duckdb_zstd"]
+ORDER = ["floor", "sluice", "polars", "pandas_vectorized", "pandas_apply", "duckdb", "duckdb_zstd"]
 MB = 1024 * 1024
 
 Result = dict[str, Any]
@@ -105,6 +105,17 @@ def targets(results: list[Result]) -> list[Result]:
     check(
         "sluice peak RSS 5M / 1M <= 1.3", _by(results, "5m", "sluice"), s1, "peak_rss_mb", 1.3, True
     )
+    for size in ("1m", "5m"):
+        sluice, peer = _by(results, size, "sluice"), _by(results, size, "polars")
+        check(f"{size.upper()}: sluice time / polars time <= 1", sluice, peer, "seconds", 1, True)
+        check(
+            f"{size.upper()}: sluice peak RSS / polars peak RSS <= 1",
+            sluice,
+            peer,
+            "peak_rss_mb",
+            1,
+            True,
+        )
     for size in dict.fromkeys(r["size"] for r in results):
         check(
             f"{size}: sluice trusted bytes / duckdb bytes <= 1.2",
