@@ -142,3 +142,29 @@ def test_conditional_puts_are_atomic_with_one_another() -> None:
         assert s3.get_object(Bucket="cas", Key="n")["Body"].read() == b"300"
     finally:
         server.stop()
+
+
+def test_the_server_counts_its_requests_and_stops() -> None:
+    import boto3
+
+    # Given the local cloud's moto server, counting requests
+    _moto.enable_execution()
+    _moto.reset_requests()
+    server = _moto.server("127.0.0.1", 0)
+    server.start()
+    host, port = server.get_host_and_port()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="counted",
+        aws_secret_access_key="b",
+    )
+    # When a client makes two requests and the server stops
+    s3.create_bucket(Bucket="counted")
+    s3.head_bucket(Bucket="counted")
+    _moto.stop_server(server)
+    # Then each request was counted under its signer, and the server's thread has ended
+    assert _moto.requests_counted() == {("counted", "s3", "PUT"): 1, ("counted", "s3", "HEAD"): 1}
+    assert not server._thread.is_alive()
+    _moto.reset_requests()
