@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
@@ -278,3 +278,19 @@ def requests_counted() -> dict[tuple[str, str, str], int]:
 def reset_requests() -> None:
     with _requests_lock:
         _requests.clear()
+
+
+# -- the lake, read in place --------------------------------------------------------------------
+# The server runs in this process: copying the lake out reads moto's objects directly rather
+# than over HTTP, one request per object (that is what took a small run's copy half a second).
+
+
+def stored_objects(account: str, bucket: str) -> Iterator[tuple[str, bytes]]:
+    """(key, body) of each object in `bucket`, its current version, as ListObjectsV2 lists
+    them (a deleted key's delete marker is not an object)."""
+    from moto.s3.models import FakeKey, s3_backends
+
+    stored = s3_backends[account]["aws"].get_bucket(bucket)
+    for key, value in stored.keys.items():
+        if isinstance(value, FakeKey):
+            yield key, value.value

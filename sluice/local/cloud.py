@@ -15,7 +15,6 @@ import time
 import warnings
 import zipfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -553,33 +552,20 @@ class LocalCloud:
         Only the four layer folders are replaced. A key that would leave its folder (`..`,
         absolute paths) is skipped, never written.
         """
-        s3 = self.client("s3")
         counts: dict[str, int] = {}
-        copies: list[tuple[str, str, Path]] = []
         for layer, bucket in self.buckets.items():
             root = (directory / layer).resolve()
             if root.exists():
                 _remove_tree(root)
             root.mkdir(parents=True, exist_ok=True)
             counts[layer] = 0
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for obj in page.get("Contents", []):
-                    target = (root / obj["Key"]).resolve()
-                    if obj["Key"].endswith("/") or not target.is_relative_to(root):
-                        continue
-                    copies.append((bucket, obj["Key"], target))
-                    counts[layer] += 1
-
-        def copy(item: tuple[str, str, Path]) -> None:
-            bucket, key, target = item
-            target.parent.mkdir(parents=True, exist_ok=True)
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-            with target.open("wb") as out:
-                shutil.copyfileobj(body, out, 1 << 20)
-
-        # Mostly small objects: one GET each (no transfer manager per object), a few at once.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(copy, copies))
+            for key, body in _moto.stored_objects(ACCOUNT, bucket):
+                target = (root / key).resolve()
+                if key.endswith("/") or not target.is_relative_to(root):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+                counts[layer] += 1
         logs = directory / "_logs"
         if logs.exists():
             _remove_tree(logs)
