@@ -9,6 +9,7 @@ if a moto upgrade moves any of this.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -294,3 +295,23 @@ def stored_objects(account: str, bucket: str) -> Iterator[tuple[str, bytes]]:
     for key, value in stored.keys.items():
         if isinstance(value, FakeKey):
             yield key, value.value
+
+
+# -- loading moto's heavier backends --------------------------------------------------------------
+# Step Functions' interpreter and CloudFormation import moto's EC2 models, which build their
+# region list from three new boto3 sessions (each parses botocore's endpoint data): a third of
+# a second of a cloud's start. They are imported once per process, sharing one session.
+
+
+@functools.cache
+def preload() -> None:
+    import boto3
+
+    shared = boto3.Session()
+    original = boto3.Session
+    boto3.Session = lambda *args, **kwargs: shared  # type: ignore[assignment,misc]
+    try:
+        import moto.cloudformation.models
+        import moto.stepfunctions.parser.models  # noqa: F401
+    finally:
+        boto3.Session = original  # type: ignore[misc]

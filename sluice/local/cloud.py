@@ -155,6 +155,7 @@ class LocalCloud:
             ACCOUNT, REGION, self.endpoint_url, self._function_configs(), self._credentials_of
         )
         self.runtime.prewarm()
+        _moto.preload()
         self._provision(roles)
         # From here on moto checks every call against the caller's policies, as IAM does: this
         # process and the user's clients sign as the administrator, each function as its role.

@@ -200,3 +200,18 @@ def test_the_stored_objects_are_those_a_listing_shows() -> None:
         assert [o["Key"] for o in listed] == list(stored)
     finally:
         _moto.stop_server(server)
+
+
+def test_preloading_moto_leaves_boto3_as_it_was() -> None:
+    import sys
+
+    import boto3
+
+    # Given boto3's own Session
+    original = boto3.Session
+    # When moto's heavier backends are loaded
+    _moto.preload()
+    # Then they are imported and boto3 makes its sessions as before
+    assert {"moto.stepfunctions.parser.models", "moto.cloudformation.models"} <= set(sys.modules)
+    assert boto3.Session is original
+    assert boto3.Session() is not boto3.Session()
