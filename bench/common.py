@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.generate import generate, parse_rows
-
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 PACKAGES = ("pyarrow", "numpy", "polars", "pandas", "duckdb", "moto", "boto3", "botocore")
@@ -24,7 +22,14 @@ def transactions_csv(label: str) -> Path:
     path = DATA / f"tx_{label}.csv"
     if not path.exists():
         print(f"generating {path.relative_to(ROOT)}...", file=sys.stderr, flush=True)
-        generate(parse_rows(label), path)
+        # In a child: a process started from this one would inherit the generator's peak
+        # RSS (Linux keeps `ru_maxrss` across fork and exec).
+        subprocess.run(
+            [sys.executable, "-m", "bench.generate", "--rows", label, "--out", str(path)],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return path
 
 

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.generate import generate, parse_rows
+from bench.common import transactions_csv
+from bench.generate import parse_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -54,10 +55,7 @@ def measure(impl: str, source: Path, out: Path, repeat: int) -> Result:
 def bench_size(
     label: str, rows: int, repeat: int, apply_max_rows: int, impls: list[str] = ORDER
 ) -> list[Result]:
-    source = DATA / f"tx_{label}.csv"
-    if not source.exists():
-        print(f"generating {source.relative_to(ROOT)} ({rows} rows)...", file=sys.stderr)
-        generate(rows, source)
+    source = transactions_csv(label)
     results = []
     for impl in [i for i in ORDER if i in impls]:
         if impl == "pandas_apply" and rows > apply_max_rows:
