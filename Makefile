@@ -33,10 +33,13 @@ test: $(VENV)/.dev-deps
 reliability: $(VENV)/.dev-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest tests/reliability -q -p no:randomly
 
-# Validate+Trusted against a pyarrow floor, vectorized pandas and row-wise pandas (docs/performance.md).
+# Every benchmark section (docs/performance.md): in process against a pyarrow floor, polars and
+# pandas; through the local cloud's S3; many files per day; many days per file; cold starts.
+# One targets table; all results in bench/data/bench-<time>.json. Pick sections with e.g.
+# `make bench BENCH_ARGS="--sections through_s3,manydays"`.
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m pip install --quiet -c requirements/lambda.txt -e '.[bench]'
-	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m bench.suite $(BENCH_ARGS)
 
 synth: $(VENV)/.dev-deps
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python app.py

@@ -1,6 +1,7 @@
-"""Validate+Trusted against the floor, pandas and DuckDB on the same generated files.
+"""Validate+Trusted against the floor, polars, pandas and DuckDB on the same generated files.
 
-    python -m bench.run [--sizes 100k,1m,5m] [--repeat 1] [--apply-max-rows 100000] [--json]
+    python -m bench.run [--sizes 100k,1m,5m] [--repeat 1] [--apply-max-rows 100000]
+                        [--impls floor,sluice,polars,...] [--json]
 
 Each implementation runs in its own child process (`bench.impls`), so its peak RSS is its own.
 Targets are reported PASS/MISS; a miss never fails the run, this is a measurement.
@@ -15,11 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.generate import generate, parse_rows
+from bench.common import transactions_csv
+from bench.generate import parse_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
-ORDER = ["floor", "sluice", "pandas_vectorized", "pandas_apply", "duckdb", "duckdb_zstd"]
+ORDER = ["floor", "sluice", "polars", "pandas_vectorized", "pandas_apply", "duckdb", "duckdb_zstd"]
 MB = 1024 * 1024
 
 Result = dict[str, Any]
@@ -50,13 +52,12 @@ def measure(impl: str, source: Path, out: Path, repeat: int) -> Result:
     return {**best, "peak_rss_mb": max(r["peak_rss_mb"] for r in ok), "runs": len(ok)}
 
 
-def bench_size(label: str, rows: int, repeat: int, apply_max_rows: int) -> list[Result]:
-    source = DATA / f"tx_{label}.csv"
-    if not source.exists():
-        print(f"generating {source.relative_to(ROOT)} ({rows} rows)...", file=sys.stderr)
-        generate(rows, source)
+def bench_size(
+    label: str, rows: int, repeat: int, apply_max_rows: int, impls: list[str] = ORDER
+) -> list[Result]:
+    source = transactions_csv(label)
     results = []
-    for impl in ORDER:
+    for impl in [i for i in ORDER if i in impls]:
         if impl == "pandas_apply" and rows > apply_max_rows:
             continue
         out = DATA / "out" / label / impl
@@ -105,6 +106,17 @@ def targets(results: list[Result]) -> list[Result]:
     check(
         "sluice peak RSS 5M / 1M <= 1.3", _by(results, "5m", "sluice"), s1, "peak_rss_mb", 1.3, True
     )
+    for size in ("1m", "5m"):
+        sluice, peer = _by(results, size, "sluice"), _by(results, size, "polars")
+        check(f"{size.upper()}: sluice time / polars time <= 1", sluice, peer, "seconds", 1, True)
+        check(
+            f"{size.upper()}: sluice peak RSS / polars peak RSS <= 1",
+            sluice,
+            peer,
+            "peak_rss_mb",
+            1,
+            True,
+        )
     for size in dict.fromkeys(r["size"] for r in results):
         check(
             f"{size}: sluice trusted bytes / duckdb bytes <= 1.2",
@@ -157,11 +169,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100k,1m,5m", help="comma-separated, e.g. 100k,1m")
     parser.add_argument("--repeat", type=int, default=1, help="runs per implementation (best)")
     parser.add_argument("--apply-max-rows", type=parse_rows, default=100_000)
+    parser.add_argument(
+        "--impls", default=",".join(ORDER), help="comma-separated, of " + ", ".join(ORDER)
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     args = parser.parse_args(argv)
+    impls = [i.strip() for i in args.impls.split(",") if i.strip()]
     results: list[Result] = []
     for label in [s.strip().lower() for s in args.sizes.split(",") if s.strip()]:
-        results += bench_size(label, parse_rows(label), args.repeat, args.apply_max_rows)
+        results += bench_size(label, parse_rows(label), args.repeat, args.apply_max_rows, impls)
     checks = targets(results)
     if args.json:
         print(json.dumps({"results": results, "targets": checks}, indent=2))

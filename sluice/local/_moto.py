@@ -8,9 +8,11 @@ if a moto upgrade moves any of this.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +33,8 @@ def enable_execution() -> None:
     default_user_config["lambda"]["use_docker"] = False
     make_conditional_writes_atomic()
     remember_backends()
+
+    count_requests()
 
 
 def reset_state(endpoint_url: str) -> None:
@@ -232,3 +236,105 @@ def _backend_for_host(self: Any, host: str | None) -> Any:
 
 def remember_backends() -> None:
     setattr(DomainDispatcherApplication, "get_backend_for_host", _backend_for_host)  # noqa: B010
+
+
+# -- the server ---------------------------------------------------------------------------------
+# moto's threaded server loops in socketserver's `serve_forever`, which looks at a stop request
+# only between polls of half a second: stopping is answered at once when a connection wakes it.
+
+
+def server(host: str, port: int) -> Any:
+    from moto.server import ThreadedMotoServer
+
+    return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+
+
+def stop_server(running: Any) -> None:
+    import socket
+
+    host, port = running.get_host_and_port()
+    stopping = threading.Thread(target=running.stop, name="moto-stop", daemon=True)
+    stopping.start()
+    while stopping.is_alive():
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            pass
+        stopping.join(0.01)
+
+
+# -- requests counted ---------------------------------------------------------------------------
+# Every request the server answers, by the access key that signed it, the service and the HTTP
+# method: what each role asked of the cloud (the benchmarks read it per stage).
+
+from collections import Counter  # noqa: E402
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: E402
+
+_original_dispatch = DomainDispatcherApplication.__call__
+_requests: Counter[tuple[str, str, str]] = Counter()
+_requests_lock = threading.Lock()
+
+
+def _signer(authorization: str) -> tuple[str, str]:
+    """(access key, service) from a SigV4 Authorization header; empty when unsigned."""
+    if "Credential=" not in authorization:
+        return "", ""
+    scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+    return scope[0], scope[3] if len(scope) > 3 else ""
+
+
+def _counting_dispatch(self: Any, environ: dict[str, Any], start_response: Any) -> Any:
+    key, service = _signer(str(environ.get("HTTP_AUTHORIZATION", "")))
+    with _requests_lock:
+        _requests[(key, service, str(environ.get("REQUEST_METHOD", "")))] += 1
+    return _original_dispatch(self, environ, start_response)
+
+
+def count_requests() -> None:
+    setattr(DomainDispatcherApplication, "__call__", _counting_dispatch)  # noqa: B010
+
+
+def requests_counted() -> dict[tuple[str, str, str], int]:
+    """(access key, service, method) -> requests answered since the last reset."""
+    with _requests_lock:
+        return dict(_requests)
+
+
+def reset_requests() -> None:
+    with _requests_lock:
+        _requests.clear()
+
+
+# -- the lake, read in place --------------------------------------------------------------------
+# The server runs in this process: copying the lake out reads moto's objects directly rather
+# than over HTTP, one request per object (that is what took a small run's copy half a second).
+
+
+def stored_objects(account: str, bucket: str) -> Iterator[tuple[str, bytes]]:
+    """(key, body) of each object in `bucket`, its current version, as ListObjectsV2 lists
+    them (a deleted key's delete marker is not an object)."""
+    from moto.s3.models import FakeKey, s3_backends
+
+    stored = s3_backends[account]["aws"].get_bucket(bucket)
+    for key, value in stored.keys.items():
+        if isinstance(value, FakeKey):
+            yield key, value.value
+
+
+# -- loading moto's heavier backends --------------------------------------------------------------
+# Step Functions' interpreter and CloudFormation import moto's EC2 models, which build their
+# region list from three new boto3 sessions (each parses botocore's endpoint data): a third of
+# a second of a cloud's start. They are imported once per process, sharing one session.
+
+
+@functools.cache
+def preload() -> None:
+    import boto3
+
+    shared = boto3.Session()
+    original = boto3.Session
+    boto3.Session = lambda *args, **kwargs: shared  # type: ignore[assignment,misc]
+    try:
+        import moto.cloudformation.models
+        import moto.stepfunctions.parser.models  # noqa: F401
+    finally:
+        boto3.Session = original  # type: ignore[misc]

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 import zipfile
@@ -41,6 +42,9 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+# How often `wait` asks after an execution: soon after a function answered, then at most this.
+WAIT_MIN_SECONDS = 0.02
+WAIT_MAX_SECONDS = 0.5
 
 
 class LocalCloud:
@@ -117,12 +121,10 @@ class LocalCloud:
             raise
 
     def _start(self) -> LocalCloud:
-        from moto.server import ThreadedMotoServer
-
         _moto.enable_execution()
         _moto.relax_iam()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = _moto.server("127.0.0.1", self.port)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.port = port
@@ -141,16 +143,25 @@ class LocalCloud:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         # moto's backends are process-wide: a cloud starts from nothing even after another ran.
         _moto.reset_state(self.endpoint_url)
-        self._provision()
+        _moto.reset_requests()
+        # The roles first: with their sessions the functions' environments can start loading
+        # their handlers (in processes of their own) while the rest is provisioned.
+        roles = self._create_roles()
+        self._assume_roles(roles)
+        self.state_machine_arn = (
+            f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
+        )
+        self.runtime = LambdaRuntime(
+            ACCOUNT, REGION, self.endpoint_url, self._function_configs(), self._credentials_of
+        )
+        self.runtime.prewarm()
+        _moto.preload()
+        self._provision(roles)
         # From here on moto checks every call against the caller's policies, as IAM does: this
         # process and the user's clients sign as the administrator, each function as its role.
         _moto.enforce_iam(self.role_credentials["pipeline"])
         self._set_env(self.credentials)
         reset_runtime()
-        self.runtime = LambdaRuntime(
-            ACCOUNT, REGION, self.endpoint_url, self._function_configs(), self._credentials_of
-        )
-        self.runtime.prewarm()
         _moto.install_dispatcher(self.runtime.dispatch)
         self._pump = QueuePump(
             # The event source mapping polls as the starter's role.
@@ -175,7 +186,7 @@ class LocalCloud:
         if self.runtime is not None:
             self.runtime.stop()
         if self._server is not None:
-            self._server.stop()
+            _moto.stop_server(self._server)
             self._server = None
         _moto.relax_iam()
         for key, value in self._saved_env.items():
@@ -242,15 +253,14 @@ class LocalCloud:
 
     # -- provisioning ------------------------------------------------------------------------
 
-    def _provision(self) -> None:
+    def _provision(self, roles: dict[str, str]) -> None:
+        """Everything but the roles (`_start` creates those first)."""
         self._create_buckets()
         self._create_queues()
-        roles = self._create_roles()
         self._create_functions(roles)
         self._create_state_machine(roles["pipeline"])
         self._publish_stack()
         self._create_administrator()
-        self._assume_roles(roles)
 
     def _function_configs(self) -> list[FunctionConfig]:
         configs = []
@@ -451,7 +461,9 @@ class LocalCloud:
         created = self.client("stepfunctions").create_state_machine(
             name=self.names.state_machine, definition=definition, roleArn=role, type="STANDARD"
         )
-        self.state_machine_arn = str(created["stateMachineArn"])
+        # The functions were given the ARN before the state machine existed (see _start).
+        if created["stateMachineArn"] != self.state_machine_arn:
+            raise RuntimeError(f"state machine ARN {created['stateMachineArn']} is not the one")
 
     # -- using it ----------------------------------------------------------------------------
 
@@ -463,6 +475,8 @@ class LocalCloud:
         key = key or lake.raw_key(dataset, path.name, day or datetime.now(UTC).date())
         s3 = self.client("s3")
         s3.upload_file(str(path), bucket, key)
+        if self._pump is not None:
+            self._pump.nudge()
         head = s3.head_object(Bucket=bucket, Key=key)
         return SourceObject(
             bucket=bucket,
@@ -471,6 +485,23 @@ class LocalCloud:
             etag=str(head["ETag"]).strip('"'),
             size=int(head["ContentLength"]),
         )
+
+    def requests_by_role(self) -> dict[str, dict[str, int]]:
+        """Requests the cloud answered since it started (or `reset_requests`), per signer:
+        each role (`pipeline`: the state machine), `admin`, or `unsigned`; then per
+        `service METHOD`, e.g. `s3 PUT`."""
+        who = {keys["AWS_ACCESS_KEY_ID"]: role for role, keys in self.role_credentials.items()}
+        if self.credentials:
+            who[self.credentials["AWS_ACCESS_KEY_ID"]] = "admin"
+        counts: dict[str, dict[str, int]] = {}
+        for (key, service, method), n in _moto.requests_counted().items():
+            role = who.get(key, "unsigned" if not key else "other")
+            by = counts.setdefault(role, {})
+            by[f"{service} {method}"] = by.get(f"{service} {method}", 0) + n
+        return counts
+
+    def reset_requests(self) -> None:
+        _moto.reset_requests()
 
     def execution_arn(self, name: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
@@ -493,6 +524,10 @@ class LocalCloud:
         deadline = time.monotonic() + timeout
         sfn = self.client("stepfunctions")
         arn = ""
+        # Asked again soon after a function answers (the execution moves on then), else less
+        # and less often: each question costs the cloud's CPU, which the functions need.
+        pause = WAIT_MIN_SECONDS
+        seen = self.runtime.answered
         while time.monotonic() < deadline:
             if not arn:
                 found = self.find_execution(source)
@@ -505,7 +540,9 @@ class LocalCloud:
                 described = dict(sfn.describe_execution(executionArn=arn))
                 if described["status"] in TERMINAL:
                     return described
-            time.sleep(0.05)
+            answered = self.runtime.wait_for_answer(seen, pause)
+            pause = WAIT_MIN_SECONDS if answered != seen else min(2 * pause, WAIT_MAX_SECONDS)
+            seen = answered
         raise TimeoutError(
             f"no finished execution for s3://{source.bucket}/{source.key} after {timeout:.0f}s"
         )
@@ -516,7 +553,6 @@ class LocalCloud:
         Only the four layer folders are replaced. A key that would leave its folder (`..`,
         absolute paths) is skipped, never written.
         """
-        s3 = self.client("s3")
         counts: dict[str, int] = {}
         for layer, bucket in self.buckets.items():
             root = (directory / layer).resolve()
@@ -524,14 +560,13 @@ class LocalCloud:
                 _remove_tree(root)
             root.mkdir(parents=True, exist_ok=True)
             counts[layer] = 0
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-                for obj in page.get("Contents", []):
-                    target = (root / obj["Key"]).resolve()
-                    if obj["Key"].endswith("/") or not target.is_relative_to(root):
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(bucket, obj["Key"], str(target))
-                    counts[layer] += 1
+            for key, body in _moto.stored_objects(ACCOUNT, bucket):
+                target = (root / key).resolve()
+                if key.endswith("/") or not target.is_relative_to(root):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(body)
+                counts[layer] += 1
         logs = directory / "_logs"
         if logs.exists():
             _remove_tree(logs)
@@ -542,6 +577,4 @@ class LocalCloud:
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path)

@@ -47,6 +47,7 @@ class QueuePump:
         region: str,
         batch_size: int = 10,
         idle_wait: float = 0.05,
+        max_idle_wait: float = 0.5,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -55,10 +56,14 @@ class QueuePump:
         self.invoke = invoke
         self.region = region
         self.batch_size = batch_size
+        # An empty queue is asked again after idle_wait, then less and less often up to
+        # max_idle_wait: each receive costs the cloud's CPU, which the functions need.
         self.idle_wait = idle_wait
+        self.max_idle_wait = max_idle_wait
         self.batches = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def poll_once(self) -> int:
@@ -89,14 +94,23 @@ class QueuePump:
         return len(messages)
 
     def _run(self) -> None:
+        idle = self.idle_wait
         while not self._stop.is_set():
             try:
                 received = self.poll_once()
             except Exception as exc:  # the pump must outlive one bad poll, as the ESM does
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 received = 0
-            if not received:
-                self._stop.wait(self.idle_wait)
+            if received:
+                idle = self.idle_wait
+                continue
+            woken = self._wake.wait(idle)
+            self._wake.clear()
+            idle = self.idle_wait if woken else min(idle * 2, self.max_idle_wait)
+
+    def nudge(self) -> None:
+        """Something was just sent to the queue: receive now."""
+        self._wake.set()
 
     def start(self) -> None:
         self._stop.clear()
@@ -105,6 +119,7 @@ class QueuePump:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None

@@ -269,25 +269,45 @@ class _Function:
         self.config = config
         self.idle: list[_Environment] = []
         self.count = 0
+        # Environments being started ahead of any invocation, and the callers waiting for them.
+        self.warming = 0
+        self.waiting = 0
         self.ready = threading.Condition()
 
     def acquire(self) -> _Environment | None:
         """A warm environment, or None when the caller should start a new one."""
         with self.ready:
-            while not self.idle and self.count >= self.config.concurrency:
-                self.ready.wait()
-            if self.idle:
-                return self.idle.pop()
-            self.count += 1
-            return None
+            while not self.idle:
+                if self.warming > self.waiting:
+                    # One being warmed up is further along than a cold start would be.
+                    self.waiting += 1
+                    self.ready.wait()
+                    self.waiting -= 1
+                elif self.count < self.config.concurrency:
+                    self.count += 1
+                    return None
+                else:
+                    self.ready.wait()
+            return self.idle.pop()
 
-    def release(self, environment: _Environment | None, usable: bool) -> None:
+    def acquire_to_warm(self) -> bool:
+        """Count an environment started before it is asked for; False at the concurrency."""
+        with self.ready:
+            if self.count >= self.config.concurrency:
+                return False
+            self.count += 1
+            self.warming += 1
+            return True
+
+    def release(self, environment: _Environment | None, usable: bool, warmed: bool = False) -> None:
         with self.ready:
             if environment is not None and usable:
                 self.idle.append(environment)
             else:
                 self.count -= 1
-            self.ready.notify()
+            if warmed:
+                self.warming -= 1
+            self.ready.notify_all()
 
 
 class LambdaRuntime:
@@ -311,6 +331,9 @@ class LambdaRuntime:
         self._faults: list[FaultHook] = []
         self._worker_faults: list[str] = []
         self._lock = threading.Lock()
+        # Invocations answered so far, and a condition to wait for the next one on.
+        self.answered = 0
+        self._answer = threading.Condition(self._lock)
         self._workdir = Path(tempfile.mkdtemp(prefix="sluice-lambda-"))
         # Every environment alive, idle or busy, so stop() ends them all.
         self._live: set[_Environment] = set()
@@ -463,6 +486,15 @@ class LambdaRuntime:
                     cold,
                 )
             )
+            self.answered += 1
+            self._answer.notify_all()
+
+    def wait_for_answer(self, seen: int, timeout: float) -> int:
+        """Block until more than `seen` invocations have been answered, or `timeout` passes;
+        how many have been answered."""
+        with self._answer:
+            self._answer.wait_for(lambda: self.answered != seen, timeout)
+            return self.answered
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
@@ -480,16 +512,20 @@ class LambdaRuntime:
         concurrency of one), so the first file does not wait for four cold starts."""
 
         def warm(pool: _Function) -> None:
-            if pool.acquire() is not None:  # pragma: no cover - a fresh pool has none idle
-                raise RuntimeError("prewarm on a used pool")
-            environment, error = self._start(pool.config)
-            usable = error is None and not self._stopped
-            if environment is not None and not usable:
-                self._end(environment)
-            pool.release(environment, usable)
+            environment: _Environment | None = None
+            usable = False
+            try:
+                environment, error = self._start(pool.config)
+                usable = error is None and not self._stopped
+            finally:
+                if environment is not None and not usable:
+                    self._end(environment)
+                pool.release(environment, usable, warmed=True)
 
         for pool in self._functions.values():
-            threading.Thread(target=warm, args=(pool,), daemon=True).start()
+            # An invocation that arrives meanwhile waits for this environment (see acquire).
+            if pool.acquire_to_warm():
+                threading.Thread(target=warm, args=(pool,), daemon=True).start()
 
     def stop(self) -> None:
         """End every environment, busy ones too (as Lambda does when a function is deleted)."""

@@ -159,3 +159,76 @@ def test_the_dispatcher_remembers_each_hosts_backend_and_answers_as_moto_does() 
     # Then the answers are moto's own, the same both times
     assert found == [(_moto._original_backend_for_host(app, h),) * 2 for h in hosts]
     assert [f[0] for f in found] == ["s3", "stepfunctions", "moto_api", None]
+
+
+def test_the_server_counts_its_requests_and_stops() -> None:
+    import boto3
+
+    # Given the local cloud's moto server, counting requests
+    _moto.enable_execution()
+    _moto.reset_requests()
+    server = _moto.server("127.0.0.1", 0)
+    server.start()
+    host, port = server.get_host_and_port()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="counted",
+        aws_secret_access_key="b",
+    )
+    # When a client makes two requests and the server stops
+    s3.create_bucket(Bucket="counted")
+    s3.head_bucket(Bucket="counted")
+    _moto.stop_server(server)
+    # Then each request was counted under its signer, and the server's thread has ended
+    assert _moto.requests_counted() == {("counted", "s3", "PUT"): 1, ("counted", "s3", "HEAD"): 1}
+    assert not server._thread.is_alive()
+    _moto.reset_requests()
+
+
+def test_the_stored_objects_are_those_a_listing_shows() -> None:
+    import boto3
+
+    # Given a versioned bucket where one key was overwritten and another deleted
+    _moto.enable_execution()
+    server = _moto.server("127.0.0.1", 0)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+        )
+        s3.create_bucket(Bucket="stored")
+        s3.put_bucket_versioning(Bucket="stored", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="stored", Key="day=1/a.parquet", Body=b"first")
+        s3.put_object(Bucket="stored", Key="day=1/a.parquet", Body=b"second")
+        s3.put_object(Bucket="stored", Key="day=2/b.parquet", Body=b"gone")
+        s3.delete_object(Bucket="stored", Key="day=2/b.parquet")
+        listed = s3.list_objects_v2(Bucket="stored")["Contents"]
+        # When the objects are read in place
+        stored = dict(_moto.stored_objects("123456789012", "stored"))
+        # Then they are the listed keys with their current bodies
+        assert stored == {"day=1/a.parquet": b"second"}
+        assert [o["Key"] for o in listed] == list(stored)
+    finally:
+        _moto.stop_server(server)
+
+
+def test_preloading_moto_leaves_boto3_as_it_was() -> None:
+    import sys
+
+    import boto3
+
+    # Given boto3's own Session
+    original = boto3.Session
+    # When moto's heavier backends are loaded
+    _moto.preload()
+    # Then they are imported and boto3 makes its sessions as before
+    assert {"moto.stepfunctions.parser.models", "moto.cloudformation.models"} <= set(sys.modules)
+    assert boto3.Session is original
+    assert boto3.Session() is not boto3.Session()

@@ -292,3 +292,20 @@ def test_the_state_machine_sends_dead_letters_as_its_own_role(
         "assumed-role/sluice-pipeline-role/pipeline-local is not authorized to perform: "
         "sqs:SendMessage" in refused["cause"]
     )
+
+
+def test_the_cloud_counts_the_requests_each_role_makes(cloud: LocalCloud) -> None:
+    # Given the counts reset
+    cloud.reset_requests()
+    admin = cloud.client("s3")
+    validate = cloud.client("s3", cloud.role_credentials["validate"])
+    # When the administrator puts two objects and gets one, and Validate heads one
+    admin.put_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv", Body=b"a")
+    admin.put_object(Bucket=cloud.buckets["raw"], Key="counted/b.csv", Body=b"b")
+    admin.get_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv")["Body"].read()
+    validate.head_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv")
+    # Then each signer's requests are counted by service and method (the pump polls meanwhile)
+    counted = cloud.requests_by_role()
+    assert counted["admin"] == {"s3 PUT": 2, "s3 GET": 1}
+    assert counted["validate"] == {"s3 HEAD": 1}
+    assert set(counted) <= {"admin", "validate", "starter"}

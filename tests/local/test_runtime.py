@@ -3,6 +3,7 @@ errors (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -54,6 +55,26 @@ def test_a_warm_environment_keeps_its_tmp_and_a_new_one_starts_empty(
         ("Runtime.OutOfMemory", False),
         ("Counted", True),
     ]
+
+
+def test_an_invocation_during_the_prewarm_waits_for_that_environment() -> None:
+    # Given a function that may run two environments, warmed up with one
+    runtime = runtime_with(memory_mb=256, timeout_seconds=5)
+    pool = runtime._functions["sluice-starter"]
+    pool.config = dataclasses.replace(pool.config, concurrency=2)
+    runtime.add_worker_fault("tests.faults:count_tmp_then_grow")
+    try:
+        runtime.prewarm()
+        # When it is invoked while that environment is still loading its handler
+        runtime.invoke("sluice-starter", EMPTY_BATCH)
+        # Then the invocation ran in the warmed environment: no second one was started
+        assert [(i.error_type, i.cold_start) for i in runtime.invocations] == [("Counted", False)]
+        assert len(runtime._live) == 1
+        assert runtime.answered == 1
+        # And a wait for the next answer ends when the time is up, saying how many there were
+        assert runtime.wait_for_answer(1, 0.01) == 1
+    finally:
+        runtime.stop()
 
 
 def test_past_its_memory_an_invocation_is_ended_with_lambdas_error(
