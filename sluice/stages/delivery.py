@@ -168,10 +168,58 @@ def partial_summaries(
         columns[f"{m}_count"] = pc.cast(grouped[f"{m}_count"], pa.int64())
         for stat in ("sum", "min", "max"):
             columns[f"{m}_{stat}"] = grouped[f"{m}_{stat}"]
-    table = pa.table(columns)
+    keys = list(zip(*(grouped[c].to_pylist() for c in (_DAY, *groups)), strict=True))
+    for m in contract.measures:
+        if contract.column(m).type == "float":
+            exact = _exact_sums(source, m, groups)
+            if exact is not None:
+                found = [exact.get(k) for k in keys]
+                columns[f"{m}_sum"] = pa.array([None if f is None else float(f) for f in found])
+                columns[f"{m}_sum_exact"] = pa.array(
+                    [None if f is None else str(f) for f in found], pa.string()
+                )
+    schema = _partial_schema(contract)
+    table = pa.table(columns).select(schema.names).cast(schema)
     ends = np.searchsorted(grouped[_DAY].to_numpy(), np.arange(1, days + 1))
     starts = np.concatenate(([0], ends[:-1]))
     return [table.slice(int(s), int(e - s)) for s, e in zip(starts, ends, strict=True)]
+
+
+_MANTISSA_BITS = 53
+_HALF = 26
+
+
+def _exact_sums(
+    source: dict[str, pa.Array | pa.ChunkedArray], measure: str, groups: list[str]
+) -> dict[tuple[Any, ...], Fraction] | None:
+    """The exact sum of a float measure per (day, group): every float is an integer mantissa
+    times a power of two, so mantissas are added as integers per exponent (in two halves, so
+    int64 cannot overflow) and the few (group, exponent) totals are combined as fractions.
+    None when a value is not finite (it has no exact sum)."""
+    values = source[measure]
+    valid = pc.is_valid(values)
+    kept = pc.filter(values, valid).to_numpy()
+    if not np.isfinite(kept).all():
+        return None
+    fraction, exponent = np.frexp(kept)
+    mantissa = (fraction * float(1 << _MANTISSA_BITS)).astype(np.int64)
+    table = pa.table(
+        {
+            **{c: pc.filter(source[c], valid) for c in (_DAY, *groups)},
+            "__e": exponent.astype(np.int32) - _MANTISSA_BITS,
+            "__hi": mantissa >> _HALF,
+            "__lo": mantissa & ((1 << _HALF) - 1),
+        }
+    )
+    totals = table.group_by([_DAY, *groups, "__e"], use_threads=False).aggregate(
+        [("__hi", "sum"), ("__lo", "sum")]
+    )
+    sums: dict[tuple[Any, ...], Fraction] = {}
+    for row in totals.to_pylist():
+        key = tuple(row[c] for c in (_DAY, *groups))
+        whole = (int(row["__hi_sum"]) << _HALF) + int(row["__lo_sum"])
+        sums[key] = sums.get(key, Fraction(0)) + whole * Fraction(2) ** int(row["__e"])
+    return sums
 
 
 def daily_summary(partials: pa.Table, contract: Contract, day: date) -> pa.Table:
@@ -396,7 +444,8 @@ def _accumulate(totals: dict[GroupKey, _Totals], partial: pa.Table, contract: Co
             t.score += _fraction(row["score_sum"])
         for i, m in enumerate(measures):
             t.counts[i] += int(row[f"{m}_count"] or 0)
-            t.sums[i] = _add(t.sums[i], row[f"{m}_sum"])
+            exact = row.get(f"{m}_sum_exact")
+            t.sums[i] = _add(t.sums[i], row[f"{m}_sum"] if exact is None else Fraction(exact))
             t.minima[i] = _lower(t.minima[i], row[f"{m}_min"])
             t.maxima[i] = _upper(t.maxima[i], row[f"{m}_max"])
 
@@ -430,6 +479,8 @@ def _partial_schema(contract: Contract) -> pa.Schema:
             pa.field(f"{m}_min", measure),
             pa.field(f"{m}_max", measure),
         ]
+        if contract.column(m).type == "float":  # the float sum, and the sum it rounds
+            fields.append(pa.field(f"{m}_sum_exact", pa.string()))
     return pa.schema(fields)
 
 
@@ -468,7 +519,11 @@ def _content_digest(partial: pa.Table) -> str:
 def _state_schema(contract: Contract) -> pa.Schema:
     exact = {"score_sum", *(f"{m}_sum" for m in contract.measures)}
     return pa.schema(
-        [pa.field(f.name, pa.string()) if f.name in exact else f for f in _partial_schema(contract)]
+        [
+            pa.field(f.name, pa.string()) if f.name in exact else f
+            for f in _partial_schema(contract)
+            if not f.name.endswith("_sum_exact")  # (the state's sums are exact themselves)
+        ]
     )
 
 

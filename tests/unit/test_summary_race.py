@@ -415,3 +415,21 @@ def test_int_and_decimal_measures_and_a_null_group_merge_exactly_and_survive_the
             "price_min": Decimal("0.01"),
         },
     ]
+
+
+def test_one_files_float_sum_is_the_exact_sum_rounded_once(tmp_path: Path) -> None:
+    # Given one file whose amounts' float sum is not their exact sum rounded once
+    amounts = ["0.1", "0.2", "0.3"]
+    naive = 0.0
+    for a in amounts:
+        naive += float(a)
+    exact = float(sum(Fraction(float(a)) for a in amounts))
+    assert naive != exact
+    store = CountingStore()
+    rows = [(i + 1, a, "Sales") for i, a in enumerate(amounts)]
+    source = store.put_partial("f", partial(tmp_path, rows))
+    # When its share is delivered
+    deliver(store, source)
+    # Then the day's sum is the exact one, rounded once, as if the rows came one per file
+    assert summary(store) == [("Sales", 3, exact, 0.1, 0.3)]
+    assert exact == 0.6
