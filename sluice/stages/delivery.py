@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, localcontext
@@ -367,37 +368,35 @@ class DayState:
 
     def _combined(self, contract: Contract) -> pa.Table:
         """One partial summary row per group holding the day's totals (sums rounded once)."""
-        measures = list(contract.measures)
+        rows = self._rows(contract, float, lambda total, m: _rounded(total, contract, m))
+        return pa.Table.from_pylist(rows, schema=_partial_schema(contract))
+
+    def _rows(
+        self,
+        contract: Contract,
+        score: Callable[[Fraction], Any],
+        total: Callable[[Fraction | None, str], Any],
+    ) -> list[dict[str, Any]]:
+        """One row per group, in a fixed order: the totals, with the score's sum and each
+        measure's sum as `score` and `total` render them."""
         rows: list[dict[str, Any]] = []
         for key in sorted(self.totals, key=_sort_key):
             t = self.totals[key]
             row: dict[str, Any] = dict(zip(contract.group_by, key, strict=True))
             row["record_count"] = t.records
-            row["score_sum"] = float(t.score)
-            for i, m in enumerate(measures):
+            row["score_sum"] = score(t.score)
+            for i, m in enumerate(contract.measures):
                 row[f"{m}_count"] = t.counts[i]
-                row[f"{m}_sum"] = _rounded(t.sums[i], contract, m)
+                row[f"{m}_sum"] = total(t.sums[i], m)
                 row[f"{m}_min"] = t.minima[i]
                 row[f"{m}_max"] = t.maxima[i]
             rows.append(row)
-        return pa.Table.from_pylist(rows, schema=_partial_schema(contract))
+        return rows
 
     def encode(self, contract: Contract) -> bytes:
         """The state as Parquet: exact totals (fractions as text), contributions in metadata."""
-        measures = list(contract.measures)
         schema = _state_schema(contract)
-        rows: list[dict[str, Any]] = []
-        for key in sorted(self.totals, key=_sort_key):
-            t = self.totals[key]
-            row: dict[str, Any] = dict(zip(contract.group_by, key, strict=True))
-            row["record_count"] = t.records
-            row["score_sum"] = str(t.score)
-            for i, m in enumerate(measures):
-                row[f"{m}_count"] = t.counts[i]
-                row[f"{m}_sum"] = None if t.sums[i] is None else str(t.sums[i])
-                row[f"{m}_min"] = t.minima[i]
-                row[f"{m}_max"] = t.maxima[i]
-            rows.append(row)
+        rows = self._rows(contract, str, lambda total, _: None if total is None else str(total))
         metadata = {
             _CONTRIBUTIONS: json.dumps(self.contributions, sort_keys=True).encode(),
             _GENERATION: str(self.generation).encode(),
