@@ -106,9 +106,17 @@ def _fence(spec: Outliers, group: np.ndarray) -> tuple[float, float] | None:
     # (quantiles and medians partition the values: no sort needed)
     if spec.method == "iqr":
         q1, q3 = np.quantile(group, [0.25, 0.75])
-        return q1 - spec.threshold * (q3 - q1), q3 + spec.threshold * (q3 - q1)
+        return _iqr_fences(spec, q1, q3)
     median = float(np.median(group))
-    mad = float(np.median(np.abs(group - median)))
+    return _mad_fences(spec, median, float(np.median(np.abs(group - median))))
+
+
+def _iqr_fences(spec: Outliers, q1: float, q3: float) -> tuple[float, float]:
+    return q1 - spec.threshold * (q3 - q1), q3 + spec.threshold * (q3 - q1)
+
+
+def _mad_fences(spec: Outliers, median: float, mad: float) -> tuple[float, float] | None:
+    """Fences `threshold` scaled MADs from the median; None when the MAD is 0 (no outliers)."""
     if mad == 0.0:
         return None
     reach = spec.threshold * mad / 0.6745
@@ -309,18 +317,14 @@ def _streamed_fence(
         return None
     if spec.method == "iqr":
         q1, q3 = _quantiles(chunks, count, [0.25, 0.75], budget)
-        return q1 - spec.threshold * (q3 - q1), q3 + spec.threshold * (q3 - q1)
+        return _iqr_fences(spec, q1, q3)
     median = _median(chunks, count, budget)
 
     def deviations() -> Iterator[np.ndarray]:
         for chunk in chunks():
             yield np.abs(chunk - median)
 
-    mad = _median(deviations, count, budget)
-    if mad == 0.0:
-        return None
-    reach = spec.threshold * mad / 0.6745
-    return median - reach, median + reach
+    return _mad_fences(spec, median, _median(deviations, count, budget))
 
 
 def fences_of_groups(
