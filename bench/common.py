@@ -7,6 +7,8 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,21 @@ DATA = ROOT / "bench" / "data"
 PACKAGES = ("pyarrow", "numpy", "polars", "pandas", "duckdb", "moto", "boto3", "botocore")
 
 Result = dict[str, Any]
+# A DAILY_SUMMARY as the benchmarks check it: per category (count, sum, min, max)
+Summary = dict[str, tuple[int, float, float, float]]
+
+
+def exact_summary(rows: Iterable[tuple[str, str]]) -> Summary:
+    """What a day's DAILY_SUMMARY must say of these (amount text, category) rows: the count,
+    the exact sum of the amounts rounded once, the minimum and the maximum, per category."""
+    totals: dict[str, list[Any]] = {}
+    for amount, category in rows:
+        value = float(amount)
+        t = totals.setdefault(category, [0, Fraction(0), value, value])
+        t[0] += 1
+        t[1] += Fraction(value)
+        t[2], t[3] = min(t[2], value), max(t[3], value)
+    return {c: (t[0], float(t[1]), t[2], t[3]) for c, t in sorted(totals.items())}
 
 
 def transactions_csv(label: str) -> Path:

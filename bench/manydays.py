@@ -26,20 +26,18 @@ import tempfile
 import time
 from dataclasses import replace
 from datetime import date, timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from bench.common import Result, machine, machine_line, markdown, target
+from bench.common import Result, Summary, exact_summary, machine, machine_line, markdown, target
 from sluice import lake
 from sluice.config import WORKFLOW_STAGES
 
 FIRST_DAY = date(2015, 1, 1)
 HEADER = "id,name,amount,date,category\n"
 CATEGORIES = ("Sales", "Travel")
-Summary = dict[str, tuple[int, float, float, float]]
 
 
 def row(i: int, days: int) -> tuple[int, date, str, str]:
@@ -62,15 +60,7 @@ def write_csv(path: Path, rows: int, days: int) -> None:
 
 
 def expected(rows: int, days: int, day: date) -> Summary:
-    totals: dict[str, list[Any]] = {}
-    for i in range((day - FIRST_DAY).days, rows, days):
-        _, _, amount, category = row(i, days)
-        value = float(amount)
-        t = totals.setdefault(category, [0, Fraction(0), value, value])
-        t[0] += 1
-        t[1] += Fraction(value)
-        t[2], t[3] = min(t[2], value), max(t[3], value)
-    return {c: (t[0], float(t[1]), t[2], t[3]) for c, t in sorted(totals.items())}
+    return exact_summary(row(i, days)[2:] for i in range((day - FIRST_DAY).days, rows, days))
 
 
 def _agrees(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:

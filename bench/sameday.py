@@ -23,12 +23,12 @@ import sys
 import tempfile
 import time
 from datetime import date
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from bench.common import Summary, exact_summary
 from sluice import lake
 from sluice.local import LocalCloud
 
@@ -46,16 +46,8 @@ def rows_of(file: int, rows: int) -> list[tuple[int, str, str]]:
     return out
 
 
-def expected(files: int, rows: int) -> dict[str, tuple[int, float, float, float]]:
-    totals: dict[str, list[Any]] = {}
-    for f in range(files):
-        for _, amount, category in rows_of(f, rows):
-            value = float(amount)
-            t = totals.setdefault(category, [0, Fraction(0), value, value])
-            t[0] += 1
-            t[1] += Fraction(value)
-            t[2], t[3] = min(t[2], value), max(t[3], value)
-    return {c: (t[0], float(t[1]), t[2], t[3]) for c, t in sorted(totals.items())}
+def expected(files: int, rows: int) -> Summary:
+    return exact_summary((a, c) for f in range(files) for _, a, c in rows_of(f, rows))
 
 
 def running(cloud: LocalCloud) -> int:
@@ -83,7 +75,7 @@ def finished(cloud: LocalCloud, count: int, timeout: float) -> list[dict[str, An
     raise TimeoutError(f"{count} executions did not finish in {timeout:.0f} s")
 
 
-def summary_of(cloud: LocalCloud) -> dict[str, tuple[int, float, float, float]]:
+def summary_of(cloud: LocalCloud) -> Summary:
     key = lake.delivery_key("transactions", "DAILY_SUMMARY", DAY, None)
     body = cloud.client("s3").get_object(Bucket=cloud.buckets["delivery"], Key=key)["Body"]
     table = pq.read_table(io.BytesIO(body.read()))
