@@ -64,8 +64,8 @@ def expected(rows: int, days: int, day: date) -> Summary:
 
 
 def _agrees(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
-    """Counts, minima and maxima equal; the sum equal up to float rounding (a file's own
-    rows are summed in floating point, files' shares combine exactly)."""
+    """Counts, minima and maxima equal; the sum equal up to float rounding (whether it is the
+    exact sum rounded once, as Delivery makes it, is reported on its own)."""
     count, total, low, high = got
     return (count, low, high) == (want[0], want[2], want[3]) and math.isclose(
         total, want[1], rel_tol=1e-12
