@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.settings import moto_server_port
 
 from sluice.local import _moto
+
+
+def served_s3(access_key: str = "a") -> tuple[Any, Any]:
+    """The local cloud's moto server, started on a free port, and an S3 client of it signed
+    with `access_key`."""
+    import boto3
+
+    _moto.enable_execution()
+    server = _moto.server("127.0.0.1", 0)
+    server.start()
+    host, port = server.get_host_and_port()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id=access_key,
+        aws_secret_access_key="b",
+    )
+    return server, s3
 
 
 def test_config_switches_exist() -> None:
@@ -101,22 +121,9 @@ def test_enforcement_switches_on_and_off() -> None:
 def test_conditional_puts_are_atomic_with_one_another() -> None:
     import threading
 
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     # Given the local cloud's moto, and 12 writers each doing 25 compare-and-swap increments
-    _moto.enable_execution()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    server, s3 = served_s3()
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://{host}:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="a",
-            aws_secret_access_key="b",
-        )
         s3.create_bucket(Bucket="cas")
         s3.put_object(Bucket="cas", Key="n", Body=b"0")
 
@@ -141,7 +148,7 @@ def test_conditional_puts_are_atomic_with_one_another() -> None:
         # Then no increment was lost
         assert s3.get_object(Bucket="cas", Key="n")["Body"].read() == b"300"
     finally:
-        server.stop()
+        _moto.stop_server(server)
 
 
 def test_the_dispatcher_remembers_each_hosts_backend_and_answers_as_moto_does() -> None:
@@ -162,21 +169,10 @@ def test_the_dispatcher_remembers_each_hosts_backend_and_answers_as_moto_does() 
 
 
 def test_the_server_counts_its_requests_and_stops() -> None:
-    import boto3
-
     # Given the local cloud's moto server, counting requests
     _moto.enable_execution()
     _moto.reset_requests()
-    server = _moto.server("127.0.0.1", 0)
-    server.start()
-    host, port = server.get_host_and_port()
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="counted",
-        aws_secret_access_key="b",
-    )
+    server, s3 = served_s3("counted")
     # When a client makes two requests and the server stops
     s3.create_bucket(Bucket="counted")
     s3.head_bucket(Bucket="counted")
@@ -188,21 +184,9 @@ def test_the_server_counts_its_requests_and_stops() -> None:
 
 
 def test_the_stored_objects_are_those_a_listing_shows() -> None:
-    import boto3
-
     # Given a versioned bucket where one key was overwritten and another deleted
-    _moto.enable_execution()
-    server = _moto.server("127.0.0.1", 0)
-    server.start()
-    host, port = server.get_host_and_port()
+    server, s3 = served_s3()
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://{host}:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="a",
-            aws_secret_access_key="b",
-        )
         s3.create_bucket(Bucket="stored")
         s3.put_bucket_versioning(Bucket="stored", VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket="stored", Key="day=1/a.parquet", Body=b"first")
