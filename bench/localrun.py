@@ -28,7 +28,7 @@ def once(file: Path, dataset: str) -> dict[str, Any]:
     from sluice.local import LocalCloud
 
     marks.append(("import", time.perf_counter()))
-    cloud = LocalCloud().start()
+    cloud = LocalCloud(publish_stack=False).start()  # as `sluice run` starts it
     marks.append(("start", time.perf_counter()))
     before = len(cloud.runtime.invocations)
     source = cloud.upload(file, dataset)

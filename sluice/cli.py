@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     lake_dir = Path(args.lake)
     runs: list[FileRun] = []
-    with LocalCloud(env=args.env) as cloud:
+    with LocalCloud(env=args.env, publish_stack=False) as cloud:
         _progress(f"local cloud up at {cloud.endpoint_url} (env {cloud.environment.name})")
         uploads = []
         for path in paths:

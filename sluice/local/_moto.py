@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
+import importlib.util
+import sys
 import threading
+import types
 import urllib.request
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -322,19 +326,57 @@ def stored_objects(account: str, bucket: str) -> Iterator[tuple[str, bytes]]:
 
 # -- loading moto's heavier backends --------------------------------------------------------------
 # Step Functions' interpreter and CloudFormation import moto's EC2 models, which build their
-# region list from three new boto3 sessions (each parses botocore's endpoint data): a third of
-# a second of a cloud's start. They are imported once per process, sharing one session.
+# region list from three new boto3 sessions (each parses botocore's endpoint data) and load the
+# instance-type tables. They are imported once per process, sharing one session. The
+# interpreter reaches EC2 only through its Batch integration, which needs nothing from
+# `moto.batch` but its job statuses (`moto.batch.utils`); Sluice's workflow runs no Batch task,
+# so those are loaded without the package's models (a later `import moto.batch` loads them as
+# usual). CloudFormation is loaded only for a cloud that publishes its stack.
+
+
+def _batch_statuses_alone() -> None:
+    if "moto.batch.utils" in sys.modules:
+        return
+    spec = importlib.util.find_spec("moto.batch")
+    assert spec is not None and spec.submodule_search_locations is not None
+    placeholder = types.ModuleType("moto.batch")
+    placeholder.__path__ = list(spec.submodule_search_locations)
+    sys.modules["moto.batch"] = placeholder
+    try:
+        importlib.import_module("moto.batch.utils")
+    finally:
+        if sys.modules.get("moto.batch") is placeholder:
+            del sys.modules["moto.batch"]
 
 
 @functools.cache
-def preload() -> None:
+def _preload_interpreter() -> None:
+    _batch_statuses_alone()
+    with _one_boto3_session():
+        import moto.stepfunctions.parser.models  # noqa: F401
+
+
+@functools.cache
+def _preload_stacks() -> None:
+    with _one_boto3_session():
+        import moto.cloudformation.models  # noqa: F401
+
+
+@contextlib.contextmanager
+def _one_boto3_session() -> Iterator[None]:
     import boto3
 
     shared = boto3.Session()
     original = boto3.Session
     boto3.Session = lambda *args, **kwargs: shared  # type: ignore[assignment,misc]
     try:
-        import moto.cloudformation.models
-        import moto.stepfunctions.parser.models  # noqa: F401
+        yield
     finally:
         boto3.Session = original  # type: ignore[misc]
+
+
+def preload(stack: bool = True) -> None:
+    """Import the Step Functions interpreter (and, with `stack`, CloudFormation) once."""
+    _preload_interpreter()
+    if stack:
+        _preload_stacks()

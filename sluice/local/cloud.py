@@ -65,12 +65,17 @@ class LocalCloud:
         env: str | None = None,
         stages: Mapping[str, StageSettings] | None = None,
         file_limits: Mapping[str, int] | None = None,
+        publish_stack: bool = True,
     ) -> None:
         """`env` picks the `cdk.json` environment whose sizes and limits the functions get
         (default `dev`); `stages` overrides some stages' sizes (tests use small limits), and
         the per-format file limits follow from them unless `file_limits` says otherwise (a
-        test of a function that meets its limits anyway)."""
+        test of a function that meets its limits anyway). `publish_stack` publishes the stack's
+        outputs in CloudFormation, where the operator commands of another process find them
+        (`sluice up`); a cloud used only by its own process (`sluice run`) skips it and the
+        second or so of loading moto's CloudFormation."""
         self.port = port
+        self.publish_stack = publish_stack
         self.names = names or PipelineNames("sluice")
         self.visibility_timeout = visibility_timeout
         self.max_receive_count = max_receive_count
@@ -155,7 +160,7 @@ class LocalCloud:
             ACCOUNT, REGION, self.endpoint_url, self._function_configs(), self._credentials_of
         )
         self.runtime.prewarm()
-        _moto.preload()
+        _moto.preload(stack=self.publish_stack)
         self._provision(roles)
         # From here on moto checks every call against the caller's policies, as IAM does: this
         # process and the user's clients sign as the administrator, each function as its role.
@@ -259,7 +264,8 @@ class LocalCloud:
         self._create_queues()
         self._create_functions(roles)
         self._create_state_machine(roles["pipeline"])
-        self._publish_stack()
+        if self.publish_stack:
+            self._publish_stack()
         self._create_administrator()
 
     def _function_configs(self) -> list[FunctionConfig]:

@@ -216,3 +216,27 @@ def test_preloading_moto_leaves_boto3_as_it_was() -> None:
     assert {"moto.stepfunctions.parser.models", "moto.cloudformation.models"} <= set(sys.modules)
     assert boto3.Session is original
     assert boto3.Session() is not boto3.Session()
+
+
+def test_the_interpreter_loads_without_ec2_and_batch_still_loads_after() -> None:
+    import subprocess
+    import sys
+
+    # Given a fresh interpreter
+    child = (
+        "import sys\n"
+        "from sluice.local import _moto\n"
+        "_moto.preload(stack=False)\n"
+        "loaded = [m in sys.modules for m in ('moto.stepfunctions.parser.models', 'moto.ec2',"
+        " 'moto.batch', 'moto.cloudformation.models')]\n"
+        "import moto.batch\n"
+        "from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import"
+        " state_task_service_batch as batch\n"
+        "print(loaded, moto.batch.batch_backends is not None,"
+        " batch.JobStatus is sys.modules['moto.batch.utils'].JobStatus)\n"
+    )
+    # When it loads the Step Functions interpreter alone, then imports moto.batch
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    # Then the interpreter came without EC2, Batch's models or CloudFormation, and Batch's
+    # package loads whole afterwards, sharing the job statuses the interpreter holds
+    assert out.stdout.split("\n")[0] == "[True, False, False, False] True True"
