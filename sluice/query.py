@@ -4,6 +4,12 @@
 lake folder (as `sluice run` leaves it), with the hive partitions (`record_type`, `year`,
 `month`, `day`) as string columns exactly as in the Athena tables, so a query written for
 Athena runs here unchanged; the views exist both unqualified and in the schema `sluice`.
+
+A query reads the lake and nothing else. Only SELECT statements run (COPY, ATTACH, EXPORT,
+INSTALL/LOAD, SET, PRAGMA and every other kind are refused before anything runs), and the
+connection they run on is confined by DuckDB's own settings, locked before the query: external
+access off with the lake as the one allowed directory (DuckDB resolves symbolic links, so a link
+in the lake to a file outside it is refused too), extensions neither installed nor loaded.
 """
 
 from __future__ import annotations
@@ -11,17 +17,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.lake import LINEAGE_RECORDS, is_valid_dataset
 from sluice.tables import format_table
 
 DATABASE = "sluice"
 FORMATS = ("table", "csv", "json")
+
+if TYPE_CHECKING:
+    import duckdb
+
+# Set when the connection opens, before any SQL: nothing the query does may fetch or load code.
+_ENGINE_CONFIG = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "allow_unsigned_extensions": False,
+    "allow_persistent_secrets": False,
+}
 
 
 class QueryError(RuntimeError):
@@ -69,15 +88,40 @@ def tables(lake_dir: Path) -> dict[str, str]:
     return found
 
 
-def connect(lake_dir: Path) -> Any:
+def connect(lake_dir: Path, scratch: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection with the lake's views that can read the lake's files and nothing
+    else, its settings locked. `scratch` (outside the lake) is where DuckDB may spill."""
     import duckdb
 
-    con = duckdb.connect()
+    lake = lake_dir.resolve()
+    con = duckdb.connect(config={**_ENGINE_CONFIG, "temp_directory": str(scratch)})
+    # allowed_directories must be set while external access is still on; the trailing
+    # separator keeps a sibling such as `lake2/` out.
+    con.execute(f"SET allowed_directories = [{_quote(lake)} || '/']")
+    con.execute("SET enable_external_access = false")
     con.execute(f"CREATE SCHEMA {DATABASE}")
-    for name, source in tables(lake_dir).items():
+    for name, source in tables(lake).items():
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
         con.execute(f"CREATE VIEW {DATABASE}.{name} AS SELECT * FROM {source}")
+    con.execute("SET lock_configuration = true")
     return con
+
+
+def _read_only(sql: str) -> list[duckdb.Statement]:
+    """The statements of `sql`, if every one of them is a SELECT (DESCRIBE, SHOW, SUMMARIZE,
+    VALUES and FROM-first queries are SELECTs to DuckDB)."""
+    import duckdb
+
+    statements = duckdb.extract_statements(sql)
+    if not statements:
+        raise QueryError("no SQL statement given")
+    for number, statement in enumerate(statements, 1):
+        if statement.type != duckdb.StatementType.SELECT:
+            raise QueryError(
+                f"`sluice query` only reads: statement {number} is {statement.type.name}, "
+                "and only SELECT runs (nothing was run)"
+            )
+    return statements
 
 
 def run(lake_dir: Path, sql: str) -> Result:
@@ -85,17 +129,30 @@ def run(lake_dir: Path, sql: str) -> Result:
 
     if not lake_dir.is_dir():
         raise QueryError(f"no lake at {lake_dir} (run `sluice run` first, or pass --lake)")
-    con = connect(lake_dir)
-    try:
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description] if cursor.description else []
-        return Result(columns, cursor.fetchall() if columns else [])
-    except duckdb.Error as exc:
-        known = ", ".join(sorted(tables(lake_dir))) or "none"
-        first = str(exc).strip().splitlines()[0]
-        raise QueryError(f"{first} (tables: {known})") from exc
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="sluice-query-") as scratch:
+        con: duckdb.DuckDBPyConnection | None = None
+        try:
+            statements = _read_only(sql)
+            con = connect(lake_dir, Path(scratch))
+            cursor = con
+            for statement in statements:
+                cursor = con.execute(statement)
+            description = cursor.description or []
+            columns = [d[0] for d in description]
+            rows = cursor.fetchall() if columns else []
+            return Result(columns, rows)
+        except duckdb.PermissionException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise QueryError(
+                f"{first} (`sluice query` reads only the files under {lake_dir.resolve()})"
+            ) from exc
+        except duckdb.Error as exc:
+            known = ", ".join(sorted(tables(lake_dir))) or "none"
+            first = str(exc).strip().splitlines()[0]
+            raise QueryError(f"{first} (tables: {known})") from exc
+        finally:
+            if con is not None:
+                con.close()
 
 
 def _plain(value: Any) -> Any:
