@@ -122,8 +122,11 @@ def _read_only(sql: str) -> list[duckdb.Statement]:
         raise QueryError("no SQL statement given")
     for number, statement in enumerate(statements, 1):
         if statement.type != duckdb.StatementType.SELECT:
+            kind = statement.type.name
+            if statement.type == duckdb.StatementType.MULTI:
+                kind = "several statements in one (a PIVOT without an IN list)"
             raise QueryError(
-                f"`sluice query` only reads: statement {number} is {statement.type.name}, "
+                f"`sluice query` only reads: statement {number} is {kind}, "
                 "and only SELECT runs (nothing was run)"
             )
     return statements

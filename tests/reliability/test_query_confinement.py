@@ -68,6 +68,12 @@ WRITES = [
     ("reset", "RESET enable_external_access", 1, "SET"),
     ("lock", "SET lock_configuration = false", 1, "SET"),
     ("pragma", "PRAGMA enable_profiling", 1, "PRAGMA"),
+    (
+        "pivot",
+        "PIVOT trusted_readings ON id USING sum(amount)",
+        1,
+        "several statements in one (a PIVOT without an IN list)",
+    ),
     ("after-a-select", "SELECT 1; COPY (SELECT 1 AS x) TO '{outside}/new.csv'", 2, "COPY"),
 ]
 
