@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -35,6 +36,14 @@ def enable_execution() -> None:
     remember_backends()
 
     count_requests()
+    quiet_interpreter()
+
+
+def quiet_interpreter() -> None:
+    """Keep the interpreter's error log off the terminal: it logs every failed state with the
+    whole failure event (the Lambda's stack trace, several KB), where the execution's history
+    already holds it. The commands print one line per failed execution instead."""
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
 
 def reset_state(endpoint_url: str) -> None:

@@ -14,7 +14,7 @@ import shutil
 import time
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,7 @@ from sluice.config import (
     LAYERS,
     LOCAL_STACK,
     STAGES,
+    STAGING_PREFIX,
     PipelineNames,
     Settings,
     function_environment,
@@ -547,17 +548,32 @@ class LocalCloud:
             f"no finished execution for s3://{source.bucket}/{source.key} after {timeout:.0f}s"
         )
 
-    def snapshot(self, directory: Path) -> dict[str, int]:
+    def datasets(self) -> list[str]:
+        """The datasets RAW holds objects of (the first folder of each key)."""
+        found = {
+            lake.dataset_from_key(key)
+            for key, _ in _moto.stored_objects(ACCOUNT, self.buckets["raw"])
+            if not key.startswith("_")
+        }
+        return sorted(d for d in found if lake.is_valid_dataset(d))
+
+    def snapshot(self, directory: Path, datasets: Iterable[str] = ()) -> dict[str, int]:
         """Copy every bucket to `directory/<layer>/<key>`; files written per layer.
 
-        Only the four layer folders are replaced. A key that would leave its folder (`..`,
-        absolute paths) is skipped, never written.
+        What is replaced is each dataset's own part of the lake: for every dataset this cloud
+        holds (and those named), its folder in each layer and its entries in the pipeline's
+        folders (staging, partial summaries, summary states, lineage), and `_logs/`. Other
+        datasets and anything else in `directory` are left as they are. A dataset is replaced
+        whole, not file by file: its day summaries are this cloud's, so TRUSTED files of an
+        earlier run kept beside them would not add up to them. A key that would leave its
+        folder (`..`, absolute paths) is skipped, never written.
         """
         counts: dict[str, int] = {}
+        replaced = sorted({*self.datasets(), *datasets})
         for layer, bucket in self.buckets.items():
             root = (directory / layer).resolve()
-            if root.exists():
-                _remove_tree(root)
+            for dataset in replaced:
+                _remove_dataset(root, dataset)
             root.mkdir(parents=True, exist_ok=True)
             counts[layer] = 0
             for key, body in _moto.stored_objects(ACCOUNT, bucket):
@@ -574,6 +590,61 @@ class LocalCloud:
         for function, lines in self.runtime.logs.items():
             (logs / f"{function}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return counts
+
+    def discarded(self) -> dict[str, int]:
+        """What stopping this cloud throws away: executions (and how many still run), objects
+        in the buckets and messages in the queues. Nothing of it outlives the process."""
+        sfn = self.client("stepfunctions")
+        statuses = [
+            e["status"]
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn
+            )
+            for e in page["executions"]
+        ]
+        sqs = self.client("sqs")
+        messages = 0
+        for url in self.queue_urls.values():
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            messages += sum(int(v) for v in attrs.values())
+        return {
+            "executions": len(statuses),
+            "running": statuses.count("RUNNING"),
+            "objects": sum(
+                1 for bucket in self.buckets.values() for _ in _moto.stored_objects(ACCOUNT, bucket)
+            ),
+            "messages": messages,
+        }
+
+
+# Where a dataset's files are, in each layer, besides its own folder: the pipeline's folders
+# that keep one subfolder per dataset, and the lineage records named `<dataset>-...`.
+_DATASET_FOLDERS = (
+    STAGING_PREFIX,
+    lake.PARTIALS_PREFIX,
+    lake.SUMMARY_STATE_PREFIX,
+    lake.LINEAGE_MANIFESTS,
+)
+
+
+def _remove_dataset(root: Path, dataset: str) -> None:
+    """Remove a dataset's part of one layer folder (dataset names are `[a-z0-9_]`)."""
+    for folder in ("", *_DATASET_FOLDERS):
+        path = root / folder / dataset
+        if path.is_dir() and not path.is_symlink():
+            _remove_tree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    records = root / lake.LINEAGE_RECORDS
+    if records.is_dir():
+        for record in records.glob(f"{dataset}-*"):
+            record.unlink()
 
 
 def _remove_tree(path: Path) -> None:

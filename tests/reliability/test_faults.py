@@ -352,7 +352,9 @@ def test_event_for_a_deleted_object(cloud: LocalCloud, tmp_path: Path, ledger: L
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)
     assert queue_depth(cloud, "failures") == (0, 0)
     metric, named = gone_counted(cloud)
-    name = lake.execution_name(SourceObject(source.bucket, source.key, etag=source.etag), "vanished")
+    name = lake.execution_name(
+        SourceObject(source.bucket, source.key, etag=source.etag), "vanished"
+    )
     assert (metric - metric_before, named[len(named_before) :]) == (1, [name])
     assert keys(cloud, "trusted", "vanished/") == keys(cloud, "quarantine", "vanished/") == []
 
