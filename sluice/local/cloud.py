@@ -95,6 +95,9 @@ class LocalCloud:
         # Each role's session (the functions', `pipeline` the state machine's).
         self.role_credentials: dict[str, dict[str, str]] = {}
         self._server: Any = None
+        # While the cloud is provisioned: the server that provisioning uses (see `_start`).
+        self._setup: Any = None
+        self._setup_url = ""
         self._pump: QueuePump | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -125,11 +128,17 @@ class LocalCloud:
         _moto.enable_execution()
         _moto.relax_iam()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = _moto.server("127.0.0.1", self.port)
-        self._server.start()
+        # The cloud's port is taken now and opened once everything is provisioned, so no
+        # client ever meets a half-built cloud; provisioning goes through a server of its own
+        # on another port (moto's backends are process-wide: both serve the same state).
+        self._server = _moto.gated_server("127.0.0.1", self.port)
         host, port = self._server.get_host_and_port()
         self.port = port
         self.endpoint_url = f"http://{host}:{port}"
+        self._setup = _moto.server("127.0.0.1", 0)
+        self._setup.start()
+        setup_host, setup_port = self._setup.get_host_and_port()
+        self._setup_url = f"http://{setup_host}:{setup_port}"
         self._set_env(
             {
                 # moto's Step Functions interpreter calls Lambda and SQS on this port.
@@ -141,9 +150,13 @@ class LocalCloud:
                 "AWS_REGION": REGION,
             }
         )
-        os.environ.pop("AWS_SESSION_TOKEN", None)
+        # A user's own profile or session token is not the cloud's (and a profile that is
+        # not in this machine's config would stop every client): set aside until stop().
+        for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ.pop(key, None)
         # moto's backends are process-wide: a cloud starts from nothing even after another ran.
-        _moto.reset_state(self.endpoint_url)
+        _moto.reset_state(self._setup_url)
         _moto.reset_requests()
         # The roles first: with their sessions the functions' environments can start loading
         # their handlers (in processes of their own) while the rest is provisioned.
@@ -164,6 +177,10 @@ class LocalCloud:
         self._set_env(self.credentials)
         reset_runtime()
         _moto.install_dispatcher(self.runtime.dispatch)
+        self._server.start()
+        self._setup_url = ""
+        _moto.stop_server(self._setup)
+        self._setup = None
         self._pump = QueuePump(
             # The event source mapping polls as the starter's role.
             self.client("sqs", self.role_credentials["starter"]),
@@ -186,9 +203,11 @@ class LocalCloud:
         _moto.remove_dispatcher()
         if self.runtime is not None:
             self.runtime.stop()
-        if self._server is not None:
-            _moto.stop_server(self._server)
-            self._server = None
+        for server in (self._setup, self._server):
+            if server is not None:
+                _moto.stop_server(server)
+        self._setup = self._server = None
+        self._setup_url = ""
         _moto.relax_iam()
         for key, value in self._saved_env.items():
             if value is None:
@@ -218,7 +237,7 @@ class LocalCloud:
         )
         return boto3.client(
             service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
+            endpoint_url=self._setup_url or self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
@@ -330,7 +349,11 @@ class LocalCloud:
             },
         )["QueueUrl"]
         failures = sqs.create_queue(QueueName=self.names.failure_dlq)["QueueUrl"]
-        self.queue_urls = {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}
+        # moto names a queue's URL after the host asked; the cloud's own is the one to publish.
+        self.queue_urls = {
+            which: url.replace(self._setup_url or self.endpoint_url, self.endpoint_url, 1)
+            for which, url in {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}.items()
+        }
         self.client("s3").put_bucket_notification_configuration(
             Bucket=self.buckets["raw"],
             NotificationConfiguration={
