@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from sluice.config import LOCAL_STACK
 from sluice.contracts import ContractError
 from sluice.environments import DEFAULT_ENV, ENVIRONMENTS_CONTEXT_KEY, load_cdk_context
 from sluice.lake import SourceObject
-from sluice.report import ExecutionReport, build_report, error_message, execution_history
+from sluice.report import ExecutionReport, Failure, build_report, execution_history
 from sluice.tables import format_table
 
 
@@ -63,6 +65,20 @@ def _outputs(
     return [{"layer": "quarantine", "key": o["Key"], "rows": None} for o in listed]
 
 
+def _key_clash(bucket: str, keys: list[tuple[Path, str]]) -> str:
+    """Why these files cannot go up together: two that would be one RAW object (the same name
+    in the same dataset), the later one replacing the earlier. Empty when none do."""
+    first: dict[str, Path] = {}
+    for path, key in keys:
+        if key in first:
+            return (
+                f"{first[key]} and {path} would both be s3://{bucket}/{key} (one file's rows would "
+                "replace the other's): rename one, or run them apart"
+            )
+        first[key] = path
+    return ""
+
+
 def _print_report(run: FileRun) -> None:
     r = run.report
     print(f"{run.path.name}  →  s3://{run.source.bucket}/{run.source.key}")
@@ -76,8 +92,9 @@ def _print_report(run: FileRun) -> None:
         f"  rows       in {c['rows_in']} · trusted {c['rows_trusted']} · "
         f"quarantined {c['rows_quarantined']} · duplicates {c['duplicates']}"
     )
-    if r.error:
-        print(f"  error      {r.failed_stage or '?'}: {error_message(r.cause) or r.error}")
+    failure = r.failure
+    if failure:
+        print(f"  error      {failure.stage or '?'}: {failure.reason}: {failure.message}")
     for i, out in enumerate(run.outputs):
         rows = f"  ({out['rows']} rows)" if out["rows"] is not None else ""
         print(f"  {'outputs' if i == 0 else '':<10} {out['layer']}/{out['key']}{rows}")
@@ -99,24 +116,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 2
     lake_dir = Path(args.lake)
+    today = datetime.now(UTC).date()
+    planned = [(path, args.dataset or lake.dataset_from_filename(path.name)) for path in paths]
+    clash = _key_clash("raw", [(path, lake.raw_key(d, path.name, today)) for path, d in planned])
+    if clash:
+        print(f"sluice: {clash}", file=sys.stderr)
+        return 2
     runs: list[FileRun] = []
     with LocalCloud(env=args.env, publish_stack=False) as cloud:
         _progress(f"local cloud up at {cloud.endpoint_url} (env {cloud.environment.name})")
         uploads = []
-        for path in paths:
-            dataset = args.dataset or lake.dataset_from_filename(path.name)
-            source = cloud.upload(path, dataset)
+        for path, dataset in planned:
+            source = cloud.upload(path, dataset, day=today)
             _progress(f"uploaded {path.name} → s3://{source.bucket}/{source.key}")
             uploads.append((path, dataset, source))
         sfn = cloud.client("stepfunctions")
         for path, dataset, source in uploads:
             description = cloud.wait(source, timeout=args.timeout)
-            _progress(f"{description['name']}: {description['status']}")
             report = build_report(description, execution_history(sfn, description["executionArn"]))
+            failure = report.failure
+            _progress(failure.line() if failure else f"{report.name}: {report.status}")
             runs.append(
                 FileRun(path, dataset, source, report, _outputs(cloud, source, dataset, report))
             )
-        counts = cloud.snapshot(lake_dir)
+        counts = cloud.snapshot(lake_dir, {dataset for _, dataset in planned})
     result = query.run(lake_dir, args.query) if args.query else None
     if args.json:
         document: dict[str, Any] = {"lake": str(lake_dir), "files": [r.to_dict() for r in runs]}
@@ -181,28 +204,43 @@ def _short(moment: str | None) -> str:
     return moment.replace("T", " ")[:19] if moment else "-"
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    import time
+def local_cloud_setup(endpoint_url: str, region: str, keys: dict[str, str]) -> list[str]:
+    """The shell lines that point boto3, the aws CLI and `sluice` at the local cloud: its
+    endpoint, its region and the administrator's keys (the cloud checks every call against
+    IAM), with the user's own profile and session token out of the way (a session token
+    would be sent with the keys and refused)."""
+    return [
+        "unset AWS_PROFILE AWS_SESSION_TOKEN",
+        f"export AWS_ENDPOINT_URL={endpoint_url} AWS_REGION={region} AWS_DEFAULT_REGION={region}",
+        f"export AWS_ACCESS_KEY_ID={keys['AWS_ACCESS_KEY_ID']} "
+        f"AWS_SECRET_ACCESS_KEY={keys['AWS_SECRET_ACCESS_KEY']}",
+    ]
 
+
+def cmd_up(args: argparse.Namespace) -> int:
     from sluice.local import LocalCloud
     from sluice.local.cloud import REGION
 
+    _progress(f"provisioning stack {LOCAL_STACK}; port {args.port} opens when it is ready")
     with LocalCloud(port=args.port, env=args.env) as cloud:
-        print(f"local cloud up at {cloud.endpoint_url} (stack {LOCAL_STACK}); Ctrl-C stops it")
-        # The cloud checks every call against IAM: a user signs as its administrator.
-        print(f"  export AWS_ENDPOINT_URL={cloud.endpoint_url} AWS_DEFAULT_REGION={REGION}")
-        print(
-            f"  export AWS_ACCESS_KEY_ID={cloud.credentials['AWS_ACCESS_KEY_ID']} "
-            f"AWS_SECRET_ACCESS_KEY={cloud.credentials['AWS_SECRET_ACCESS_KEY']}"
-        )
-        print(f"  aws --endpoint-url {cloud.endpoint_url} s3 cp FILE s3://raw/<dataset>/FILE")
-        print(f"  sluice upload FILE --dataset NAME --endpoint-url {cloud.endpoint_url}")
+        # The port opened only now: every resource of the stack exists.
+        print(f"ready: local cloud at {cloud.endpoint_url} (stack {LOCAL_STACK}); Ctrl-C stops it")
+        for line in local_cloud_setup(cloud.endpoint_url, REGION, cloud.credentials):
+            print(f"  {line}")
+        print("  aws s3 cp FILE s3://raw/<dataset>/FILE")
+        print("  sluice upload FILE --dataset NAME --wait")
         sys.stdout.flush()
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
-            print("stopping")
+            lost = cloud.discarded()
+            print(
+                f"stopping: discarding {lost['executions']} execution(s) "
+                f"({lost['running']} still running), {lost['objects']} object(s) and "
+                f"{lost['messages']} queued message(s); the local cloud keeps no state"
+            )
+            sys.stdout.flush()
     return 0
 
 
@@ -214,14 +252,41 @@ def cmd_upload(args: argparse.Namespace) -> int:
     dataset = args.dataset or lake.dataset_from_filename(paths[0].name)
     if not lake.is_valid_dataset(dataset):
         raise ops.OpsError(f"{dataset!r} is not a dataset name (lower-case letters, digits, _)")
-    items = ops.upload(_target(args), paths, dataset, wait_seconds=args.wait)
+    target = _target(args)
+    today = datetime.now(UTC).date()
+    keys = [(p, lake.raw_key(dataset, p.name, today)) for p in paths]
+    clash = _key_clash(target.raw_bucket, keys)
+    if clash:
+        raise ops.OpsError(clash)
+    if args.wait is None:
+        items = ops.upload(target, paths, dataset, wait_seconds=ops.START_WAIT, today=today)
+        lines = [
+            f"{Path(i['file']).name} → s3://{i['bucket']}/{i['key']}  execution {i['execution']}"
+            + ("" if i["started"] else " (not started yet)")
+            for i in items
+        ]
+        _emit(args, items, "\n".join(lines))
+        return 0
+    deadline = time.monotonic() + args.wait
+    items = ops.upload(target, paths, dataset, wait_seconds=args.wait, today=today)
+    ops.await_uploads(target, items, max(0.0, deadline - time.monotonic()))
     lines = [
-        f"{Path(i['file']).name} → s3://{i['bucket']}/{i['key']}  execution {i['execution']}"
-        + ("" if i["started"] else " (not started yet)")
+        f"{Path(i['file']).name} → s3://{i['bucket']}/{i['key']}  execution {i['execution']}  "
+        + _upload_result(i, args.wait)
         for i in items
     ]
     _emit(args, items, "\n".join(lines))
-    return 0
+    return 0 if all(i["outcome"] == "SUCCEEDED" for i in items) else 1
+
+
+def _upload_result(item: dict[str, Any], wait_seconds: float) -> str:
+    if item.get("failure"):
+        return Failure(**item["failure"]).summary()
+    if item["outcome"] == "NOT_STARTED":
+        return f"not started after {wait_seconds:g} s"
+    if item["outcome"] == "RUNNING":
+        return f"still running after {wait_seconds:g} s"
+    return str(item["outcome"])
 
 
 def cmd_executions(args: argparse.Namespace) -> int:
@@ -479,7 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     put = sub.add_parser("upload", help="upload files to RAW; prints each key and execution")
     put.add_argument("files", nargs="+", metavar="FILE")
     put.add_argument("--dataset", help="dataset (default: file name up to its first '_' or '.')")
-    put.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the execution")
+    put.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=ops.DEFAULT_UPLOAD_WAIT,
+        metavar="SECONDS",
+        help="wait until each execution has ended (up to SECONDS, default "
+        f"{ops.DEFAULT_UPLOAD_WAIT:g}); exit 1 unless every one SUCCEEDED",
+    )
     _target_options(put)
     put.set_defaults(func=cmd_upload)
 

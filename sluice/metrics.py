@@ -89,6 +89,11 @@ DUPLICATE_EVENTS = Metric(
     "DuplicateEvents", MetricUnit.Count, SUM, services=(STARTER,), dimension_sets=(BY_SERVICE,)
 )
 
+# Events for objects deleted (or versions removed) before the starter ran: acknowledged, not run.
+OBJECTS_GONE = Metric(
+    "ObjectsGone", MetricUnit.Count, SUM, services=(STARTER,), dimension_sets=(BY_SERVICE,)
+)
+
 STAGE_METRICS = (
     ROWS_IN,
     ROWS_OUT,
@@ -101,7 +106,7 @@ STAGE_METRICS = (
     DATA_ERRORS,
     STAGE_ERRORS,
 )
-STARTER_METRICS = (EXECUTIONS_STARTED, DUPLICATE_EVENTS)
+STARTER_METRICS = (EXECUTIONS_STARTED, DUPLICATE_EVENTS, OBJECTS_GONE)
 ALL = STAGE_METRICS + STARTER_METRICS
 BY_NAME = {metric.name: metric for metric in ALL}
 

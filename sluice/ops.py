@@ -48,6 +48,9 @@ STATUSES = ("RUNNING", *TERMINAL)
 # Step Functions keeps an execution redrivable for 14 days.
 REDRIVE_WINDOW = timedelta(days=14)
 MULTIPART_BYTES = 8 * 1024 * 1024
+# How long `sluice upload` waits for an execution to start, and with `--wait` for it to end.
+START_WAIT = 10.0
+DEFAULT_UPLOAD_WAIT = 900.0
 # How long `sluice rerun` and `sluice dlq redrive` wait for reruns to finish, by default.
 DEFAULT_RERUN_WAIT = 900.0
 # SQS's longest visibility timeout: a dead letter stays hidden while its rerun is awaited.
@@ -202,7 +205,7 @@ def upload(
     paths: list[Path],
     dataset: str,
     *,
-    wait_seconds: float = 10.0,
+    wait_seconds: float = START_WAIT,
     progress: bool = True,
     today: date | None = None,
 ) -> list[dict[str, Any]]:
@@ -266,6 +269,57 @@ def _find_execution(
         if time.monotonic() >= deadline:
             return candidates[0], False
         time.sleep(0.1)
+
+
+def await_uploads(
+    target: Target,
+    items: list[dict[str, Any]],
+    wait_seconds: float,
+    *,
+    poll_seconds: float | None = None,
+) -> list[dict[str, Any]]:
+    """Wait until each uploaded object's execution has ended, or `wait_seconds` have passed.
+
+    Each item gets its `outcome`: the execution's final status, `RUNNING` when the wait ran
+    out, `NOT_STARTED` when no execution had started; and, unless it SUCCEEDED or still runs,
+    its `failure` (execution, stage, reason code, message; the whole cause is in
+    `sluice execution show`)."""
+    import time
+
+    sfn = target.client("stepfunctions")
+    poll = poll_seconds if poll_seconds is not None else (0.1 if target.local else 2.0)
+    for item in items:
+        item["outcome"] = "RUNNING" if item["started"] else "NOT_STARTED"
+    pending = list(items)
+    # The local cloud may say SUCCEEDED a moment before it records the output.
+    seen_bare_success: set[str] = set()
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for item in list(pending):
+            arn = target.execution_arn(item["execution"])
+            with aws_errors(f"describe {item['execution']}"):
+                try:
+                    description = sfn.describe_execution(executionArn=arn)
+                except sfn.exceptions.ExecutionDoesNotExist:
+                    continue
+            item["started"] = True
+            status = str(description["status"])
+            bare = status == "SUCCEEDED" and "output" not in description
+            if bare and arn not in seen_bare_success:
+                seen_bare_success.add(arn)
+                status = "RUNNING"
+            item["outcome"] = status
+            if status in TERMINAL:
+                pending.remove(item)
+                if status != "SUCCEEDED":
+                    _, report = report_of(target, arn)
+                    failure = report.failure
+                    item["failure"] = failure.to_dict() if failure else None
+        if not pending or time.monotonic() >= deadline:
+            for item in pending:
+                item["outcome"] = "RUNNING" if item["started"] else "NOT_STARTED"
+            return items
+        time.sleep(poll)
 
 
 # --------------------------------------------------------------------------- executions

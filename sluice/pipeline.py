@@ -6,6 +6,7 @@ pointers (bucket + key) and counts, never rows.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from botocore.exceptions import ClientError
 
 from sluice import lake
 from sluice.aws import ObjectStore, RangedReader, StreamingUpload
@@ -283,6 +285,26 @@ def _check_size(size: int, fmt: str | None, settings: Settings) -> int:
     return limit
 
 
+SOURCE_GONE = "SOURCE_GONE"
+
+
+@contextlib.contextmanager
+def _source_gone(source: SourceObject) -> Iterator[None]:
+    """An object deleted (or a version removed) after its execution started: a data error of its
+    own, not retried, with no quarantine copy, since there is nothing left to copy."""
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code"))
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+            raise SluiceDataError(
+                SOURCE_GONE,
+                "the object, or the version the event named, is no longer in RAW",
+                key_hash=source.object_id,
+            ) from exc
+        raise
+
+
 def validate(
     state: dict[str, Any],
     store: ObjectStore,
@@ -293,7 +315,8 @@ def validate(
     dataset = str(state["dataset"])
     out = _Outputs(store)
     try:
-        size = int(store.head(source.bucket, source.key, source.version_id)["ContentLength"])
+        with _source_gone(source):
+            size = int(store.head(source.bucket, source.key, source.version_id)["ContentLength"])
         # Before the download: what the name says (a gzip's object size is a lower bound of
         # what it inflates to); a name that says nothing is held to the largest limit, which
         # still fits /tmp, and to its own format's once its first bytes have said which.
@@ -301,7 +324,8 @@ def validate(
         with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
             # The local names are fixed: a key is never turned into a path.
             path = Path(tmp) / "object"
-            store.download(source.bucket, source.key, path, source.version_id)
+            with _source_gone(source):
+                store.download(source.bucket, source.key, path, source.version_id)
             fmt = limit_format_of_file(path, source.name)
             limit = _check_size(size, fmt, settings)
             staged_path = Path(tmp) / "staged.parquet"
@@ -316,7 +340,8 @@ def validate(
             key = lake.staged_key(dataset, source)
             out.put_file(settings.trusted_bucket, key, staged_path)
     except SluiceDataError as error:
-        quarantine_file(store, settings, dataset, source, error)
+        if error.reason != SOURCE_GONE:  # nothing left to copy aside
+            quarantine_file(store, settings, dataset, source, error)
         raise
     contract = staged.contract
     if contract.inferred:

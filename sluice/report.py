@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sluice.config import WORKFLOW_STAGES
+from sluice.config import DATA_ERROR, WORKFLOW_STAGES
 
 # The Task states that run each stage (statemachine/pipeline.asl.json): its run, and its run
 # once more after the dead letter, where a failed execution stops and a redrive resumes.
@@ -43,6 +44,13 @@ class ExecutionReport:
     def failed_stage(self) -> str:
         return next((s.name for s in self.stages if s.status == "FAILED"), "")
 
+    @property
+    def failure(self) -> Failure | None:
+        """Why the execution did not succeed, in a few words (None when it did or still runs)."""
+        if self.status in ("SUCCEEDED", "RUNNING"):
+            return None
+        return failure_of(self.name, self.status, self.failed_stage, self.error, self.cause)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "execution": {"name": self.name, "status": self.status},
@@ -56,6 +64,7 @@ class ExecutionReport:
             ],
             "counts": self.counts,
             **({"error": {"error": self.error, "cause": self.cause}} if self.error else {}),
+            **({"failure": failure.to_dict()} if (failure := self.failure) else {}),
         }
 
 
@@ -139,6 +148,52 @@ def unfinished_states(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
         elif kind.endswith("StateExited"):
             open_states.pop(str(event["stateExitedEventDetails"]["name"]), None)
     return [(kind, name) for name, kind in open_states.items()]
+
+
+# A failure line carries at most this much of the error's message; the whole cause stays in the
+# execution's history (`sluice execution show`, `--json`).
+FAILURE_MESSAGE_CHARS = 300
+# How a SluiceDataError's message starts: its reason code (`EMPTY_FILE: file has no content`).
+_REASON = re.compile(r"([A-Z][A-Z0-9_]+): (.*)", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed execution in one line: which, where, the reason code and the message."""
+
+    execution: str
+    status: str
+    stage: str
+    reason: str
+    message: str
+
+    def summary(self) -> str:
+        return f"{self.status} at {self.stage or '?'}: {self.reason}: {self.message}"
+
+    def line(self) -> str:
+        return f"{self.execution} {self.summary()}"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def failure_of(execution: str, status: str, stage: str, error: str, cause: str) -> Failure:
+    """The reason code of a `SluiceDataError` (the start of its message), else the error's own
+    name (`Runtime.OutOfMemory`, `States.Timeout`); the message on one line, cut short."""
+    error_type, message = error or status, cause
+    with contextlib.suppress(json.JSONDecodeError):
+        document = json.loads(cause)
+        if isinstance(document, dict) and "errorMessage" in document:
+            error_type = str(document.get("errorType") or error_type)
+            message = str(document["errorMessage"])
+    reason = error_type
+    matched = _REASON.fullmatch(message)
+    if matched and error_type == DATA_ERROR:
+        reason, message = matched.group(1), matched.group(2)
+    message = " ".join(message.split()) or "-"
+    if len(message) > FAILURE_MESSAGE_CHARS:
+        message = message[: FAILURE_MESSAGE_CHARS - 1] + "…"
+    return Failure(execution, status, stage, reason, message)
 
 
 def error_message(cause: str) -> str:

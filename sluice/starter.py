@@ -26,24 +26,41 @@ class StartOutcome:
     already_handled: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
+    # Objects deleted (or versions removed) before their event was handled: nothing to run.
+    gone: list[str] = field(default_factory=list)
     test_events: int = 0
 
 
-def _superseded(store: ObjectStore | None, source: SourceObject) -> bool:
-    """Whether the event names a version that is no longer the object's current one.
+_MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchVersion")
 
-    A late event for an old version must not reprocess it over the newer version's outputs.
-    (Events without a version id, from unversioned buckets, are never superseded.)
-    """
-    if store is None or not source.version_id:
-        return False
+
+def _missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in _MISSING
+
+
+def _standing(store: ObjectStore | None, source: SourceObject) -> str:
+    """Whether the event's object is still there to process: `current`, `superseded` (a newer
+    version is current: a late event for an old version must not reprocess it over the newer
+    version's outputs) or `gone` (the key has no current object, or the version the event
+    names no longer exists: deleted before the starter ran). Events without a version id, from
+    unversioned buckets, are never superseded."""
+    if store is None:
+        return "current"
     try:
-        current = store.head(source.bucket, source.key).get("VersionId") or ""
+        current = str(store.head(source.bucket, source.key).get("VersionId") or "")
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return True  # deleted since: nothing current to process
+        if _missing(exc):
+            return "gone"
         raise
-    return bool(current) and current != source.version_id
+    if not source.version_id or not current or current == source.version_id:
+        return "current"
+    try:
+        store.head(source.bucket, source.key, source.version_id)
+    except ClientError as exc:
+        if _missing(exc):
+            return "gone"
+        raise
+    return "superseded"
 
 
 def start_executions(
@@ -70,8 +87,12 @@ def start_executions(
                 "NO_DATASET", "RAW keys must start with '<dataset>/'", key_hash=source.object_id
             )
         name = lake.execution_name(source, dataset)
-        if _superseded(store, source):
+        standing = _standing(store, source)
+        if standing == "superseded":
             outcome.superseded.append(name)
+            continue
+        if standing == "gone":
+            outcome.gone.append(name)
             continue
         state = {"execution": name, "dataset": dataset, "source": source.to_dict()}
         try:

@@ -38,6 +38,10 @@ def record_handler(record: SQSRecord) -> None:
         raise
     published.add(metrics, published.EXECUTIONS_STARTED, len(outcome.started))
     published.add(metrics, published.DUPLICATE_EVENTS, len(outcome.already_handled))
+    published.add(metrics, published.OBJECTS_GONE, len(outcome.gone))
+    for name in outcome.gone:
+        # Acknowledged, not retried: no execution could read the object.
+        logger.warning("object gone", extra={"message_id": record.message_id, "execution": name})
     logger.info(
         "message handled",
         extra={
@@ -45,6 +49,7 @@ def record_handler(record: SQSRecord) -> None:
             "started": outcome.started,
             "already_handled": outcome.already_handled,
             "superseded": outcome.superseded,
+            "gone": outcome.gone,
             "test_event": bool(outcome.test_events),
         },
     )

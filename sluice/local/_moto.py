@@ -12,6 +12,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import logging
 import sys
 import threading
 import types
@@ -39,6 +40,14 @@ def enable_execution() -> None:
     remember_backends()
 
     count_requests()
+    quiet_interpreter()
+
+
+def quiet_interpreter() -> None:
+    """Keep the interpreter's error log off the terminal: it logs every failed state with the
+    whole failure event (the Lambda's stack trace, several KB), where the execution's history
+    already holds it. The commands print one line per failed execution instead."""
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
 
 def reset_state(endpoint_url: str) -> None:
@@ -253,10 +262,59 @@ def server(host: str, port: int) -> Any:
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 
+def gated_server(host: str, port: int) -> Any:
+    """moto's server on a port taken at once (so its number is known, and no one else takes
+    it) that accepts connections only once `start()` is called: a client that waits for the
+    port finds the cloud provisioned, never half-built."""
+    import socket
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class GatedServer(ThreadedMotoServer):
+        def __init__(self) -> None:
+            super().__init__(ip_address=host, port=port, verbose=False)
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))  # bound, not listening: connections are refused
+
+        def _server_entry(self) -> None:
+            self._socket.listen(128)
+            self._server = make_server(
+                host,
+                self._socket.getsockname()[1],
+                DomainDispatcherApplication(create_backend_app),
+                True,
+                request_handler=MotoRequestHandler,
+                fd=self._socket.fileno(),
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+        def get_host_and_port(self) -> tuple[str, int]:
+            bound = self._socket.getsockname()
+            return str(bound[0]), int(bound[1])
+
+        def stop(self) -> None:
+            if self._thread is not None:
+                super().stop()
+            self._socket.close()
+
+    return GatedServer()
+
+
 def stop_server(running: Any) -> None:
     import socket
 
     host, port = running.get_host_and_port()
+    if getattr(running, "_thread", None) is None:  # never started: nothing to wake
+        running.stop()
+        return
     stopping = threading.Thread(target=running.stop, name="moto-stop", daemon=True)
     stopping.start()
     while stopping.is_alive():

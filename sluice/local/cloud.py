@@ -14,7 +14,7 @@ import shutil
 import time
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,7 @@ from sluice.config import (
     LAYERS,
     LOCAL_STACK,
     STAGES,
+    STAGING_PREFIX,
     PipelineNames,
     Settings,
     function_environment,
@@ -99,6 +100,9 @@ class LocalCloud:
         # Each role's session (the functions', `pipeline` the state machine's).
         self.role_credentials: dict[str, dict[str, str]] = {}
         self._server: Any = None
+        # While the cloud is provisioned: the server that provisioning uses (see `_start`).
+        self._setup: Any = None
+        self._setup_url = ""
         self._pump: QueuePump | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -129,11 +133,17 @@ class LocalCloud:
         _moto.enable_execution()
         _moto.relax_iam()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = _moto.server("127.0.0.1", self.port)
-        self._server.start()
+        # The cloud's port is taken now and opened once everything is provisioned, so no
+        # client ever meets a half-built cloud; provisioning goes through a server of its own
+        # on another port (moto's backends are process-wide: both serve the same state).
+        self._server = _moto.gated_server("127.0.0.1", self.port)
         host, port = self._server.get_host_and_port()
         self.port = port
         self.endpoint_url = f"http://{host}:{port}"
+        self._setup = _moto.server("127.0.0.1", 0)
+        self._setup.start()
+        setup_host, setup_port = self._setup.get_host_and_port()
+        self._setup_url = f"http://{setup_host}:{setup_port}"
         self._set_env(
             {
                 # moto's Step Functions interpreter calls Lambda and SQS on this port.
@@ -145,9 +155,13 @@ class LocalCloud:
                 "AWS_REGION": REGION,
             }
         )
-        os.environ.pop("AWS_SESSION_TOKEN", None)
+        # A user's own profile or session token is not the cloud's (and a profile that is
+        # not in this machine's config would stop every client): set aside until stop().
+        for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ.pop(key, None)
         # moto's backends are process-wide: a cloud starts from nothing even after another ran.
-        _moto.reset_state(self.endpoint_url)
+        _moto.reset_state(self._setup_url)
         _moto.reset_requests()
         # The roles first: with their sessions the functions' environments can start loading
         # their handlers (in processes of their own) while the rest is provisioned.
@@ -168,6 +182,10 @@ class LocalCloud:
         self._set_env(self.credentials)
         reset_runtime()
         _moto.install_dispatcher(self.runtime.dispatch)
+        self._server.start()
+        self._setup_url = ""
+        _moto.stop_server(self._setup)
+        self._setup = None
         self._pump = QueuePump(
             # The event source mapping polls as the starter's role.
             self.client("sqs", self.role_credentials["starter"]),
@@ -190,9 +208,11 @@ class LocalCloud:
         _moto.remove_dispatcher()
         if self.runtime is not None:
             self.runtime.stop()
-        if self._server is not None:
-            _moto.stop_server(self._server)
-            self._server = None
+        for server in (self._setup, self._server):
+            if server is not None:
+                _moto.stop_server(server)
+        self._setup = self._server = None
+        self._setup_url = ""
         _moto.relax_iam()
         for key, value in self._saved_env.items():
             if value is None:
@@ -222,7 +242,7 @@ class LocalCloud:
         )
         return boto3.client(
             service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
+            endpoint_url=self._setup_url or self.endpoint_url,
             region_name=REGION,
             aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
@@ -335,7 +355,11 @@ class LocalCloud:
             },
         )["QueueUrl"]
         failures = sqs.create_queue(QueueName=self.names.failure_dlq)["QueueUrl"]
-        self.queue_urls = {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}
+        # moto names a queue's URL after the host asked; the cloud's own is the one to publish.
+        self.queue_urls = {
+            which: url.replace(self._setup_url or self.endpoint_url, self.endpoint_url, 1)
+            for which, url in {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}.items()
+        }
         self.client("s3").put_bucket_notification_configuration(
             Bucket=self.buckets["raw"],
             NotificationConfiguration={
@@ -553,17 +577,32 @@ class LocalCloud:
             f"no finished execution for s3://{source.bucket}/{source.key} after {timeout:.0f}s"
         )
 
-    def snapshot(self, directory: Path) -> dict[str, int]:
+    def datasets(self) -> list[str]:
+        """The datasets RAW holds objects of (the first folder of each key)."""
+        found = {
+            lake.dataset_from_key(key)
+            for key, _ in _moto.stored_objects(ACCOUNT, self.buckets["raw"])
+            if not key.startswith("_")
+        }
+        return sorted(d for d in found if lake.is_valid_dataset(d))
+
+    def snapshot(self, directory: Path, datasets: Iterable[str] = ()) -> dict[str, int]:
         """Copy every bucket to `directory/<layer>/<key>`; files written per layer.
 
-        Only the four layer folders are replaced. A key that would leave its folder (`..`,
-        absolute paths) is skipped, never written.
+        What is replaced is each dataset's own part of the lake: for every dataset this cloud
+        holds (and those named), its folder in each layer and its entries in the pipeline's
+        folders (staging, partial summaries, summary states, lineage), and `_logs/`. Other
+        datasets and anything else in `directory` are left as they are. A dataset is replaced
+        whole, not file by file: its day summaries are this cloud's, so TRUSTED files of an
+        earlier run kept beside them would not add up to them. A key that would leave its
+        folder (`..`, absolute paths) is skipped, never written.
         """
         counts: dict[str, int] = {}
+        replaced = sorted({*self.datasets(), *datasets})
         for layer, bucket in self.buckets.items():
             root = (directory / layer).resolve()
-            if root.exists():
-                _remove_tree(root)
+            for dataset in replaced:
+                _remove_dataset(root, dataset)
             root.mkdir(parents=True, exist_ok=True)
             counts[layer] = 0
             for key, body in _moto.stored_objects(ACCOUNT, bucket):
@@ -580,6 +619,61 @@ class LocalCloud:
         for function, lines in self.runtime.logs.items():
             (logs / f"{function}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
         return counts
+
+    def discarded(self) -> dict[str, int]:
+        """What stopping this cloud throws away: executions (and how many still run), objects
+        in the buckets and messages in the queues. Nothing of it outlives the process."""
+        sfn = self.client("stepfunctions")
+        statuses = [
+            e["status"]
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=self.state_machine_arn
+            )
+            for e in page["executions"]
+        ]
+        sqs = self.client("sqs")
+        messages = 0
+        for url in self.queue_urls.values():
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            messages += sum(int(v) for v in attrs.values())
+        return {
+            "executions": len(statuses),
+            "running": statuses.count("RUNNING"),
+            "objects": sum(
+                1 for bucket in self.buckets.values() for _ in _moto.stored_objects(ACCOUNT, bucket)
+            ),
+            "messages": messages,
+        }
+
+
+# Where a dataset's files are, in each layer, besides its own folder: the pipeline's folders
+# that keep one subfolder per dataset, and the lineage records named `<dataset>-...`.
+_DATASET_FOLDERS = (
+    STAGING_PREFIX,
+    lake.PARTIALS_PREFIX,
+    lake.SUMMARY_STATE_PREFIX,
+    lake.LINEAGE_MANIFESTS,
+)
+
+
+def _remove_dataset(root: Path, dataset: str) -> None:
+    """Remove a dataset's part of one layer folder (dataset names are `[a-z0-9_]`)."""
+    for folder in ("", *_DATASET_FOLDERS):
+        path = root / folder / dataset
+        if path.is_dir() and not path.is_symlink():
+            _remove_tree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    records = root / lake.LINEAGE_RECORDS
+    if records.is_dir():
+        for record in records.glob(f"{dataset}-*"):
+            record.unlink()
 
 
 def _remove_tree(path: Path) -> None:

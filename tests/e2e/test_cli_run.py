@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from sluice import lake
 from sluice.cli import main
 from sluice.config import PROJECT_ROOT
+from sluice.lake import SourceObject
 from sluice.local import LocalCloud
 
+HEADER = "id,name,amount,date,category\n"
 SAMPLE = PROJECT_ROOT / "samples" / "transactions.csv"
 
 
@@ -108,14 +112,108 @@ def test_duplicates_and_a_bad_row_are_reported_and_set_aside(tmp_path: Path, cap
 
 
 def test_a_failed_file_makes_the_run_exit_nonzero(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given an empty file
     path = tmp_path / "transactions_empty.csv"
     path.write_text("", encoding="utf-8")
+    # When it is run
     code = main(["run", str(path), "--lake", str(tmp_path / "lake")])
-    out = capsys.readouterr().out
+    # Then the run fails, and the failure is one line: execution, stage, reason code, message
+    captured = capsys.readouterr()
+    key = captured.out.splitlines()[0].split("s3://raw/", 1)[1]
+    name = lake.execution_name(
+        SourceObject("raw", key, etag=hashlib.md5(b"").hexdigest()), "transactions"
+    )
     assert code == 1
-    assert "FAILED" in out
-    assert "validate: SluiceDataError: EMPTY_FILE: file has no content" in out
-    assert "1 file(s): 0 succeeded, 1 failed" in out
+    assert f"  execution  {name}  FAILED" in captured.out.splitlines()
+    assert "  error      validate: EMPTY_FILE: file has no content" in captured.out.splitlines()
+    assert "1 file(s): 0 succeeded, 1 failed" in captured.out
+    # and the terminal gets no interpreter dump: the progress lines and that one line
+    assert captured.err.splitlines()[2:] == [
+        f"{name} FAILED at validate: EMPTY_FILE: file has no content"
+    ]
+    assert "Exception=" not in captured.err and "stackTrace" not in captured.err
+
+
+def test_two_inputs_of_one_name_are_refused_before_anything_is_uploaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two files called x.csv in different folders
+    for folder, rows in (("a", "1,A,1,2024-01-15,S\n"), ("b", "2,B,2,2024-01-16,S\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.csv").write_text(HEADER + rows, encoding="utf-8")
+    lake_dir = tmp_path / "lake"
+    # When they are run as one dataset
+    code = main(
+        ["run", str(tmp_path / "a/x.csv"), str(tmp_path / "b/x.csv"), "--dataset", "transactions",
+         "--lake", str(lake_dir)]
+    )  # fmt: skip
+    # Then nothing runs and one line says which files would have been one object
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line.startswith(
+        f"sluice: {tmp_path / 'a/x.csv'} and {tmp_path / 'b/x.csv'} would both be "
+        "s3://raw/transactions/year="
+    )
+    assert line.endswith(
+        "/x.csv (one file's rows would replace the other's): rename one, or run them apart"
+    )
+    assert not lake_dir.exists()
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_run_replaces_its_own_datasets_in_the_lake_and_nothing_else(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a lake holding another dataset, a file of the user's, and an earlier run's
+    # transactions
+    lake_dir = tmp_path / "lake"
+    kept = {
+        "trusted/orders/year=2024/month=01/day=02/orders-1.parquet": b"orders trusted",
+        "delivery/orders/record_type=DETAIL/year=2024/month=01/day=02/orders-1.parquet": b"od",
+        "delivery/_lineage/records/orders-orders-1.parquet": b"orders lineage",
+        "delivery/_lineage/manifests/orders/orders-1.json": b"{}",
+        "delivery/_state/orders/year=2024/month=01/day=02/daily_summary.parquet": b"state",
+        "raw/orders/year=2026/month=01/day=01/orders.csv": b"order_id\n1\n",
+        "notes.txt": b"mine",
+    }
+    earlier = {
+        "trusted/transactions/year=2020/month=01/day=01/old-1.parquet": b"old",
+        "delivery/_lineage/records/transactions-old-1.parquet": b"old lineage",
+        "trusted/_summaries/transactions/old-1.parquet": b"old partials",
+        "quarantine/transactions/files/old-1/reason.json": b"{}",
+    }
+    for name, body in {**kept, **earlier}.items():
+        (lake_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (lake_dir / name).write_bytes(body)
+    # When a transactions file is run into it
+    path = tmp_path / "transactions_new.csv"
+    path.write_text(HEADER + "7,G,7.5,2024-02-01,Sales\n", encoding="utf-8")
+    assert main(["run", str(path), "--lake", str(lake_dir), "--json"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)["files"]
+    # Then everything not of transactions is as it was, byte for byte
+    after = files_under(lake_dir)
+    assert {name: after.get(name) for name in kept} == kept
+    # and transactions holds exactly this run's files: the earlier run's are gone
+    ours = {name for name in after if name not in kept and not name.startswith("_logs/")}
+    (raw,) = [n for n in ours if n.startswith("raw/")]
+    file_id = lake.safe_token("transactions_new", 60) + "-" + SourceObject("raw", raw[4:]).object_id
+    day = "year=2024/month=02/day=01"
+    assert report["execution"]["status"] == "SUCCEEDED"
+    assert ours == {
+        raw,
+        f"trusted/transactions/{day}/{file_id}.parquet",
+        f"trusted/_staging/transactions/{file_id}.trusted.json",
+        f"trusted/_summaries/transactions/{file_id}.parquet",
+        f"delivery/transactions/record_type=DETAIL/{day}/{file_id}.parquet",
+        f"delivery/transactions/record_type=QUALITY/{day}/{file_id}.parquet",
+        f"delivery/transactions/record_type=DAILY_SUMMARY/{day}/daily_summary.parquet",
+        f"delivery/_state/transactions/{day}/daily_summary.parquet",
+        f"delivery/_lineage/records/transactions-{file_id}.parquet",
+        f"delivery/_lineage/manifests/transactions/{file_id}.json",
+    }
 
 
 def test_the_same_event_delivered_twice_gives_one_execution(tmp_path: Path) -> None:

@@ -203,3 +203,90 @@ def test_errors_are_one_line(
     assert main(["execution", "show", "no-such-execution", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ExecutionDoesNotExist" in err
+
+
+def test_upload_wait_exits_nonzero_unless_every_execution_succeeded(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a good file and an empty one
+    good = tmp_path / "waited_ok.csv"
+    good.write_text(HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8")
+    bad = tmp_path / "waited_empty.csv"
+    bad.write_text("", encoding="utf-8")
+    # When the good one is uploaded with --wait
+    code, text = run_cli(capsys, "upload", str(good), "--dataset", "waited", "--wait", *endpoint)
+    # Then the command waited for its end and says it SUCCEEDED
+    (ok,) = ops.executions(ops.resolve(None, cloud.endpoint_url), dataset="waited")
+    assert code == 0
+    assert text.splitlines()[-1] == (
+        f"waited_ok.csv → s3://raw/{ok['source_key']}  execution {ok['name']}  SUCCEEDED"
+    )
+    # When the empty one is uploaded with --wait
+    code, text = run_cli(capsys, "upload", str(bad), "--dataset", "waited", "--wait", *endpoint)
+    # Then it exits 1 with one line naming the execution, the stage, the reason and the message
+    failed = next(
+        e
+        for e in ops.executions(ops.resolve(None, cloud.endpoint_url), dataset="waited")
+        if e["name"] != ok["name"]
+    )
+    assert code == 1
+    assert text.splitlines()[-1] == (
+        f"waited_empty.csv → s3://raw/{failed['source_key']}  execution {failed['name']}  "
+        "FAILED at validate: EMPTY_FILE: file has no content"
+    )
+    # and --json, for the same bytes again (the same execution: already handled), gives the
+    # same outcome, with the whole cause left to `execution show`
+    code, (item,) = run_cli(
+        capsys, "upload", str(bad), "--dataset", "waited", "--wait", "--json", *endpoint
+    )
+    assert (code, item["execution"], item["outcome"], item["failure"]) == (
+        1,
+        failed["name"],
+        "FAILED",
+        {
+            "execution": failed["name"],
+            "status": "FAILED",
+            "stage": "validate",
+            "reason": "EMPTY_FILE",
+            "message": "file has no content",
+        },
+    )
+    assert ops.show(ops.resolve(None, cloud.endpoint_url), item["execution"])["cause"] == (
+        "SluiceDataError: EMPTY_FILE: file has no content"
+    )
+    letters = ops.dlq_list(ops.resolve(None, cloud.endpoint_url), "failures")
+    assert [(i["execution"], i["stage"]) for i in letters] == [(failed["name"], "validate")]
+    empty_failures(cloud)
+
+
+def empty_failures(cloud: LocalCloud) -> None:
+    sqs = cloud.client("sqs")
+    while messages := sqs.receive_message(
+        QueueUrl=cloud.queue_urls["failures"], MaxNumberOfMessages=10, VisibilityTimeout=30
+    ).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(
+                QueueUrl=cloud.queue_urls["failures"], ReceiptHandle=message["ReceiptHandle"]
+            )
+
+
+def test_upload_refuses_two_files_that_would_be_one_object(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given two files of the same name in different folders
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clash.csv").write_text(
+            HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8"
+        )
+    first, second = tmp_path / "a" / "clash.csv", tmp_path / "b" / "clash.csv"
+    # When they are uploaded together
+    code = main(["upload", str(first), str(second), "--dataset", "clash", *endpoint])
+    # Then nothing is uploaded and one line says why
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert line.startswith(f"sluice: {first} and {second} would both be s3://raw/clash/year=")
+    assert line.endswith(
+        "/clash.csv (one file's rows would replace the other's): rename one, or run them apart"
+    )
+    assert cloud.client("s3").list_objects_v2(Bucket="raw", Prefix="clash/")["KeyCount"] == 0

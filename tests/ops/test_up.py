@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +16,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from sluice.cli import local_cloud_setup
 from sluice.config import PROJECT_ROOT
+
+OPERATIONS = PROJECT_ROOT / "docs" / "operations.md"
 
 
 def free_port() -> int:
@@ -24,10 +28,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
+def connects(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def shell(lines: list[str], command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `command` in bash after the lines `sluice up` printed, as a user pastes them."""
+    script = "\n".join([*lines, command])
+    return subprocess.run(
+        ["bash", "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True
+    )
+
+
+def test_the_docs_give_the_setup_lines_up_prints() -> None:
+    # Given the lines `sluice up` prints for its default port, with the keys left out
+    lines = local_cloud_setup(
+        "http://127.0.0.1:4566",
+        "us-east-1",
+        {"AWS_ACCESS_KEY_ID": "<printed>", "AWS_SECRET_ACCESS_KEY": "<printed>"},
+    )
+    # Then docs/operations.md gives the same lines, in order, in one block
+    text = OPERATIONS.read_text(encoding="utf-8")
+    assert "\n".join(f"  {line}" for line in lines) in text
+
+
+def test_up_serves_the_pipeline_once_provisioned_and_says_what_it_discards(
+    tmp_path: Path,
+) -> None:
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
+    # A user's own configuration, which the printed lines must override
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_PROFILE": "someone-else", "AWS_SESSION_TOKEN": "stale"})
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     server = subprocess.Popen(
         [sys.executable, "-m", "sluice.cli", "up", "--port", str(port)],
         cwd=PROJECT_ROOT,
@@ -37,19 +71,13 @@ def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        # Given the local cloud served by `sluice up`
-        assert server.stdout is not None
-        first = server.stdout.readline()
-        assert first.startswith(f"local cloud up at {endpoint} (stack Sluice-local)")
-        assert server.stdout.readline().split() == [
-            "export",
-            f"AWS_ENDPOINT_URL={endpoint}",
-            "AWS_DEFAULT_REGION=us-east-1",
-        ]
-        # and the administrator's keys it prints: the cloud checks every call against IAM
-        export, *pairs = server.stdout.readline().split()
-        keys = dict(pair.split("=", 1) for pair in pairs)
-        assert (export, sorted(keys)) == ("export", ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"])
+        # Given `sluice up` starting: a client that waits for the port, not for its output
+        deadline = time.monotonic() + 60
+        while not connects(port):
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        # Then the first call it makes finds the cloud whole: IAM already checks every call
+        # (it is switched on last, once the stack is provisioned), so unknown keys are refused
         stranger = boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -60,31 +88,25 @@ def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
         with pytest.raises(ClientError) as refused:
             stranger.list_objects_v2(Bucket="raw")
         assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
-        # When another process puts a file into RAW with those keys, as `aws s3 cp` would
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        # and `up` says it is ready, then prints the lines that set a shell up
+        assert server.stdout is not None
+        assert server.stdout.readline() == (
+            f"ready: local cloud at {endpoint} (stack Sluice-local); Ctrl-C stops it\n"
         )
-        s3.put_object(
-            Bucket="raw",
-            Key="orders/year=2026/month=11/day=29/orders.jsonl",
-            Body=b'{"order_id": 1, "total": 3.5, "order_date": "2024-01-02"}\n',
+        setup = [server.stdout.readline().strip() for _ in range(3)]
+        keys = dict(pair.split("=", 1) for pair in setup[2].split()[1:])
+        assert setup == local_cloud_setup(endpoint, "us-east-1", keys)
+        # When the aws CLI puts a file into RAW from a shell set up by those lines
+        data = tmp_path / "orders.jsonl"
+        data.write_text('{"order_id": 1, "total": 3.5, "order_date": "2024-01-02"}\n')
+        copied = shell(
+            setup, f"aws s3 cp {data} s3://raw/orders/year=2026/month=11/day=29/orders.jsonl", env
         )
+        assert copied.returncode == 0, copied.stderr
         # Then the pipeline runs, and `sluice executions` in a third process sees it
-        deadline = time.monotonic() + 60
         rows: list[dict[str, str]] = []
-        while time.monotonic() < deadline:
-            listing = subprocess.run(
-                [sys.executable, "-m", "sluice.cli", "executions", "--json"],
-                cwd=PROJECT_ROOT,
-                env={**env, **keys, "AWS_ENDPOINT_URL": endpoint},
-                capture_output=True,
-                text=True,
-                check=True,
-            )
+        while time.monotonic() < deadline + 60:
+            listing = shell(setup, f"{sys.executable} -m sluice.cli executions --json", env)
             rows = json.loads(listing.stdout)
             if rows and rows[0]["status"] != "RUNNING":
                 break
@@ -92,7 +114,30 @@ def test_up_serves_the_pipeline_to_other_processes(tmp_path: Path) -> None:
         assert [(r["status"], r["source_key"]) for r in rows] == [
             ("SUCCEEDED", "orders/year=2026/month=11/day=29/orders.jsonl")
         ]
+        # When an empty file is uploaded with --wait
+        empty = tmp_path / "orders_empty.csv"
+        empty.write_text("")
+        waited = shell(
+            setup, f"{sys.executable} -m sluice.cli upload {empty} --dataset orders --wait", env
+        )
+        # Then it exits 1 with the failure in one line
+        assert waited.returncode == 1
+        assert re.fullmatch(
+            r"orders_empty\.csv → s3://raw/orders/year=\d{4}/month=\d\d/day=\d\d/"
+            r"orders_empty\.csv  execution orders-orders_empty-[0-9a-f]{16}  "
+            r"FAILED at validate: EMPTY_FILE: file has no content\n",
+            waited.stdout,
+        )
+        objects = sum(
+            len(shell(setup, f"aws s3 ls --recursive s3://{bucket}/", env).stdout.splitlines())
+            for bucket in ("raw", "trusted", "delivery", "quarantine")
+        )
     finally:
         server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+        out, _ = server.communicate(timeout=30)
+    # And when it stops, it says what it discards: two executions, every object, one letter
     assert server.returncode == 0
+    assert out.splitlines()[-1] == (
+        f"stopping: discarding 2 execution(s) (0 still running), {objects} object(s) and "
+        "1 queued message(s); the local cloud keeps no state"
+    )

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sluice import ops
+from sluice import lake, ops
 from sluice.errors import SluiceTransientError
+from sluice.lake import SourceObject
 from sluice.local import LocalCloud
 from tests.reliability.conftest import Ledger, case
 from tests.reliability.helpers import (
@@ -311,3 +312,114 @@ def test_burst_of_uploads(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> 
     day_ids = {d: [n for n in range(1, 1001) if (n - 1) // 5 % 20 == d - 1] for d in range(1, 21)}
     assert got == [(d, 50, sum(n + 0.5 for n in day_ids[d])) for d in range(1, 21)]
     ledger.record(1000, len(ids))
+
+
+def starter_documents(cloud: LocalCloud) -> list[dict[str, Any]]:
+    """The starter's log lines that are JSON documents: its log records and EMF metrics."""
+    documents = []
+    for line in cloud.runtime.logs["sluice-starter"]:
+        try:
+            documents.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [d for d in documents if isinstance(d, dict)]
+
+
+def gone_counted(cloud: LocalCloud) -> tuple[float, list[str]]:
+    """The starter's `ObjectsGone` metric, summed, and the executions its `object gone` lines
+    name."""
+    documents = starter_documents(cloud)
+    metric = sum(
+        sum(v) if isinstance(v, list) else v
+        for d in documents
+        if "_aws" in d and (v := d.get("ObjectsGone")) is not None
+    )
+    return metric, [d["execution"] for d in documents if d.get("message") == "object gone"]
+
+
+@case(38, "an event for an object deleted before the starter ran: acknowledged and counted")
+def test_event_for_a_deleted_object(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given an upload whose object is deleted before its event is handled
+    cloud.pump.stop()
+    source = put(cloud, tmp_path, "vanished.csv", csv_rows(2), "vanished")
+    cloud.client("s3").delete_object(Bucket=source.bucket, Key=source.key)
+    metric_before, named_before = gone_counted(cloud)
+    # When the starter handles the event
+    cloud.pump.start()
+    drained(cloud)
+    # Then no execution starts, nothing reaches a DLQ, and the starter counts and names it
+    assert executions(cloud, "vanished-") == []
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    assert queue_depth(cloud, "failures") == (0, 0)
+    metric, named = gone_counted(cloud)
+    name = lake.execution_name(
+        SourceObject(source.bucket, source.key, etag=source.etag), "vanished"
+    )
+    assert (metric - metric_before, named[len(named_before) :]) == (1, [name])
+    assert keys(cloud, "trusted", "vanished/") == keys(cloud, "quarantine", "vanished/") == []
+
+
+@case(39, "an event naming a version that is gone: acknowledged, the current version runs")
+def test_event_for_a_removed_version(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given two versions of one object, the first removed for good before any event is handled
+    cloud.pump.stop()
+    v1 = put(cloud, tmp_path, "pruned.csv", csv_rows(2, 1), "pruned")
+    v2 = put(cloud, tmp_path, "pruned.csv", csv_rows(3, 10), "pruned")
+    cloud.client("s3").delete_object(Bucket=v1.bucket, Key=v1.key, VersionId=v1.version_id)
+    empty(cloud, "ingest")  # moto's own events name no version; AWS's do
+    metric_before, named_before = gone_counted(cloud)
+    # When the events for both versions arrive, as AWS sends them
+    send(cloud, s3_event(v1, with_version=True))
+    send(cloud, s3_event(v2, with_version=True))
+    cloud.pump.start()
+    (found,) = finished(cloud, "pruned-", 1)
+    drained(cloud)
+    # Then only the second version runs; the first is counted as gone, not as a failure
+    assert (found["name"], found["status"]) == (lake.execution_name(v2, "pruned"), "SUCCEEDED")
+    metric, named = gone_counted(cloud)
+    assert (metric - metric_before, named[len(named_before) :]) == (
+        1,
+        [lake.execution_name(v1, "pruned")],
+    )
+    assert queue_depth(cloud, "ingest_dlq") == (0, 0)
+    assert sorted(r["id"] for r in parquet_rows(cloud, "trusted", "pruned/")) == [10, 11, 12]
+    ledger.record(3, accounted(cloud, "pruned"))
+
+
+@case(40, "the object deleted after its execution started: SOURCE_GONE, typed, not retried")
+def test_object_deleted_while_its_execution_runs(
+    cloud: LocalCloud, tmp_path: Path, ledger: Ledger
+) -> None:
+    # Given an object that is deleted just before Validate reads it
+    def delete_first(stage: str, event: Any) -> None:
+        if stage == "validate" and event["dataset"] == "midway":
+            source = event["source"]
+            cloud.client("s3").delete_object(Bucket=source["bucket"], Key=source["key"])
+
+    cloud.runtime.add_fault(delete_first)
+    try:
+        put(cloud, tmp_path, "midway.csv", csv_rows(2), "midway")
+        (found,) = finished(cloud, "midway-", 1)
+    finally:
+        cloud.runtime.clear_faults()
+    # Then the execution fails with a data error of its own: not retried, nothing to quarantine
+    target = ops.resolve(None, cloud.endpoint_url)
+    shown = ops.show(target, found["name"])
+    assert (shown["status"], shown["failed_stage"], shown["error"]) == (
+        "FAILED",
+        "validate",
+        "SluiceDataError",
+    )
+    assert shown["cause"] == (
+        "SluiceDataError: SOURCE_GONE: the object, or the version the event named, "
+        "is no longer in RAW"
+    )
+    assert [(s["name"], s["attempts"]) for s in shown["stages"]] == [
+        ("validate", 2),
+        ("trusted", 0),
+        ("delivery", 0),
+    ]
+    assert keys(cloud, "quarantine", "midway/") == []
+    (letter,) = ops.dlq_list(target, "failures")
+    assert (letter["execution"], letter["stage"]) == (found["name"], "validate")
+    assert empty(cloud, "failures") == 1

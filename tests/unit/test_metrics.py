@@ -187,6 +187,7 @@ def test_starter_counts_started_and_duplicate_events_per_message(
                         "Metrics": [
                             {"Name": "ExecutionsStarted", "Unit": "Count"},
                             {"Name": "DuplicateEvents", "Unit": "Count"},
+                            {"Name": "ObjectsGone", "Unit": "Count"},
                         ],
                     }
                 ]
@@ -194,6 +195,7 @@ def test_starter_counts_started_and_duplicate_events_per_message(
             "service": "starter",
             "ExecutionsStarted": [2.0, 0.0],
             "DuplicateEvents": [0.0, 1.0],
+            "ObjectsGone": [0.0, 0.0],
         }
     ]
 
