@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,12 +144,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = query.run(lake_dir, args.query) if args.query else None
     if args.json:
         document: dict[str, Any] = {"lake": str(lake_dir), "files": [r.to_dict() for r in runs]}
+        rows = uuid.uuid4().hex
         if result is not None:
-            document["query"] = {
-                "sql": args.query,
-                "rows": json.loads(query.render(result, "json")),
-            }
-        print(json.dumps(document, indent=2))
+            # The rows go in as `sluice query --json` writes them: re-reading them as Python
+            # floats would drop a decimal's digits past the 17th.
+            document["query"] = {"sql": args.query, "rows": rows}
+        text = json.dumps(document, indent=2)
+        if result is not None:
+            text = text.replace(json.dumps(rows), query.render(result, "json").strip(), 1)
+        print(text)
     else:
         for run in runs:
             _print_report(run)

@@ -43,6 +43,14 @@ def test_run_then_query_in_every_format(tmp_path: Path, capsys) -> None:  # type
     assert capsys.readouterr().out == (
         "category,total_amount,transaction_count\nSales,450.5,2\nMarketing,75.25,1\n"
     )
+    # And `run --json --query` keeps every digit of a decimal
+    wide = "SELECT CAST('12345678901234567890.123456789' AS DECIMAL(38, 9)) AS d"
+    assert main(["run", str(SAMPLE), "--lake", str(lake_dir), "--json", "--query", wide]) == 0
+    document = json.loads(capsys.readouterr().out, parse_float=Decimal)
+    assert document["query"] == {
+        "sql": wide,
+        "rows": [{"d": Decimal("12345678901234567890.123456789")}],
+    }
 
 
 def test_a_bad_query_is_one_clear_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
