@@ -81,7 +81,7 @@ def _write_parquet(table: pa.Table) -> bytes:
 
 
 def _read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get_bytes(bucket, key)))
+    return delivery_stage.read_parquet_bytes(store.get_bytes(bucket, key))
 
 
 @dataclass
@@ -548,7 +548,7 @@ class _Partials:
                 if expected is None or (have[0] if have else delivery_stage.REMOVED) == expected:
                     return have
             body = self.store.get_bytes_if_exists(self.bucket, key)
-            table = None if body is None else pq.read_table(io.BytesIO(body))
+            table = None if body is None else delivery_stage.read_parquet_bytes(body)
             # (a contribution kept from one day's partial object: its day is in its key)
             found = (
                 {} if table is None else delivery_stage.split_partials(table, lake.day_of_key(key))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.metadata
 import json
 import logging
 import os
@@ -102,6 +103,46 @@ def tmp_isolation() -> str:
     return "none"
 
 
+# What a function's process may import besides the standard library and Sluice's own code:
+# the layer's packages (requirements/lambda.txt) and those Lambda's Python runtime ships.
+RUNTIME_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "urllib3",
+    "python-dateutil",
+    "six",
+)
+
+
+@functools.cache
+def function_modules() -> frozenset[str]:
+    """The top-level modules of the layer's and the runtime's distributions, as installed."""
+    requirements = PROJECT_ROOT / "requirements" / "lambda.txt"
+    layer = [
+        line.split("==")[0].strip()
+        for line in requirements.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    names: set[str] = set()
+    for name in (*layer, *RUNTIME_DISTRIBUTIONS):
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        top = dist.read_text("top_level.txt")
+        if top:
+            names.update(top.split())
+        else:
+            names.update(
+                file.parts[0].removesuffix(".py")
+                for file in dist.files or ()
+                if len(file.parts) and not file.parts[0].endswith((".dist-info", ".data", ".."))
+            )
+    return frozenset(n for n in names if n.isidentifier() and not n.startswith("__"))
+
+
 class _Environment:
     """One execution environment: a worker process, its socket, its `/tmp` and its log."""
 
@@ -114,7 +155,14 @@ class _Environment:
         self._log = self.log_path.open("ab")
         self._offset = 0
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "sluice.local.worker", str(theirs.fileno()), config.stage]
+        command = [
+            sys.executable,
+            "-m",
+            "sluice.local.worker",
+            str(theirs.fileno()),
+            config.stage,
+            ",".join(sorted(function_modules())),
+        ]
         if isolation in ("mount", "userns"):
             flags = ["-m"] if isolation == "mount" else ["-Urm"]
             size = f"size={config.ephemeral_storage_mb}m,mode=1777"

@@ -6,14 +6,22 @@ FD: `("ready", None)` once the handler module is loaded (the init phase), then o
 in, one answer out per invocation. What the function prints goes to this process's stdout, which
 the runtime keeps as the function's log. Memory, timeout and `/tmp` are the runtime's to enforce:
 this process only runs the handler, as the Python Lambda runtime does.
+
+A function imports what Lambda gives it and nothing else: the standard library, Sluice's own
+code, the packages of its layer and those the Python runtime ships (`LayerOnly`). A package the
+development venv has but Lambda does not (pandas, moto, duckdb...) is a `ModuleNotFoundError`
+here as it is there, and a library that tries it optionally (pyarrow tries pandas) carries on
+without it, as it does there.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import sys
+import sysconfig
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -44,6 +52,44 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int(self.timeout_ms - (time.monotonic() - self.started) * 1000))
+
+
+class LayerOnly:
+    """First on `sys.meta_path`: refuses a top-level import that would come from an installed
+    package which is neither in `allowed` (the layer's and the runtime's top-level modules) nor
+    in the standard library. Code outside the installed packages (Sluice, the functions, test
+    fault hooks) imports as usual."""
+
+    def __init__(self, allowed: frozenset[str]) -> None:
+        self.allowed = allowed
+        paths = sysconfig.get_paths()
+        self.installed = tuple(
+            Path(paths[key]).resolve() for key in ("purelib", "platlib") if key in paths
+        )
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if (
+            "." in name
+            or name in self.allowed
+            or name in sys.stdlib_module_names
+            or name in sys.builtin_module_names
+        ):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name)
+        where = (
+            None
+            if spec is None
+            else spec.origin or next(iter(spec.submodule_search_locations or ()), None)
+        )
+        if where is not None and any(
+            Path(where).resolve().is_relative_to(p) for p in self.installed
+        ):
+            raise ModuleNotFoundError(
+                f"No module named {name!r} (neither the function's layer nor the Lambda Python"
+                " runtime has it)",
+                name=name,
+            )
+        return None
 
 
 def load_handler(stage: str) -> ModuleType:
@@ -109,6 +155,8 @@ def serve(connection: Connection, stage: str) -> int:
 
 def main(argv: list[str]) -> int:
     connection = Connection(int(argv[1]))
+    if len(argv) > 3:
+        sys.meta_path.insert(0, LayerOnly(frozenset(argv[3].split(","))))
     return serve(connection, argv[2])
 
 

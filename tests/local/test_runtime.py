@@ -139,3 +139,44 @@ def test_stopping_ends_busy_environments_too() -> None:
     assert isinstance(error, dict) and error["errorType"] == "Runtime.ExitError"
     assert error["errorMessage"].endswith("Runtime exited with error: signal: SIGKILL")
     assert runtime._live == set()
+
+
+def test_a_function_imports_only_what_lambda_would_give_it() -> None:
+    import subprocess
+    import sys
+
+    from sluice.local.runtime import function_modules
+
+    # Given a function's process, confined to the layer's and the runtime's packages
+    child = (
+        "import sys\n"
+        "from sluice.local.worker import LayerOnly\n"
+        "sys.meta_path.insert(0, LayerOnly(frozenset(sys.argv[1].split(','))))\n"
+        "import boto3, pyarrow, pyarrow.parquet, numpy, yaml, openpyxl, json, sluice.lake\n"
+        "import pyarrow as pa\n"
+        "pa.table({'a': [1]})\n"
+        "for name in ('pandas', 'moto', 'duckdb'):\n"
+        "    try:\n"
+        "        __import__(name)\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        print(exc.name, 'refused' if 'layer' in str(exc) else str(exc))\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    # When it imports the layer's packages, the standard library and Sluice, and then packages
+    # that only the development venv has
+    out = subprocess.run(
+        [sys.executable, "-c", child, ",".join(function_modules())],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Then the first all load (pyarrow carrying on without pandas), and each of the others is
+    # refused as Lambda would refuse it
+    assert out.stdout.splitlines() == [
+        "pandas refused",
+        "moto refused",
+        "duckdb refused",
+        "False",
+    ]
+    assert {"boto3", "botocore", "pyarrow", "numpy", "yaml", "openpyxl"} <= function_modules()
+    assert "pandas" not in function_modules()
