@@ -56,9 +56,11 @@ def test_xlsx_with_xml_entities_is_unsafe(tmp_path: Path) -> None:
 
 
 def test_xlsx_cell_cap(tmp_path: Path) -> None:
+    # Given a sheet of 22 cells: a header and 10 rows of two
     path = xlsx(tmp_path / "c.xlsx", [["a", "b"], *[[i, i] for i in range(10)]])
-    assert reason_of(path, ReadLimits(xlsx_max_cells=9)) == "UNSAFE_ARCHIVE"
-    assert read_file(path, "c.xlsx", ReadLimits(xlsx_max_cells=20))[1].num_rows == 10
+    # Then every cell counts against the cap, the header's too
+    assert reason_of(path, ReadLimits(xlsx_max_cells=21)) == "UNSAFE_ARCHIVE"
+    assert read_file(path, "c.xlsx", ReadLimits(xlsx_max_cells=22))[1].num_rows == 10
 
 
 def test_not_a_zip_named_xlsx_is_unreadable(tmp_path: Path) -> None:
