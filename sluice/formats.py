@@ -750,16 +750,19 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
         )
     skipped: dict[str, str] = {}
     peeked: list[tuple[Any, list[str], bool]] = []  # (sheet, header, has rows)
+    peek_cost: dict[str, int] = {}  # cells counted while peeking, counted again when read
     for sheet in book.worksheets:
         if hints.sheet is not None and sheet.title != hints.sheet:
             skipped[sheet.title] = f"not the contract's sheet ({hints.sheet!r})"
             continue
+        before = cells.count
         rows = cells.rows(sheet)
         header = next(rows, None)
         if header is None:
             skipped[sheet.title] = "empty"
             continue
         peeked.append((sheet, _sheet_header(sheet.title, header), next(rows, None) is not None))
+        peek_cost[sheet.title] = cells.count - before
     chosen = peeked if hints.sheet is not None else []
     if hints.sheet is None and hints.columns:
         for item in peeked:
@@ -792,6 +795,7 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
         raise SluiceDataError("EMPTY_FILE", "every worksheet is empty")
     sheets = []
     for sheet, names, _ in taken:
+        cells.count -= peek_cost[sheet.title]
         rows = cells.rows(sheet)
         next(rows, None)  # the header
         sheets.append(_read_sheet(sheet.title, names, rows, None))
