@@ -541,7 +541,7 @@ def _parse_json(text: str, where: str, **details: Any) -> Any:
     except _DuplicateKey as exc:
         raise SluiceDataError(
             "MALFORMED_JSON",
-            f"{where} has an object with the key {exc.key!r} twice",
+            f"{where} has an object that gives one key twice",
             key=exc.key,
             **details,
         ) from exc
@@ -573,12 +573,34 @@ def _check_record(value: Any, where: str, **details: Any) -> dict[str, Any]:
     return value
 
 
-def _records_to_table(records: list[dict[str, Any]]) -> pa.Table:
+def _records_to_table(records: list[dict[str, Any]], places: list[str]) -> pa.Table:
+    """The records as a table of text; `places[i]` says where record i is (`line 3`)."""
     names: dict[str, None] = {}
     for record in records:
         names.update(dict.fromkeys(record))
-    columns = {name: [_text(record.get(name)) for record in records] for name in names}
-    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    arrays = {}
+    for name in names:
+        values = [_text(record.get(name)) for record in records]
+        try:
+            arrays[name] = pa.array(values, pa.string())
+        except UnicodeEncodeError as exc:
+            # `"\ud800"` is valid JSON syntax, but no UTF-8 text holds an unpaired surrogate.
+            bad = next(i for i, v in enumerate(values) if v is not None and not _encodable(v))
+            raise SluiceDataError(
+                "MALFORMED_JSON",
+                f"{places[bad]}: column {name!r} holds an unpaired UTF-16 surrogate escape "
+                "(\\ud800-\\udfff), which no UTF-8 text can hold",
+                column=name,
+            ) from exc
+    return pa.table(arrays)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _all_bytes(path: Path, limits: ReadLimits | None = None) -> bytes:
@@ -597,21 +619,23 @@ def read_json(data: bytes, encoding: str | None = None) -> pa.Table:
         raise SluiceDataError(
             "MALFORMED_JSON", "the file is a JSON scalar: expected an array of objects"
         )
-    return _records_to_table(
-        [_check_record(r, f"record {i}", record=i) for i, r in enumerate(document, start=1)]
-    )
+    places = [f"record {i}" for i in range(1, len(document) + 1)]
+    records = [_check_record(r, places[i], record=i + 1) for i, r in enumerate(document)]
+    return _records_to_table(records, places)
 
 
 def read_jsonl(data: bytes, encoding: str | None = None) -> pa.Table:
     """JSON Lines: one object per line (blank lines skipped) as a table of text."""
     records = []
+    places = []
     # Only \n ends a line: str.splitlines would also split at U+2028 inside a string.
     for number, line in enumerate(_decode(data, encoding).split("\n"), start=1):
         if not line.strip():
             continue
         where = f"line {number}"
         records.append(_check_record(_parse_json(line, where, line=number), where, line=number))
-    return _records_to_table(records)
+        places.append(where)
+    return _records_to_table(records, places)
 
 
 def _check_archive(path: Path, limits: ReadLimits) -> None:
@@ -874,15 +898,23 @@ def open_parquet(path: Path) -> Batches:
     try:
         source = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise SluiceDataError("UNREADABLE", f"not a readable Parquet file: {exc}") from exc
+        raise SluiceDataError(
+            "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
+        ) from exc
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from source.iter_batches(batch_size=RECORD_BATCH_ROWS)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise SluiceDataError("UNREADABLE", f"not a readable Parquet file: {exc}") from exc
+            raise SluiceDataError(
+                "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
+            ) from exc
 
     return Batches("parquet", source.schema_arrow, batches())
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _whole(fmt: str, table: pa.Table, sheets: SheetReport | None = None) -> Batches:

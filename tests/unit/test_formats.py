@@ -167,17 +167,12 @@ def test_utf8_with_one_bad_byte_is_refused_at_that_offset(
 ) -> None:
     # Given a UTF-8 file (non-ASCII before and after) with one byte that is not UTF-8
     body, offset = utf8_with_one_bad_byte(60_010, bad_at_row)
-    if "json" in name:  # the same bytes as JSON strings; the offset moves with the wrapping
-        lines = body.split(b"\n")[1:-1]
-        pre = b'{"id": "'
-        body = b"\n".join(pre + line + b'"}' for line in lines) + b"\n"
-        offset = body.index(b"\xff")
-        if name.endswith(".json"):
-            body, offset = (
-                b"[" + body.replace(b"}\n", b"},", body.count(b"\n") - 1)[:-1] + b"]",
-                offset + 1,
-            )
-            offset = body.index(b"\xff")
+    if "json" in name:  # the same rows as JSON objects
+        rows = [line.split(b",", 1) for line in body.split(b"\n")[1:-1]]
+        objects = [b'{"id": "%s", "name": "%s"}' % (i, n) for i, n in rows]
+        joined = b",\n".join(objects) if name.endswith(".json") else b"\n".join(objects)
+        body = b"[" + joined + b"]" if name.endswith(".json") else joined + b"\n"
+        offset = body.index(b"\xff")  # the one byte the test made bad, moved by the wrapping
     path = tmp_path / name
     path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
     # When it is read, Then it fails at that byte, naming the encoding: never re-read as Latin-1
@@ -386,6 +381,7 @@ def test_json_oddities_are_decided(tmp_path: Path) -> None:
         ("dup.json", b'[{"id": 1, "id": 2}]', {"key": "id"}),
         ("s.json", b"42", {}),
         ("s.jsonl", b'{"id": 1}\n[1]\n', {"line": 2}),
+        ("u.jsonl", b'{"id": "a"}\n\n{"id": "\\ud800"}\n', {"column": "id"}),
     ]:
         path = tmp_path / name
         path.write_bytes(body)
