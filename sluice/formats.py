@@ -345,9 +345,10 @@ _STRADDLING = "straddling object straddles two block boundaries"
 
 def _locate_bad_row(
     path: Path, encoding: str, delimiter: str, expected: int
-) -> tuple[int, int] | None:
-    """(row, line) of the first data row without `expected` fields, read again with Python's
-    csv module (only once Arrow has refused the file: it does not say where), or None."""
+) -> tuple[int, int, int] | None:
+    """(row, line, fields) of the first data row without `expected` fields, read again with
+    Python's csv module (only once Arrow has refused the file: it does not say where), or
+    None if that reading finds no such row."""
     previous = csv.field_size_limit(CSV_MAX_BLOCK_BYTES)
     try:
         with (
@@ -362,7 +363,7 @@ def _locate_bad_row(
                     continue  # Arrow skips empty lines too
                 row += 1
                 if len(fields) != expected:
-                    return row, reader.line_num
+                    return row, reader.line_num, len(fields)
     except (csv.Error, OSError, EOFError, UnicodeDecodeError, pa.ArrowInvalid):
         return None
     finally:
@@ -393,7 +394,7 @@ def _csv_error(
             expected_fields=expected,
             found_fields=found,
         )
-    row, line = located
+    row, line, found = located
     return SluiceDataError(
         "MALFORMED_CSV",
         f"row {row} (line {line} of the file) has {found} fields, expected {expected}",
@@ -449,7 +450,12 @@ def _csv_batches(
                 ) from exc
             block *= 8
         except UnicodeDecodeError as exc:
-            raise _invalid(encoding, exc.start, exc.reason) from exc
+            # Every byte was checked before the read began: this is a file changed under it.
+            raise SluiceDataError(
+                "UNREADABLE_ENCODING",
+                f"not valid {encoding} after row {emitted} ({exc.reason})",
+                encoding=encoding,
+            ) from exc
         except (OSError, EOFError) as exc:
             raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
 

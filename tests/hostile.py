@@ -71,3 +71,14 @@ def with_entities(path: Path, target: Path) -> Path:
                 data = ENTITY_SHEET.encode()
             rebuilt.writestr(item, data)
     return target
+
+
+def with_broken_sheet(path: Path, target: Path) -> Path:
+    """A copy of the workbook whose first sheet's XML is cut in half."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as rebuilt:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]
+            rebuilt.writestr(item, data)
+    return target

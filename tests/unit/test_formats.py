@@ -21,7 +21,14 @@ from sluice.formats import (
     read_file,
     read_xlsx_sheets,
 )
-from tests.hostile import padded, utf8_with_one_bad_byte, with_entities, workbook, xlsx
+from tests.hostile import (
+    padded,
+    utf8_with_one_bad_byte,
+    with_broken_sheet,
+    with_entities,
+    workbook,
+    xlsx,
+)
 
 
 def reason_of(path: Path, limits: ReadLimits | None = None) -> str:
@@ -298,6 +305,13 @@ def test_xlsx_with_only_a_cover_page_is_header_only(tmp_path: Path) -> None:
     path = workbook(tmp_path / "w.xlsx", [("Cover", [["Title only"]]), ("Empty", [])])
     table, report = read_xlsx_sheets(path)
     assert (table.num_rows, table.column_names, report.read) == (0, ["Title only"], ("Cover",))
+
+
+def test_xlsx_with_a_broken_sheet_is_unreadable_and_says_where(tmp_path: Path) -> None:
+    path = with_broken_sheet(xlsx(tmp_path / "a.xlsx", [["id"], ["SECRET"]]), tmp_path / "b.xlsx")
+    error = error_of(path)
+    assert error.reason == "UNREADABLE"
+    assert error.message.startswith("a worksheet is not readable xlsx (ParseError at line 1, ")
 
 
 # --------------------------------------------------------------------------- huge fields
