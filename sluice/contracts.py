@@ -7,6 +7,7 @@ from its data.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,6 +166,10 @@ class Contract:
     outliers: tuple[Outliers, ...] = ()
     derived: tuple[Derived, ...] = ()
     completeness_weight: float = 0.5
+    # How RAW files are read: the text encoding (a Python codec name) instead of the decided
+    # one, and the one xlsx sheet to read (docs/contracts.md, "Reading files").
+    encoding: str | None = None
+    sheet: str | None = None
     inferred: bool = False
     source: str = field(default="<memory>", compare=False)
 
@@ -208,6 +213,10 @@ class Contract:
             doc["derived"] = {d.name: d.to_dict() for d in self.derived}
         if self.completeness_weight != 0.5:
             doc["quality"] = {"completeness_weight": self.completeness_weight}
+        if self.encoding is not None:
+            doc["encoding"] = self.encoding
+        if self.sheet is not None:
+            doc["sheet"] = self.sheet
         return doc
 
     def to_yaml(self) -> str:
@@ -539,7 +548,39 @@ TOP_LEVEL = {
     "outliers",
     "derived",
     "quality",
+    "encoding",
+    "sheet",
 }
+
+
+def _parse_encoding(check: _Checker, value: Any) -> str | None:
+    """The codec's canonical name (`latin-1` is `iso8859-1`), or None when not given."""
+    if value is None:
+        return None
+    try:
+        codec = codecs.lookup(str(value)) if isinstance(value, str) else None
+    except LookupError:
+        codec = None
+    check.expect(
+        codec is not None and codec._is_text_encoding,
+        "encoding",
+        f"{value!r} is not a text encoding",
+        "write a codec name such as utf-8, cp1252, latin-1 or utf-16",
+    )
+    assert codec is not None
+    return codec.name
+
+
+def _parse_sheet(check: _Checker, value: Any) -> str | None:
+    if value is None:
+        return None
+    check.expect(
+        isinstance(value, str) and value.strip() != "",
+        "sheet",
+        f"{value!r} is not a sheet name",
+        "write the name of the xlsx sheet to read, such as 'sheet: Data'",
+    )
+    return str(value)
 
 
 def parse_contract(document: Any, source: str = "<memory>") -> Contract:
@@ -613,6 +654,8 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
         outliers=_parse_outliers(check, document.get("outliers"), columns),
         derived=derived,
         completeness_weight=float(weight),
+        encoding=_parse_encoding(check, document.get("encoding")),
+        sheet=_parse_sheet(check, document.get("sheet")),
         source=source,
     )
 

@@ -35,7 +35,14 @@ from sluice.contracts import (
     parse_contract,
 )
 from sluice.errors import SluiceDataError, SluiceError, SluiceTransientError
-from sluice.formats import ReadLimits, limit_format_of_file, limit_format_of_name, open_file
+from sluice.formats import (
+    ReadHints,
+    ReadLimits,
+    SheetReport,
+    limit_format_of_file,
+    limit_format_of_name,
+    open_file,
+)
 from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
 from sluice.lazy import LazyModule
@@ -116,6 +123,19 @@ class Staged:
     format: str
     rows: int
     contract: Contract
+    sheets: SheetReport | None = None
+
+
+def read_hints(contract: Contract | None) -> ReadHints:
+    """What the contract says about reading the dataset's files (nothing, without one)."""
+    if contract is None:
+        return ReadHints()
+    return ReadHints(
+        encoding=contract.encoding,
+        sheet=contract.sheet,
+        columns=tuple(contract.names),
+        required=tuple(contract.required),
+    )
 
 
 def stage_file(
@@ -129,7 +149,7 @@ def stage_file(
     """Validate's work on a local file: read it as batches, check it against its contract
     (or infer one), and stream it into a staged Parquet file that carries the contract."""
     use_returning_pool()
-    opened = open_file(path, name, limits)
+    opened = open_file(path, name, limits, read_hints(contract))
     # The file is read ahead on a thread while batches are judged and written.
     batches = prefetch(opened.batches)
     try:
@@ -141,7 +161,7 @@ def stage_file(
         batches.close()
     if rows == 0:
         raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
-    return Staged(opened.format, rows, judged_by)
+    return Staged(opened.format, rows, judged_by, opened.sheets)
 
 
 def _write_staged(
@@ -344,6 +364,8 @@ def validate(
             quarantine_file(store, settings, dataset, source, error)
         raise
     contract = staged.contract
+    # An xlsx file says which sheets it was read from, and why the others were skipped.
+    sheets = {} if staged.sheets is None else {"sheets": staged.sheets.to_dict()}
     if contract.inferred:
         out.put_bytes(
             settings.trusted_bucket,
@@ -362,6 +384,7 @@ def validate(
             "version": contract.version,
             "inferred": contract.inferred,
         },
+        **sheets,
     }
 
 

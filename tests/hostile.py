@@ -28,6 +28,29 @@ def xlsx(path: Path, rows: list[list[Any]]) -> Path:
     return path
 
 
+def workbook(path: Path, sheets: list[tuple[str, list[list[Any]]]]) -> Path:
+    """A workbook with the named sheets, in order, each holding its rows."""
+    book = openpyxl.Workbook()
+    assert book.active is not None
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def utf8_with_one_bad_byte(rows: int, bad_at_row: int) -> tuple[bytes, int]:
+    """A UTF-8 CSV (`id,name`, non-ASCII names) whose row `bad_at_row` holds one byte that is
+    not UTF-8 (0xff); the file and that byte's offset."""
+    head = "id,name\n" + "".join(f"{i},Jos\u00e9 {i}\n" for i in range(1, bad_at_row))
+    bad = f"{bad_at_row},x".encode() + b"\xff" + b"\n"
+    tail = "".join(f"{i},M\u00fcller {i}\n" for i in range(bad_at_row + 1, rows + 1))
+    before = head.encode()
+    return before + bad + tail.encode(), len(before) + len(f"{bad_at_row},x")
+
+
 def padded(path: Path, mebibytes: int) -> Path:
     """Add a member of `mebibytes` MiB of zeros: a zip bomb in miniature (deflates ~1000:1)."""
     with (
@@ -46,5 +69,16 @@ def with_entities(path: Path, target: Path) -> Path:
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
                 data = ENTITY_SHEET.encode()
+            rebuilt.writestr(item, data)
+    return target
+
+
+def with_broken_sheet(path: Path, target: Path) -> Path:
+    """A copy of the workbook whose first sheet's XML is cut in half."""
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as rebuilt:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data[: len(data) // 2]
             rebuilt.writestr(item, data)
     return target

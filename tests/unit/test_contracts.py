@@ -152,7 +152,8 @@ def test_column_errors_name_file_field_and_fix(extra: str, message: str) -> None
         (
             "colums: {}\n",
             "contracts/t.yaml: colums: unknown field (fix: use only bands, columns, dataset, "
-            "derived, event_date, outliers, primary_key, quality, summary, version)",
+            "derived, encoding, event_date, outliers, primary_key, quality, sheet, summary, "
+            "version)",
         ),
     ],
 )

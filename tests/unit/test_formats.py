@@ -11,14 +11,36 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice.errors import SluiceDataError
-from sluice.formats import ReadLimits, open_file, read_file
-from tests.hostile import padded, with_entities, xlsx
+from sluice.formats import (
+    CSV_BLOCK_BYTES,
+    CSV_MAX_BLOCK_BYTES,
+    MAX_JSON_DEPTH,
+    ReadHints,
+    ReadLimits,
+    open_file,
+    read_file,
+    read_xlsx_sheets,
+)
+from tests.hostile import (
+    padded,
+    utf8_with_one_bad_byte,
+    with_broken_sheet,
+    with_entities,
+    workbook,
+    xlsx,
+)
 
 
 def reason_of(path: Path, limits: ReadLimits | None = None) -> str:
     with pytest.raises(SluiceDataError) as err:
         read_file(path, path.name, limits)
     return err.value.reason
+
+
+def error_of(path: Path, hints: ReadHints | None = None) -> SluiceDataError:
+    with pytest.raises(SluiceDataError) as err:
+        read_file(path, path.name, hints=hints)
+    return err.value
 
 
 def test_xlsx_first_sheet_is_read_as_text(tmp_path: Path) -> None:
@@ -56,9 +78,11 @@ def test_xlsx_with_xml_entities_is_unsafe(tmp_path: Path) -> None:
 
 
 def test_xlsx_cell_cap(tmp_path: Path) -> None:
+    # Given a sheet of 22 cells: a header and 10 rows of two
     path = xlsx(tmp_path / "c.xlsx", [["a", "b"], *[[i, i] for i in range(10)]])
-    assert reason_of(path, ReadLimits(xlsx_max_cells=9)) == "UNSAFE_ARCHIVE"
-    assert read_file(path, "c.xlsx", ReadLimits(xlsx_max_cells=20))[1].num_rows == 10
+    # Then every cell counts against the cap, the header's too
+    assert reason_of(path, ReadLimits(xlsx_max_cells=21)) == "UNSAFE_ARCHIVE"
+    assert read_file(path, "c.xlsx", ReadLimits(xlsx_max_cells=22))[1].num_rows == 10
 
 
 def test_not_a_zip_named_xlsx_is_unreadable(tmp_path: Path) -> None:
@@ -138,3 +162,263 @@ def test_json_array_of_non_objects_is_malformed(tmp_path: Path) -> None:
     with pytest.raises(SluiceDataError) as err:
         read_file(lines, lines.name)
     assert (err.value.reason, err.value.details["line"]) == ("MALFORMED_JSON", 2)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+@pytest.mark.parametrize("name", ["u.csv", "u.csv.gz", "u.json", "u.jsonl"])
+@pytest.mark.parametrize("bad_at_row", [3, 60_000])  # in the first chunk, and past 1 MiB
+def test_utf8_with_one_bad_byte_is_refused_at_that_offset(
+    tmp_path: Path, name: str, bad_at_row: int
+) -> None:
+    # Given a UTF-8 file (non-ASCII before and after) with one byte that is not UTF-8
+    body, offset = utf8_with_one_bad_byte(60_010, bad_at_row)
+    if "json" in name:  # the same rows as JSON objects
+        rows = [line.split(b",", 1) for line in body.split(b"\n")[1:-1]]
+        objects = [b'{"id": "%s", "name": "%s"}' % (i, n) for i, n in rows]
+        joined = b",\n".join(objects) if name.endswith(".json") else b"\n".join(objects)
+        body = b"[" + joined + b"]" if name.endswith(".json") else joined + b"\n"
+        offset = body.index(b"\xff")  # the one byte the test made bad, moved by the wrapping
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    # When it is read, Then it fails at that byte, naming the encoding: never re-read as Latin-1
+    error = error_of(path)
+    assert (error.reason, error.details) == (
+        "UNREADABLE_ENCODING",
+        {"encoding": "utf-8", "offset": offset},
+    )
+    assert f"offset {offset} is not valid utf-8" in error.message
+
+
+def test_a_file_with_no_utf8_character_is_latin1_however_late_its_first_byte(
+    tmp_path: Path,
+) -> None:
+    # Given ASCII for 2 MB and then Latin-1 bytes, none of which spell a UTF-8 character
+    lines = ["id,name"] + [f"{i},plain" for i in range(200_000)] + ["x,Caf\xe9 cr\xe8me"]
+    path = tmp_path / "l.csv"
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    # Then the file is read as Latin-1
+    _, table = read_file(path, path.name)
+    assert (table.num_rows, table["name"][-1].as_py()) == (200_001, "Caf\u00e9 cr\u00e8me")
+
+
+def test_utf8_bom_decides_utf8_and_a_bad_byte_after_it_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,name\n1,Caf\xe9\n")  # no UTF-8 character, but a BOM
+    assert (error_of(path).reason, error_of(path).details["offset"]) == (
+        "UNREADABLE_ENCODING",
+        16,
+    )
+
+
+def test_the_contracts_encoding_is_used_and_checked(tmp_path: Path) -> None:
+    # Given a cp1252 file with curly quotes, a UTF-16 file, and a cp1252 file with 0x81
+    quotes = tmp_path / "q.csv"
+    quotes.write_bytes("id,name\n1,\u201cq\u201d\n".encode("cp1252"))
+    wide = tmp_path / "w.csv"
+    wide.write_bytes("id,name\n1,Caf\u00e9\n".encode("utf-16"))
+    undefined = tmp_path / "u.csv"
+    undefined.write_bytes(b"id,name\n1,\x81\n")
+    # Then each reads in the contract's encoding, or fails at the byte that is not in it
+    cp1252, utf16 = ReadHints(encoding="cp1252"), ReadHints(encoding="utf-16")
+    assert read_file(quotes, quotes.name, hints=cp1252)[1].to_pylist() == [
+        {"id": "1", "name": "\u201cq\u201d"}
+    ]
+    assert read_file(wide, wide.name, hints=utf16)[1].to_pylist() == [
+        {"id": "1", "name": "Caf\u00e9"}
+    ]
+    assert error_of(wide).reason == "UNREADABLE_ENCODING"  # without the contract's word
+    error = error_of(undefined, cp1252)
+    assert (error.reason, error.details) == (
+        "UNREADABLE_ENCODING",
+        {"encoding": "cp1252", "offset": 10},
+    )
+
+
+# --------------------------------------------------------------------------- xlsx sheets
+
+
+def test_xlsx_cover_page_is_skipped_and_every_sheet_of_the_header_is_read(
+    tmp_path: Path,
+) -> None:
+    # Given a cover page, two data sheets (columns in another order), an empty sheet, another
+    path = workbook(
+        tmp_path / "w.xlsx",
+        [
+            ("Cover", [["Quarterly report"], [None], ["Prepared by finance"]]),
+            ("Jan", [["id", "amount"], [1, 2.5], [2, 3]]),
+            ("Notes", []),
+            ("Feb", [[None], ["amount", "id"], [4, 3]]),
+            ("Other", [["x", "y"], [1, 2]]),
+        ],
+    )
+    # When it is read without a contract
+    table, report = read_xlsx_sheets(path)
+    # Then Jan and Feb are read, in order, and the others are reported with why
+    assert table.to_pylist() == [
+        {"id": "1", "amount": "2.5"},
+        {"id": "2", "amount": "3"},
+        {"id": "3", "amount": "4"},
+    ]
+    assert report.to_dict() == {
+        "read": ["Jan", "Feb"],
+        "read_count": 2,
+        "skipped": [
+            {"sheet": "Cover", "why": "header differs from sheet 'Jan''s"},
+            {"sheet": "Notes", "why": "empty"},
+            {"sheet": "Other", "why": "header differs from sheet 'Jan''s"},
+        ],
+        "skipped_count": 3,
+    }
+
+
+def test_xlsx_sheets_are_chosen_by_the_contract(tmp_path: Path) -> None:
+    path = workbook(
+        tmp_path / "w.xlsx",
+        [
+            ("Cover", [["Title only"]]),
+            ("Data", [["id", "amount", "extra"], [1, 2, "e"]]),
+            ("More", [["id", "amount"], [2, 5]]),
+            ("Lookup", [["code", "label"], ["a", "b"]]),
+        ],
+    )
+    contract = ReadHints(columns=("id", "amount"), required=("id",))
+    table, report = read_xlsx_sheets(path, hints=contract)
+    assert table.to_pylist() == [
+        {"id": "1", "amount": "2", "extra": "e"},
+        {"id": "2", "amount": "5", "extra": None},
+    ]
+    assert [s["why"] for s in report.to_dict()["skipped"]] == [
+        "header lacks the contract's required columns: id",
+        "header lacks the contract's required columns: id",
+    ]
+    # the contract's sheet: only that one
+    named = ReadHints(sheet="More", columns=("id", "amount"))
+    assert read_xlsx_sheets(path, hints=named)[0].to_pylist() == [{"id": "2", "amount": "5"}]
+    with pytest.raises(SluiceDataError) as err:
+        read_xlsx_sheets(path, hints=ReadHints(sheet="Missing"))
+    assert (err.value.reason, err.value.details) == ("MISSING_SHEET", {"sheet": "Missing"})
+
+
+def test_xlsx_with_only_a_cover_page_is_header_only(tmp_path: Path) -> None:
+    path = workbook(tmp_path / "w.xlsx", [("Cover", [["Title only"]]), ("Empty", [])])
+    table, report = read_xlsx_sheets(path)
+    assert (table.num_rows, table.column_names, report.read) == (0, ["Title only"], ("Cover",))
+
+
+def test_xlsx_with_a_broken_sheet_is_unreadable_and_says_where(tmp_path: Path) -> None:
+    path = with_broken_sheet(xlsx(tmp_path / "a.xlsx", [["id"], ["SECRET"]]), tmp_path / "b.xlsx")
+    error = error_of(path)
+    assert error.reason == "UNREADABLE"
+    assert error.message.startswith("a worksheet is not readable xlsx (ParseError at line 1, ")
+
+
+# --------------------------------------------------------------------------- huge fields
+
+
+@pytest.mark.parametrize("field_bytes", [5_000_000, 20_000_000])
+def test_csv_with_one_huge_field_is_read_whole(tmp_path: Path, field_bytes: int) -> None:
+    # Given rows before and after one quoted field larger than a block (and than 8 blocks)
+    assert field_bytes > CSV_BLOCK_BYTES
+    rows = [f"{i},row {i}\n" for i in range(100_000)]
+    big = "x" * (field_bytes - 10) + "\nsecond line"
+    path = tmp_path / "h.csv"
+    path.write_text(
+        "id,text\n" + "".join(rows[:60_000]) + f'huge,"{big}"\n' + "".join(rows[60_000:])
+    )
+    # When it is read, Then every row is there once, in order, the field whole
+    table = read_file(path, path.name)[1]
+    assert table.num_rows == 100_001
+    assert table["id"].to_pylist() == [str(i) for i in range(60_000)] + ["huge"] + [
+        str(i) for i in range(60_000, 100_000)
+    ]
+    assert table["text"][60_000].as_py() == big
+
+
+def test_csv_row_longer_than_the_largest_block_is_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sluice.formats.CSV_MAX_BLOCK_BYTES", 8 * CSV_BLOCK_BYTES)
+    path = tmp_path / "h.csv"
+    # Arrow reads a row spanning one block boundary; one spanning two (> 2 blocks) it cannot
+    path.write_text('id,text\n1,a\n2,"' + "x" * (20 * CSV_BLOCK_BYTES) + '"\n' + "3,c\n" * 9)
+    error = error_of(path)
+    assert (error.reason, error.details["limit"]) == ("ROW_TOO_LARGE", 8 * CSV_BLOCK_BYTES)
+    assert CSV_MAX_BLOCK_BYTES == 64 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "where"),
+    [
+        ("d.json", b"[" * 50_000 + b"]" * 50_000, {}),
+        (
+            "d2.json",
+            b'[{"a": ' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"}]",
+            {"record": 1},
+        ),
+        ("d.jsonl", b'{"a": 1}\n{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}\n", {"line": 2}),
+    ],
+)
+def test_deep_json_is_too_deep(
+    tmp_path: Path, name: str, body: bytes, where: dict[str, int]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(body)
+    error = error_of(path)
+    assert (error.reason, error.details) == ("TOO_DEEP", {"max_depth": MAX_JSON_DEPTH, **where})
+
+
+def test_json_at_the_depth_limit_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.json"
+    nested = b"[" * (MAX_JSON_DEPTH - 1) + b"]" * (MAX_JSON_DEPTH - 1)
+    path.write_bytes(b'[{"a": ' + nested + b"}]")
+    assert read_file(path, path.name)[1].to_pylist() == [
+        {"a": nested.decode().replace("][", "], [")}
+    ]
+
+
+def test_json_oddities_are_decided(tmp_path: Path) -> None:
+    # Numbers a double cannot hold, NaN/Infinity and long integers stay as written (Trusted
+    # judges them); a key given twice, a scalar document or line are MALFORMED_JSON.
+    odd = tmp_path / "n.json"
+    odd.write_bytes(
+        b'[{"a": 1e400, "b": NaN, "c": -Infinity, "d": ' + b"9" * 5000 + b', "e": 0.5}]'
+    )
+    assert read_file(odd, odd.name)[1].to_pylist() == [
+        {"a": "1e400", "b": "NaN", "c": "-Infinity", "d": "9" * 5000, "e": "0.5"}
+    ]
+    for name, body, details in [
+        ("dup.json", b'[{"id": 1, "id": 2}]', {"key": "id"}),
+        ("s.json", b"42", {}),
+        ("s.jsonl", b'{"id": 1}\n[1]\n', {"line": 2}),
+        ("u.jsonl", b'{"id": "a"}\n\n{"id": "\\ud800"}\n', {"column": "id"}),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(body)
+        error = error_of(path)
+        assert (name, error.reason, error.details) == (name, "MALFORMED_JSON", details)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def test_reader_messages_never_hold_row_values(tmp_path: Path) -> None:
+    # Given files whose bad part holds a secret: extra fields, a broken JSON string
+    secret = "SECRET-4711"
+    rows = "".join(f"{i},a\n" for i in range(300_000))
+    extra = tmp_path / "e.csv"
+    extra.write_text(f"id,name\n{rows}7,{secret},more\n")
+    broken = tmp_path / "b.json"
+    broken.write_text(f'[{{"id": "{secret}}}]')
+    # Then the message says where, with counts, and not what the row holds
+    error = error_of(extra)
+    assert (error.reason, error.message, error.details) == (
+        "MALFORMED_CSV",
+        "row 300001 (line 300002 of the file) has 3 fields, expected 2",
+        {"row": 300_001, "line": 300_002, "expected_fields": 2, "found_fields": 3},
+    )
+    assert secret not in str(error_of(broken)) and secret not in str(error_of(extra))
