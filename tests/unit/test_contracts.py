@@ -7,8 +7,8 @@ import pytest
 
 from sluice.config import CONTRACTS_DIR
 from sluice.contracts import (
-    Band,
     MAX_CONTRACT_BYTES,
+    Band,
     ContractError,
     Derived,
     Outliers,
