@@ -213,7 +213,19 @@ def _adopter(out: _Outputs, settings: Settings, dataset: str) -> Callable[[Contr
 
     def adopt(inferred: Contract) -> Contract:
         key = _inferred_key(dataset)
+        if not inferred.columns:
+            raise SluiceDataError(
+                "INVALID_CONTRACT",
+                f"{dataset} has no contract and no column of the file can be one of its columns: "
+                "each is reserved or not a safe name (fix: rename the file's columns as "
+                "docs/contracts.md, Loading limits, says, or write the dataset's contract)",
+            )
         body = inferred.to_yaml().encode()
+        try:
+            # What is adopted must load again for every later file, as any contract does.
+            load_contract_bytes(body, f"s3://{settings.trusted_bucket}/{key}")
+        except ContractError as exc:
+            raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
         if out.store.put_if(settings.trusted_bucket, key, body, "application/yaml", None):
             out.count(len(body))
             return inferred

@@ -260,3 +260,26 @@ def test_the_adopted_contract_is_kept_for_later_files(s3: Any) -> None:
     judged_by = json.loads(staged.metadata[pipeline.CONTRACT_METADATA])
     assert judged_by["columns"]["temp"] == {"type": "float"}
     assert section["contract"] == {"dataset": "readings", "version": "1", "inferred": True}
+
+
+def test_a_file_no_contract_can_be_inferred_from_adopts_nothing(s3: Any) -> None:
+    # Given the first file of a dataset without a contract, whose every column has a name a
+    # contract cannot take (reserved, or one that would end SQL quoting)
+    body = b"year,a`b\n2024,x\n"
+    state = put_raw(s3, "odd/in.csv", body)
+    store = ObjectStore(s3)
+
+    # When Validate runs
+    with pytest.raises(SluiceDataError) as err:
+        pipeline.validate(state, store, SETTINGS)
+
+    # Then it fails typed, saying why and what to do, adopts nothing and is quarantined
+    assert err.value.reason == "INVALID_CONTRACT"
+    assert err.value.message == (
+        "odd has no contract and no column of the file can be one of its columns: each is "
+        "reserved or not a safe name (fix: rename the file's columns as docs/contracts.md, "
+        "Loading limits, says, or write the dataset's contract)"
+    )
+    assert keys(s3, "trusted", "") == []
+    prefix = lake.quarantine_file_prefix("odd", SourceObject.from_dict(state["source"]))
+    assert keys(s3, "quarantine", "") == [prefix + "in.csv", prefix + "reason.json"]
