@@ -157,12 +157,19 @@ class ObjectStore:
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
-    def get_bytes_if_exists(self, bucket: str, key: str) -> bytes | None:
+    def get_bytes_if_exists(self, bucket: str, key: str, limit: int | None = None) -> bytes | None:
+        """The object's bytes, or None; with `limit`, at most its first `limit` bytes."""
         try:
-            return self.get_bytes(bucket, key)
+            if limit is None:
+                return self.get_bytes(bucket, key)
+            answer = self.s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{limit - 1}")
+            return answer["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
                 return None
+            if code == "InvalidRange":  # an empty object has no first byte to give
+                return b""
             raise
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sluice.config import PROJECT_ROOT
 from sluice.contracts import Contract
 from sluice.lake import LINEAGE_RECORDS
+from sluice.sql import athena_name, athena_string
 from sluice.stages import delivery
 from sluice.stages import trusted as trusted_stage
 
@@ -104,19 +105,21 @@ class Table:
         return [(f.name, athena_type(f.type)) for f in self.schema]
 
     def ddl(self) -> str:
-        width = max(len(f.name) for f in self.schema) + 2
+        """CREATE EXTERNAL TABLE, every name and string quoted by `sluice.sql`."""
+        names = [athena_name(f.name) for f in self.schema]
+        width = max(len(n) for n in names)
         columns = ",\n".join(
-            f"  {('`' + f.name + '`').ljust(width)} {athena_type(f.type)}" for f in self.schema
+            f"  {n.ljust(width)} {athena_type(f.type)}"
+            for n, f in zip(names, self.schema, strict=True)
         )
-        text = (
-            f"CREATE EXTERNAL TABLE IF NOT EXISTS `${{Database}}`.`{self.name}` (\n{columns}\n)\n"
-        )
+        table = f"{athena_name('${Database}')}.{athena_name(self.name)}"
+        text = f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n{columns}\n)\n"
         if self.partitions:
-            parts = ", ".join(f"`{p}` string" for p in self.partitions)
+            parts = ", ".join(f"{athena_name(p)} string" for p in self.partitions)
             text += f"PARTITIONED BY ({parts})\n"
-        text += f"STORED AS PARQUET\nLOCATION '{self.location}'\n"
+        text += f"STORED AS PARQUET\nLOCATION {athena_string(self.location)}\n"
         properties = self.properties()
-        listed = ",\n".join(f"  '{k}'='{v}'" for k, v in properties)
+        listed = ",\n".join(f"  {athena_string(k)}={athena_string(v)}" for k, v in properties)
         return text + f"TBLPROPERTIES (\n{listed}\n);\n"
 
 

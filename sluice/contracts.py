@@ -17,6 +17,8 @@ from typing import Any
 
 import pyarrow as pa
 import yaml
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, SequenceNode
 
 TYPES = ("int", "float", "decimal", "string", "bool", "date", "timestamp")
 NUMERIC = ("int", "float", "decimal")
@@ -44,6 +46,51 @@ RULES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "regex": ("PATTERN_MISMATCH", ("string",), "a regular expression"),
     "max_length": ("TOO_LONG", ("string",), "a positive integer"),
 }
+
+
+# Loading limits: a contract is a few KB of YAML. These bound what a hostile one can cost
+# before it is judged (an alias bomb, a deeply nested document, a huge file).
+MAX_CONTRACT_BYTES = 256 * 1024
+MAX_ALIASES = 32
+MAX_NODES = 20_000
+MAX_DEPTH = 32
+# A column name is written into Parquet, Athena/Glue DDL and DuckDB views: letters (any
+# script), digits, '_', ' ' and '-', starting with a letter or '_', not ending in a blank.
+MAX_NAME_LENGTH = 128
+_COLUMN_NAME = re.compile(r"[^\W\d][\w -]*")
+NAME_RULE = (
+    "use letters, digits, '_', ' ' or '-', starting with a letter or '_' and not ending in "
+    f"a blank, at most {MAX_NAME_LENGTH} characters"
+)
+
+
+def is_safe_name(name: str) -> bool:
+    """Whether `name` may be a column (or band or derived field) of a contract."""
+    return (
+        len(name) <= MAX_NAME_LENGTH
+        and _COLUMN_NAME.fullmatch(name) is not None
+        and not name.endswith(" ")
+    )
+
+
+def full_match_regex(pattern: str) -> str:
+    """The RE2 expression Trusted matches whole values with (`regex` rules)."""
+    return f"^(?:{pattern})$"
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 (the engine Arrow's regex functions use, so Trusted's) cannot compile the
+    rule's pattern, or None. The pattern is compiled alone, so that it cannot close the
+    anchoring group, and as Trusted matches it."""
+    import pyarrow.compute as pc
+
+    probe = pa.array([""], pa.string())
+    for expression in (pattern, full_match_regex(pattern)):
+        try:
+            pc.match_substring_regex(probe, expression)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            return str(exc).removeprefix("Invalid regular expression: ")
+    return None
 
 
 def _plain(value: Any) -> Any:
@@ -264,6 +311,25 @@ class _Checker:
             f"use only {', '.join(sorted(allowed))}",
         )
 
+    def safe_names(self, names: Mapping[Any, Any], where: str) -> None:
+        """Every name is one SQL and Parquet can carry, and no two differ only in case
+        (Athena and Glue fold names to lower case)."""
+        seen: dict[str, str] = {}
+        for name in names:
+            self.expect(
+                isinstance(name, str) and is_safe_name(name),
+                where,
+                f"{name!r} is not a safe name",
+                f"rename it: {NAME_RULE}",
+            )
+            other = seen.setdefault(name.casefold(), name)
+            self.expect(
+                other == name,
+                where,
+                f"{other!r} and {name!r} differ only in case",
+                "rename one of them",
+            )
+
     def names(self, value: Any, where: str) -> tuple[str, ...]:
         if value is None:
             return ()
@@ -365,10 +431,13 @@ def _parse_rule(check: _Checker, column: Column, item: Any, where: str) -> Rule:
         value = tuple(_scalar_for(check, column.type, v, f"{where}.allowed") for v in value)
     elif kind == "regex":
         check.expect(isinstance(value, str), f"{where}.regex", f"{value!r}", f"write {argument}")
-        try:
-            re.compile(value)
-        except re.error as exc:
-            check.expect(False, f"{where}.regex", f"invalid pattern: {exc}", "fix the pattern")
+        problem = re2_problem(value)
+        check.expect(
+            problem is None,
+            f"{where}.regex",
+            f"RE2 cannot compile {value!r}: {problem}",
+            "write an RE2 pattern (no lookaround or backreferences)",
+        )
     elif kind == "max_length":
         check.expect(
             isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -432,6 +501,7 @@ def _parse_bands(check: _Checker, value: Any, columns: dict[str, Column]) -> tup
         return ()
     example = "'bands: {amount_category: {column: amount, edges: [100], labels: [LOW, HIGH]}}'"
     bands = []
+    check.safe_names(check.mapping(value, "bands", example), "bands")
     for name, spec in check.mapping(value, "bands", example).items():
         where = f"bands.{name}"
         spec = check.mapping(spec, where, example)
@@ -518,6 +588,7 @@ def _parse_derived(check: _Checker, value: Any, columns: dict[str, Column]) -> t
         return ()
     example = "'derived: {weekday: {column: date, function: day_of_week}}'"
     found = []
+    check.safe_names(check.mapping(value, "derived", example), "derived")
     for name, spec in check.mapping(value, "derived", example).items():
         where = f"derived.{name}"
         spec = check.mapping(spec, where, example)
@@ -603,6 +674,7 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
         "list each column as '<name>: {type: <type>}'",
     )
     assert isinstance(raw_columns, Mapping)
+    check.safe_names(raw_columns, "columns")
     columns = {str(n): _parse_column(check, str(n), spec) for n, spec in raw_columns.items()}
     for name in columns:
         check.expect(
@@ -660,9 +732,93 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
     )
 
 
-def load_contract_text(text: str, source: str) -> Contract:
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a bound on aliases, nesting and the document's size once
+    its aliases are expanded: a YAML alias bomb is refused before anything is built."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.aliases = 0
+        self.depth = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        if self.check_event(AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _TooMuch(f"more than {MAX_ALIASES} aliases")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooMuch(f"nested more than {MAX_DEPTH} levels deep", "flatten it")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _TooMuch(Exception):
+    """A YAML document over a loading limit: what is over, and the fix."""
+
+    def __init__(self, problem: str, fix: str = "write it without YAML anchors and aliases"):
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+def _expanded_nodes(root: Node) -> int:
+    """How many nodes the document has once every alias is expanded (capped past the limit)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            if known == 0:
+                raise _TooMuch("an alias inside its own anchor")
+            return known
+        sizes[id(node)] = 0  # being counted
+        total = 1
+        if isinstance(node, SequenceNode):
+            children: list[Node] = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+        for child in children:
+            total = min(total + size(child), MAX_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
+def _safe_yaml(text: str) -> Any:
+    loader = _BoundedLoader(text)
     try:
-        document = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        if _expanded_nodes(root) > MAX_NODES:
+            raise _TooMuch(f"more than {MAX_NODES} values once its aliases are expanded")
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _too_large(source: str) -> ContractError:
+    return ContractError(
+        source,
+        "file",
+        f"over the limit of {MAX_CONTRACT_BYTES} bytes",
+        "a contract is a few KB: remove what it does not need",
+    )
+
+
+def load_contract_text(text: str, source: str) -> Contract:
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_CONTRACT_BYTES:
+        raise _too_large(source)
+    try:
+        document = _safe_yaml(text)
+    except _TooMuch as exc:
+        raise ContractError(source, "YAML", exc.problem, exc.fix) from exc
     except yaml.YAMLError as exc:
         raise ContractError(
             source, "YAML", str(exc).splitlines()[0], "fix the YAML syntax"
@@ -670,11 +826,27 @@ def load_contract_text(text: str, source: str) -> Contract:
     return parse_contract(document, source)
 
 
+def load_contract_bytes(data: bytes, source: str) -> Contract:
+    """A contract from a file's bytes: at most `MAX_CONTRACT_BYTES` of UTF-8 YAML."""
+    if len(data) > MAX_CONTRACT_BYTES:
+        raise _too_large(source)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(
+            source, "file", f"not UTF-8 (byte {exc.start})", "save the contract as UTF-8"
+        ) from exc
+    return load_contract_text(text, source)
+
+
 def find_contract(dataset: str, directory: Path) -> Contract | None:
     for suffix in (".yaml", ".yml"):
         path = directory / f"{dataset}{suffix}"
         if path.is_file():
-            return load_contract_text(path.read_text(encoding="utf-8"), str(path))
+            with path.open("rb") as handle:
+                # One byte more than the limit is enough to know it is over.
+                data = handle.read(MAX_CONTRACT_BYTES + 1)
+            return load_contract_bytes(data, str(path))
     return None
 
 
@@ -687,9 +859,14 @@ def infer_contract(dataset: str, table: pa.Table) -> Contract:
     """A contract guessed from staged (string) data: types from values, roles from names."""
     from sluice.stages.coerce import infer_type
 
-    # Columns named like the pipeline's own (`year`, `source_file`, ...) cannot be kept under
-    # that name; they stay in RAW and are left out of the guess.
-    usable = [n for n in table.column_names if n not in RESERVED_NAMES]
+    # Columns named like the pipeline's own (`year`, `source_file`, ...), or with a name a
+    # contract cannot take (see `is_safe_name`, and one differing from an earlier one only in
+    # case), cannot be kept under that name; they stay in RAW and are left out of the guess.
+    usable: list[str] = []
+    for name in table.column_names:
+        taken = {u.casefold() for u in usable}
+        if name not in RESERVED_NAMES and is_safe_name(name) and name.casefold() not in taken:
+            usable.append(name)
     columns = [Column(name, infer_type(table.column(name))) for name in usable]
     by_name = {c.name: c for c in columns}
     primary_key: tuple[str, ...] = ()

@@ -28,10 +28,11 @@ from sluice import lake
 from sluice.aws import ObjectStore, RangedReader, StreamingUpload
 from sluice.config import CONTRACTS_DIR, Settings
 from sluice.contracts import (
+    MAX_CONTRACT_BYTES,
     Contract,
     ContractError,
     find_contract,
-    load_contract_text,
+    load_contract_bytes,
     parse_contract,
 )
 from sluice.errors import SluiceDataError, SluiceError, SluiceTransientError
@@ -145,16 +146,18 @@ def stage_file(
     contract: Contract | None,
     staged_path: Path,
     limits: ReadLimits | None = None,
+    adopt: Callable[[Contract], Contract] | None = None,
 ) -> Staged:
     """Validate's work on a local file: read it as batches, check it against its contract
-    (or infer one), and stream it into a staged Parquet file that carries the contract."""
+    (or infer one, which `adopt` turns into the dataset's), and stream it into a staged
+    Parquet file that carries the contract."""
     use_returning_pool()
     opened = open_file(path, name, limits, read_hints(contract))
     # The file is read ahead on a thread while batches are judged and written.
     batches = prefetch(opened.batches)
     try:
         sample, rest = sample_of(batches)
-        judged_by = check_columns(opened.schema, sample, dataset, contract)
+        judged_by = check_columns(opened.schema, sample, dataset, contract, adopt)
         metadata = {CONTRACT_METADATA: json.dumps(judged_by.to_dict()).encode()}
         rows = _write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
     finally:
@@ -208,14 +211,56 @@ def _put_days(
     return out.store.each(put, sorted(files))
 
 
+def _contract_object(store: ObjectStore, bucket: str, key: str) -> Contract | None:
+    """The contract kept at `s3://bucket/key`, or None; never more than the size cap is read."""
+    data = store.get_bytes_if_exists(bucket, key, limit=MAX_CONTRACT_BYTES + 1)
+    return None if data is None else load_contract_bytes(data, f"s3://{bucket}/{key}")
+
+
 def _inferred_before(store: ObjectStore, settings: Settings, dataset: str) -> Contract | None:
     """The contract inferred from the dataset's first file: later files are typed the same way,
     so one day's files can be summarized together."""
-    text = store.get_bytes_if_exists(settings.trusted_bucket, f"{dataset}/{INFERRED_CONTRACT}")
-    if text is None:
-        return None
-    source = f"s3://{settings.trusted_bucket}/{dataset}/{INFERRED_CONTRACT}"
-    return dataclasses.replace(load_contract_text(text.decode("utf-8"), source), inferred=True)
+    found = _contract_object(store, settings.trusted_bucket, _inferred_key(dataset))
+    return None if found is None else dataclasses.replace(found, inferred=True)
+
+
+def _inferred_key(dataset: str) -> str:
+    return f"{dataset}/{INFERRED_CONTRACT}"
+
+
+def _adopter(out: _Outputs, settings: Settings, dataset: str) -> Callable[[Contract], Contract]:
+    """How a file of a dataset without a contract adopts one: the first file's inferred
+    contract is put where none is (a conditional write), and every other file, however close
+    behind, is judged by the one that was put."""
+
+    def adopt(inferred: Contract) -> Contract:
+        key = _inferred_key(dataset)
+        if not inferred.columns:
+            raise SluiceDataError(
+                "INVALID_CONTRACT",
+                f"{dataset} has no contract and no column of the file can be one of its columns: "
+                "each is reserved or not a safe name (fix: rename the file's columns as "
+                "docs/contracts.md, Loading limits, says, or write the dataset's contract)",
+            )
+        body = inferred.to_yaml().encode()
+        try:
+            # What is adopted must load again for every later file, as any contract does.
+            load_contract_bytes(body, f"s3://{settings.trusted_bucket}/{key}")
+        except ContractError as exc:
+            raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+        if out.store.put_if(settings.trusted_bucket, key, body, "application/yaml", None):
+            out.count(len(body))
+            return inferred
+        try:
+            adopted = _inferred_before(out.store, settings, dataset)
+        except ContractError as exc:
+            raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+        if adopted is None:
+            # Another file's write is still in flight (S3 answered 409): it will be there.
+            raise SluiceTransientError(f"{key}: being adopted by another file, not yet readable")
+        return adopted
+
+    return adopt
 
 
 def contract_for(
@@ -230,10 +275,8 @@ def contract_for(
     try:
         for suffix in (".yaml", ".yml"):
             key = f"{RAW_CONTRACTS_PREFIX}{dataset}{suffix}"
-            text = store.get_bytes_if_exists(settings.raw_bucket, key)
-            if text is not None:
-                source = f"s3://{settings.raw_bucket}/{key}"
-                contract = load_contract_text(text.decode("utf-8", errors="replace"), source)
+            contract = _contract_object(store, settings.raw_bucket, key)
+            if contract is not None:
                 break
         else:
             contract = find_contract(dataset, contracts_dir) or _inferred_before(
@@ -356,6 +399,7 @@ def validate(
                 contract_for(store, settings, dataset, contracts_dir),
                 staged_path,
                 ReadLimits(max_inflated_bytes=limit, limit_format=fmt),
+                _adopter(out, settings, dataset),
             )
             key = lake.staged_key(dataset, source)
             out.put_file(settings.trusted_bucket, key, staged_path)
@@ -366,13 +410,6 @@ def validate(
     contract = staged.contract
     # An xlsx file says which sheets it was read from, and why the others were skipped.
     sheets = {} if staged.sheets is None else {"sheets": staged.sheets.to_dict()}
-    if contract.inferred:
-        out.put_bytes(
-            settings.trusted_bucket,
-            f"{dataset}/{INFERRED_CONTRACT}",
-            contract.to_yaml().encode(),
-            "application/yaml",
-        )
     return {
         "staged": {"bucket": settings.trusted_bucket, "key": key},
         "format": staged.format,

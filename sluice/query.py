@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice.lake import LINEAGE_RECORDS, is_valid_dataset
+from sluice.sql import duckdb_name, duckdb_string
 from sluice.tables import format_table
 
 DATABASE = "sluice"
@@ -62,12 +63,12 @@ class Result:
 
 
 def _quote(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+    return duckdb_string(str(path))
 
 
 def _partitioned(root: Path, partitions: tuple[str, ...]) -> str:
     glob = root.joinpath(*(f"{p}=*" for p in partitions), "*.parquet")
-    types = ", ".join(f"'{p}': VARCHAR" for p in partitions)
+    types = ", ".join(f"{duckdb_string(p)}: VARCHAR" for p in partitions)
     return (
         f"read_parquet({_quote(glob)}, hive_partitioning = true, union_by_name = true, "
         f"hive_types = {{{types}}})"
@@ -104,10 +105,12 @@ def connect(lake_dir: Path, scratch: Path) -> duckdb.DuckDBPyConnection:
     # separator keeps a sibling such as `lake2/` out.
     con.execute(f"SET allowed_directories = [{_quote(lake)} || '/']")
     con.execute("SET enable_external_access = false")
-    con.execute(f"CREATE SCHEMA {DATABASE}")
+    con.execute(f"CREATE SCHEMA {duckdb_name(DATABASE)}")
     for name, source in tables(lake).items():
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
-        con.execute(f"CREATE VIEW {DATABASE}.{name} AS SELECT * FROM {source}")
+        con.execute(f"CREATE VIEW {duckdb_name(name)} AS SELECT * FROM {source}")
+        con.execute(
+            f"CREATE VIEW {duckdb_name(DATABASE)}.{duckdb_name(name)} AS SELECT * FROM {source}"
+        )
     con.execute("SET lock_configuration = true")
     return con
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.contracts import Band, Column, Contract, Derived, Rule
+from sluice.contracts import Band, Column, Contract, Derived, Rule, full_match_regex
 from sluice.stages.coerce import ARROW_TYPES, coerce
 
 
@@ -94,7 +94,7 @@ def rule_failures(rule: Rule, values: pa.Array, now: datetime) -> np.ndarray:
         return _mask(pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, allowed))))
     if rule.kind == "regex":
         # Arrow matches with RE2; anchoring makes the pattern describe the whole value.
-        matched = pc.match_substring_regex(values, f"^(?:{rule.value})$")
+        matched = pc.match_substring_regex(values, full_match_regex(rule.value))
         return _mask(pc.invert(matched))
     if rule.kind == "max_length":
         # A text has at least as many bytes as characters: counting characters is only

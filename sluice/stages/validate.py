@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
@@ -30,15 +30,26 @@ def sample_of(
 
 
 def check_columns(
-    schema: pa.Schema, sample: pa.Table, dataset: str, contract: Contract | None
+    schema: pa.Schema,
+    sample: pa.Table,
+    dataset: str,
+    contract: Contract | None,
+    adopt: Callable[[Contract], Contract] | None = None,
 ) -> Contract:
-    """The contract the file will be judged by; a `SluiceDataError` if the file cannot be."""
+    """The contract the file will be judged by; a `SluiceDataError` if the file cannot be.
+
+    Without a contract, one is inferred from the sample and handed to `adopt`, which answers
+    the dataset's contract: this one if it is the first, else the one adopted before it, by
+    which the file is then judged like any other."""
     if len(schema) == 0:
         raise SluiceDataError("EMPTY_FILE", "file has no columns")
     if sample.num_rows == 0:
         raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
     if contract is None:
-        return infer_contract(dataset, sample)
+        inferred = infer_contract(dataset, sample)
+        contract = inferred if adopt is None else adopt(inferred)
+        if contract is inferred:
+            return contract
     present = set(schema.names)
     missing = [name for name in contract.required if name not in present]
     if missing:

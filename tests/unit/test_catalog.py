@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from sluice import catalog
 from sluice.config import CONTRACTS_DIR
-from sluice.contracts import ContractError, find_contract, load_contract_text
+from sluice.contracts import Column, Contract, ContractError, find_contract, load_contract_text
 
 CONTRACT = find_contract("transactions", CONTRACTS_DIR)
 
@@ -85,3 +85,44 @@ def test_athena_types(arrow: pa.DataType, athena: str) -> None:
 def test_a_column_may_not_take_a_partition_name() -> None:
     with pytest.raises(ContractError, match=r"columns\.year: is a name the pipeline itself writes"):
         load_contract_text("dataset: t\ncolumns: {year: int}\n", "t.yaml")
+
+
+HOSTILE_NAMES = [
+    "a` bigint, `injected",
+    'b" int, "c',
+    "d; DROP TABLE trusted_t; --",
+    "e' string) LOCATION 's3://elsewhere/",
+    "f\\`",
+]
+
+
+def test_hostile_names_stay_inside_their_quoting_in_the_ddl() -> None:
+    # Given a contract held in memory (past the load-time name check) with names that would
+    # end a backtick, a double quote, a statement or a string if pasted into DDL
+    contract = Contract(
+        dataset="t",
+        columns=(Column("id", "int"), *(Column(name, "string") for name in HOSTILE_NAMES)),
+    )
+
+    # When each of its tables' DDL is parsed
+    for table in catalog.tables(contract):
+        rendered = catalog.render(
+            table.ddl(), {"Database": "sluice", "TrustedBucket": "t", "DeliveryBucket": "d"}
+        )
+        statements = sqlglot.parse(rendered, read="athena")
+
+        # Then it is one statement whose columns are exactly the schema's, names as written
+        assert len(statements) == 1
+        name, columns, partitions = ddl_columns(rendered)
+        assert name == table.name
+        assert columns == {f.name: catalog.athena_type(f.type) for f in table.schema}
+        assert set(HOSTILE_NAMES) <= set(columns)
+        assert partitions == list(table.partitions)
+
+
+def test_a_name_with_a_control_character_is_never_written_into_ddl() -> None:
+    # A newline could end a `--` comment or a line a tool splits on: no quoting carries it
+    contract = Contract(dataset="t", columns=(Column("id", "int"), Column("a\nb", "string")))
+    trusted, _ = catalog.tables(contract)
+    with pytest.raises(ValueError, match=r"name 'a\\nb' has a control character"):
+        trusted.ddl()

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
 from sluice.config import CONTRACTS_DIR
 from sluice.contracts import (
+    MAX_CONTRACT_BYTES,
     Band,
     ContractError,
     Derived,
@@ -89,8 +91,8 @@ def test_rules_take_typed_arguments() -> None:
         ),
         (
             "  name: {type: string, rules: [{regex: '(unclosed'}]}\n",
-            "contracts/t.yaml: columns.name.rules[0].regex: invalid pattern: missing ), "
-            "unterminated subpattern at position 0 (fix: fix the pattern)",
+            "contracts/t.yaml: columns.name.rules[0].regex: RE2 cannot compile '(unclosed': "
+            "missing ): (unclosed (fix: write an RE2 pattern (no lookaround or backreferences))",
         ),
         (
             "  n: {type: int, rules: [{max: 1, action: drop}]}\n",
@@ -159,3 +161,143 @@ def test_column_errors_name_file_field_and_fix(extra: str, message: str) -> None
 )
 def test_section_errors_name_file_field_and_fix(extra: str, message: str) -> None:
     assert error_of(BASE + extra) == message
+
+
+RE2_FIX = "(fix: write an RE2 pattern (no lookaround or backreferences))"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "problem"),
+    [
+        ("[A-Z]+(?=X)", "invalid perl operator: (?="),
+        ("(?<!a)b", "invalid perl operator: (?<!"),
+        (r"(\w)\1", r"invalid escape sequence: \1"),
+        ("a{1000}{1000}", "bad repetition operator: {1000}{1000}"),
+        # would close Trusted's anchoring group and match any value containing the text
+        ("a)|(b", "unexpected ): a)|(b"),
+    ],
+)
+def test_a_regex_re2_cannot_compile_is_refused_at_load(pattern: str, problem: str) -> None:
+    # Given a contract whose regex rule is valid for Python's re but not for RE2
+    text = BASE + f"  code: {{type: string, rules: [{{regex: '{pattern}'}}]}}\n"
+
+    # When it is loaded, then it is refused naming the rule, the pattern and RE2's reason
+    assert error_of(text) == (
+        f"contracts/t.yaml: columns.code.rules[0].regex: RE2 cannot compile {pattern!r}: "
+        f"{problem} {RE2_FIX}"
+    )
+
+
+NAME_FIX = (
+    "(fix: rename it: use letters, digits, '_', ' ' or '-', starting with a letter or '_' "
+    "and not ending in a blank, at most 128 characters)"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "name"),
+    [
+        ("columns", "a` bigint, `injected"),
+        ("columns", 'a" INT, "b'),
+        ("columns", "a\nb"),
+        ("columns", "amount; DROP TABLE x"),
+        ("columns", "1st"),
+        ("columns", "trailing "),
+        ("columns", "x" * 129),
+        ("bands", "band`x"),
+        ("derived", "dow'x"),
+    ],
+)
+def test_a_name_sql_or_parquet_cannot_carry_is_refused_at_load(section: str, name: str) -> None:
+    # Given a contract with a column, band or derived field of that name
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    extra = {
+        "columns": f'  "{quoted}": int\n',
+        "bands": f'bands: {{"{quoted}": {{column: amount, edges: [1], labels: [a, b]}}}}\n',
+        "derived": f'derived: {{"{quoted}": {{column: booked, function: day_of_week}}}}\n',
+    }[section]
+
+    # When it is loaded, then the error names the section, the name and the rule to follow
+    assert error_of(BASE + extra) == (
+        f"contracts/t.yaml: {section}: {name!r} is not a safe name {NAME_FIX}"
+    )
+
+
+def test_names_with_blanks_hyphens_and_other_scripts_load() -> None:
+    # Given column names as spreadsheets write them
+    text = BASE + '  "Order Date": date\n  unit-price: float\n  descrição: string\n'
+
+    # When it is loaded, then they are the contract's columns as written
+    assert load_contract_text(text, "t.yaml").names == [
+        "id", "amount", "booked", "Order Date", "unit-price", "descrição"
+    ]  # fmt: skip
+
+
+def test_names_that_differ_only_in_case_are_refused() -> None:
+    # Athena and Glue fold names to lower case: the two would be one column there
+    assert error_of(BASE + "  Amount: float\n") == (
+        "contracts/t.yaml: columns: 'amount' and 'Amount' differ only in case "
+        "(fix: rename one of them)"
+    )
+
+
+def _laughs(levels: int, width: int) -> str:
+    """A 'billion laughs' document: each level an anchored list of `width` aliases of the last."""
+    lines = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    for level in range(1, levels + 1):
+        lines.append(f"l{level}: &l{level} [" + ", ".join([f"*l{level - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem", "fix"),
+    [
+        (_laughs(9, 9), "more than 32 aliases", "write it without YAML anchors and aliases"),
+        (
+            _laughs(4, 8),  # 32 aliases, 8**5 values once expanded
+            "more than 20000 values once its aliases are expanded",
+            "write it without YAML anchors and aliases",
+        ),
+        (
+            "a: &a [*a]\n",
+            "an alias inside its own anchor",
+            "write it without YAML anchors and aliases",
+        ),
+        ("[" * 40_000 + "]" * 40_000, "nested more than 32 levels deep", "flatten it"),
+    ],
+)
+def test_hostile_yaml_is_refused_before_it_is_built(text: str, problem: str, fix: str) -> None:
+    # Given YAML that would expand to billions of values, refer to itself or nest 40,000 deep
+    # When it is loaded as a contract, then it is refused with the limit it is over
+    assert error_of(text) == f"contracts/t.yaml: YAML: {problem} (fix: {fix})"
+
+
+def test_a_few_aliases_still_load() -> None:
+    # Given a contract that reuses one column spec through an anchor
+    text = "dataset: t\ncolumns:\n  a: &num {type: float}\n  b: *num\n  c: *num\n"
+
+    # When it is loaded, then each alias is the spec it names
+    assert [c.type for c in load_contract_text(text, "t.yaml").columns] == ["float"] * 3
+
+
+def test_a_contract_over_the_size_cap_is_refused(tmp_path: Path) -> None:
+    # Given a bundled contract file over 256 KiB (a long comment)
+    (tmp_path / "t.yaml").write_text(BASE + "#" + "x" * MAX_CONTRACT_BYTES + "\n")
+
+    # When it is found, then it is refused without being parsed
+    with pytest.raises(ContractError) as err:
+        find_contract("t", tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 't.yaml'}: file: over the limit of 262144 bytes "
+        "(fix: a contract is a few KB: remove what it does not need)"
+    )
+
+
+def test_a_contract_that_is_not_utf8_is_a_contract_error(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_bytes(BASE.encode() + b"# caf\xe9\n")
+    with pytest.raises(ContractError) as err:
+        find_contract("t", tmp_path)
+    assert str(err.value) == (
+        f"{tmp_path / 't.yaml'}: file: not UTF-8 (byte {len(BASE) + 5}) "
+        "(fix: save the contract as UTF-8)"
+    )

@@ -222,3 +222,24 @@ def test_inferred_contract_guesses_types_and_roles() -> None:
         ("total",),
         ("category",),
     )
+
+
+def test_an_inferred_contract_leaves_out_names_a_contract_cannot_take() -> None:
+    # Given a file with a column whose name would end SQL quoting, one differing from an
+    # earlier one only in case, and names as spreadsheets write them
+    table = pa.table(
+        {
+            "id": ["1", "2"],
+            "a` bigint, `b": ["x", "y"],
+            "Unit Price": ["1.5", "2"],
+            "unit price": ["3", "4"],
+        }
+    )
+
+    # When its contract is inferred
+    contract = check_table(table, "orders", None)
+
+    # Then the unsafe and the case-twin columns are left out (they stay in RAW), and the
+    # inferred contract loads back as it was saved
+    assert contract.names == ["id", "Unit Price"]
+    assert load_contract_text(contract.to_yaml(), "again").names == ["id", "Unit Price"]
