@@ -104,7 +104,7 @@ def test_rules_take_typed_arguments() -> None:
         (
             "  n: {type: int, color: red}\n",
             "contracts/t.yaml: columns.n.color: unknown field "
-            "(fix: use only default, nulls, required, rules, type)",
+            "(fix: use only default, non_finite, nulls, required, rules, type)",
         ),
     ],
 )
