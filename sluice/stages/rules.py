@@ -128,6 +128,8 @@ def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Che
         # they never reach a sum, mean, band or outlier fence unasked.
         if non_finite.any() and col.non_finite != "allow":
             checked.rejects.append((f"NON_FINITE:{col.name}", non_finite))
+            # Not a number any rule can judge: the row has its one reason for the value.
+            values = pc.if_else(pa.array(non_finite), pa.scalar(None, values.type), values)
         valid = _mask(pc.is_valid(values))
         checked.present += valid | non_finite
         missing = ~valid & ~invalid & ~non_finite

@@ -29,7 +29,7 @@ from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
 
 SEED = 14
-MUTATIONS_PER_BASE = 12
+MUTATIONS_PER_BASE = 11
 DOCS = Path(__file__).parents[2] / "docs"
 
 TYPED_CONTRACT = """\
@@ -154,18 +154,20 @@ def native_tables() -> dict[str, pa.Table]:
         return pa.table({**columns, "date": days, "category": cats, **(extra or {})})
 
     odd = [float("nan"), float("inf"), float("-inf")] + [1.0] * (n - 3)
+    floats, nanos = pa.float64(), pa.timestamp("ns", tz="UTC")
+    noon = dt.datetime(2024, 1, 10, 12, tzinfo=dt.UTC)
     return {
         "native": with_amount(pa.array(amounts, pa.float64())),
         "float32": with_amount(pa.array(amounts, pa.float32())),
         "non_finite": with_amount(pa.array(odd, pa.float64())),
         "struct": with_amount(pa.array([{"v": a} for a in amounts])),
         "list": with_amount(pa.array([[a] for a in amounts])),
-        "map": with_amount(pa.array([[("v", a)] for a in amounts], pa.map_(pa.string(), pa.float64()))),
-        "binary": with_amount(pa.array([str(a).encode() if i else b"\xff\xfe" for i, a in enumerate(amounts)])),
+        "map": with_amount(pa.array([[("v", a)] for a in amounts], pa.map_(pa.string(), floats))),
+        "binary": with_amount(pa.array([b"\xff\xfe"] + [str(a).encode() for a in amounts[1:]])),
         "dictionary": with_amount(pa.array([str(a) for a in amounts]).dictionary_encode()),
         "large_string": with_amount(pa.array([str(a) for a in amounts], pa.large_string())),
         "decimal": with_amount(pa.array([Decimal(str(a)) for a in amounts], pa.decimal128(20, 2))),
-        "timestamp_tz": with_amount(pa.array(amounts), {"date": pa.array([dt.datetime(2024, 1, 10, tzinfo=dt.UTC)] * n, pa.timestamp("ns", tz="UTC"))}),
+        "timestamp_tz": with_amount(pa.array(amounts), {"date": pa.array([noon] * n, nanos)}),
         "nulls": with_amount(pa.nulls(n)),
         "uint64": with_amount(pa.array([2**64 - 1] + [1] * (n - 1), pa.uint64())),
     }  # fmt: skip
@@ -241,7 +243,7 @@ def deep(rng: random.Random, base: Base) -> Base:
 
 
 def huge(rng: random.Random, base: Base) -> Base:
-    size = rng.choice([70_000, 1_200_000, 1_500_000])
+    size = rng.choice([70_000, 1_100_000])
     field = rng.choice(["x", "9", "é"]) * size
     header = "id,name,amount,date,category\n"
     body = header + f"1,{field},2.5,2024-01-10,Sales\n2,b,3.5,2024-01-11,Sales\n"
@@ -281,7 +283,8 @@ def fuzz_cases() -> list[tuple[str, Base]]:
 
 
 def run_case(s3: Any, store: ObjectStore, number: int, item: Base) -> tuple[str, int, int]:
-    """(outcome, rows in, rows found again) of one file through Validate and Trusted, its invariants checked."""
+    """(outcome, rows in, rows found again) of one file through Validate and Trusted, its
+    invariants checked."""
     key = f"{item.dataset}/fuzz/{number:03d}-{item.name}"
     s3.put_object(Bucket="raw", Key=key, Body=item.body)
     head = s3.head_object(Bucket="raw", Key=key)
@@ -314,9 +317,7 @@ def run_case(s3: Any, store: ObjectStore, number: int, item: Base) -> tuple[str,
 
 
 @case(26, "fuzz: seeded mutations of every format end SUCCEEDED or as typed data errors")
-def test_fuzzed_files_succeed_with_exact_accounting_or_fail_typed(
-    s3: Any, ledger: Ledger
-) -> None:
+def test_fuzzed_files_succeed_with_exact_accounting_or_fail_typed(s3: Any, ledger: Ledger) -> None:
     # Given valid files of every format, and seeded mutations of each
     cases = fuzz_cases()
     assert len(cases) >= 300
@@ -329,13 +330,15 @@ def test_fuzzed_files_succeed_with_exact_accounting_or_fail_typed(
     for number, (mutation, item) in enumerate(cases):
         try:
             outcome, rows_in, rows_found = run_case(s3, store, number, item)
-        except Exception as exc:  # noqa: BLE001 - every escape is a finding, listed below
+        except Exception as exc:  # every escape is a finding, listed below
             untyped.append(f"#{number} {mutation} {item.dataset}/{item.name}: {exc!r}"[:300])
             continue
         outcomes[outcome] += 1
         ledger.record(rows_in, rows_found)
         if outcome != "SUCCEEDED" and outcome not in documented:
-            untyped.append(f"#{number} {mutation} {item.dataset}/{item.name}: {outcome} undocumented")
+            untyped.append(
+                f"#{number} {mutation} {item.dataset}/{item.name}: {outcome} undocumented"
+            )
         if mutation == "none":
             # Then every unmutated file succeeds
             assert outcome == "SUCCEEDED", f"#{number} {item.dataset}/{item.name}: {outcome}"

@@ -189,7 +189,7 @@ def test_dates_read_in_every_iso_form_and_a_time_of_day_is_not_a_date() -> None:
     ],
     ids=["struct", "list", "map"],
 )
-@pytest.mark.parametrize("ctype", ["int", "float", "decimal", "string", "bool", "date", "timestamp"])
+@pytest.mark.parametrize("ctype", list(coerce_mod.ARROW_TYPES))
 def test_nested_values_are_type_mismatches_of_every_type(column: pa.Array, ctype: str) -> None:
     result = coerce(column, ctype)
     assert result.values.to_pylist() == [None, None, None]

@@ -21,7 +21,7 @@ from sluice.failures import as_data_error, reason_of
 def raised(action: Callable[[], object]) -> BaseException:
     try:
         action()
-    except Exception as exc:  # noqa: BLE001 - the exception is what is looked at
+    except Exception as exc:  # the exception is what is looked at
         return exc
     raise AssertionError("nothing was raised")
 
