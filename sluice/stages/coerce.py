@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -315,6 +316,16 @@ def _unreadable(array: pa.Array, ctype: str) -> Coerced:
     return Coerced(pa.nulls(len(array), ARROW_TYPES[ctype]), pc.is_valid(array))
 
 
+def _nested_text(array: pa.Array) -> Coerced:
+    """Nested values as their JSON text, as the JSON reader hands a nested value to a string
+    column (a Python loop: only a nested column a contract calls a string comes here)."""
+    texts = [
+        None if value is None else json.dumps(value, sort_keys=True, default=str)
+        for value in array.to_pylist()
+    ]
+    return Coerced(pa.array(texts, pa.string()), _none_invalid(len(array)))
+
+
 def _as_text(array: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     """Bytes as UTF-8 text: (text, the present values that are not UTF-8, or None)."""
     try:
@@ -347,15 +358,15 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     """Cast one column to `ctype`; a present value that cannot be read is null + invalid.
 
     A native (Parquet) column is cast when Arrow can do so without loss, else read as its
-    text. Nested values (struct, list, map, union) read as no contract type, bytes only as
-    their UTF-8 text: such values are invalid, never an error. NaN and the infinities of a
-    numeric column are marked `non_finite`."""
+    text. Nested values (struct, list, map, union) read as a string (their JSON text) and as
+    no other type; bytes only as their UTF-8 text: other values are invalid, never an error.
+    NaN and the infinities of a numeric column are marked `non_finite`."""
     array = _as_array(column)
     target = ARROW_TYPES[ctype]
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_nested(array.type):
-        return _unreadable(array, ctype)
+        return _nested_text(array) if ctype == "string" else _unreadable(array, ctype)
     if pa.types.is_string(array.type):
         return _coerce_text(array, ctype)
     if (

@@ -180,21 +180,35 @@ def test_dates_read_in_every_iso_form_and_a_time_of_day_is_not_a_date() -> None:
     assert result.invalid.to_pylist() == [False] * 9 + [True] * 5
 
 
-@pytest.mark.parametrize(
-    "column",
-    [
-        pa.array([{"v": 1.5}, None, {"v": 2.0}]),
-        pa.array([[1.5], None, []]),
+NESTED = [
+    (pa.array([{"v": 1.5}, None, {"v": 2.0}]), ['{"v": 1.5}', None, '{"v": 2.0}']),
+    (pa.array([[1.5], None, []]), ["[1.5]", None, "[]"]),
+    (
         pa.array([[("k", 1.5)], None, []], pa.map_(pa.string(), pa.float64())),
-    ],
-    ids=["struct", "list", "map"],
-)
-@pytest.mark.parametrize("ctype", list(coerce_mod.ARROW_TYPES))
-def test_nested_values_are_type_mismatches_of_every_type(column: pa.Array, ctype: str) -> None:
+        ['[["k", 1.5]]', None, "[]"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("column", "_"), NESTED, ids=["struct", "list", "map"])
+@pytest.mark.parametrize("ctype", [t for t in coerce_mod.ARROW_TYPES if t != "string"])
+def test_nested_values_are_type_mismatches_of_every_type_but_string(
+    column: pa.Array, _: list[str | None], ctype: str
+) -> None:
     result = coerce(column, ctype)
     assert result.values.to_pylist() == [None, None, None]
     assert result.values.type == coerce_mod.ARROW_TYPES[ctype]
     assert result.invalid.to_pylist() == [True, False, True]
+
+
+@pytest.mark.parametrize(("column", "text"), NESTED, ids=["struct", "list", "map"])
+def test_nested_values_read_as_a_string_are_their_json_text(
+    column: pa.Array, text: list[str | None]
+) -> None:
+    # (as the JSON reader hands a nested JSON value to a string column)
+    result = coerce(column, "string")
+    assert result.values.to_pylist() == text
+    assert result.invalid.to_pylist() == [False, False, False]
 
 
 def test_bytes_read_as_their_utf8_text_and_other_bytes_are_type_mismatches() -> None:
