@@ -76,7 +76,7 @@ def no_quarantined_file(s3: Any, state: dict[str, Any]) -> bool:
 AMOUNTS = ["10", "1e400", "20.5", "NaN", "-Infinity"]  # 2 finite: 30.5
 
 
-def xlsx_with_numbers(amounts: list[str]) -> bytes:
+def xlsx_with_numbers(amounts: list[str], numeric: set[int] | None = None) -> bytes:
     """A workbook whose amount cells hold `amounts`: numbers as numeric cells written as given
     (openpyxl writes no 1e400, so the sheet's XML is edited), words as text cells. (openpyxl
     reads no numeric cell holding NaN or Infinity: such a workbook is UNREADABLE.)"""
@@ -86,7 +86,11 @@ def xlsx_with_numbers(amounts: list[str]) -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.append(HEADER)
-    numbers = {i: a for i, a in enumerate(amounts, start=1) if a[-1].isdigit()}
+    numbers = {
+        i: a
+        for i, a in enumerate(amounts, start=1)
+        if (a[-1].isdigit() if numeric is None else i in numeric)
+    }
     for i, amount in enumerate(amounts, start=1):
         cell = 900_000 + i if i in numbers else amount
         sheet.append([i, f"N{i}", cell, "2024-01-15", "Sales"])
@@ -264,18 +268,40 @@ def assert_quarantined(s3: Any, state: dict[str, Any], body: bytes, reason: str)
     assert s3.get_object(Bucket="raw", Key=state["source"]["key"])["Body"].read() == body
 
 
-@case(30, "what bad input makes a reader or a cast raise is a typed data error, quarantined")
-def test_deep_json_is_a_typed_data_error_at_validate(s3: Any) -> None:
-    # Given a JSON file nested far deeper than a parser follows
-    body = ('[{"id": 1, "amount": ' + "[" * 100_000 + "]" * 100_000 + "}]").encode()
-    state = put_raw(s3, "transactions/deep.json", body)
+def deep(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+@case(30, "what bad input makes a reader raise is a typed data error, quarantined")
+@pytest.mark.parametrize(
+    ("name", "body", "reason", "raised"),
+    [
+        (
+            "deep.json",
+            f'[{{"id": 1, "amount": {deep()}}}]'.encode(),
+            "NESTED_TOO_DEEP",
+            "Recursion",
+        ),
+        ("deep.jsonl", f'{{"id": 1, "amount": {deep()}}}'.encode(), "NESTED_TOO_DEEP", "Recursion"),
+        ("nan.xlsx", xlsx_with_numbers(["1", "NaN"], numeric={1, 2}), "UNREADABLE", "ValueError"),
+    ],
+    ids=["deep-json", "deep-jsonl", "xlsx-nan-cell"],
+)
+def test_reader_failures_are_typed_data_errors_at_validate(
+    s3: Any, name: str, body: bytes, reason: str, raised: str
+) -> None:
+    # Given a file a reader library fails on: JSON nested far deeper than a parser follows, an
+    # xlsx numeric cell holding NaN (openpyxl reads no such cell)
+    state = put_raw(s3, f"transactions/{name}", body)
     # When Validate runs
-    with pytest.raises(SluiceDataError) as raised:
+    with pytest.raises(SluiceDataError) as caught:
         run_stages(s3, state, "validate")
-    # Then it fails as NESTED_TOO_DEEP (no RecursionError), the file quarantined with its reason
-    assert raised.value.reason == "NESTED_TOO_DEEP"
-    assert "RecursionError" in raised.value.message
-    assert_quarantined(s3, state, body, "NESTED_TOO_DEEP")
+    # Then it fails with the reason code, naming the library's exception only by its type,
+    # and the file is quarantined with its reason; RAW is untouched
+    assert caught.value.reason == reason
+    assert caught.value.message.startswith("the file could not be read (")
+    assert raised in caught.value.message
+    assert_quarantined(s3, state, body, reason)
 
 
 @case(30, "a contract pattern RE2 cannot compile is INVALID_CONTRACT; fixed, the rerun succeeds")
