@@ -136,6 +136,8 @@ class Column:
     nulls: str = "flag"
     default: Any = None
     rules: tuple[Rule, ...] = ()
+    # "allow": NaN and the infinities are kept (float columns only); "reject": NON_FINITE.
+    non_finite: str = "reject"
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": self.type}
@@ -147,6 +149,8 @@ class Column:
             doc["default"] = _plain(self.default)
         if self.rules:
             doc["rules"] = [r.to_dict() for r in self.rules]
+        if self.non_finite != "reject":
+            doc["non_finite"] = self.non_finite
         return doc
 
 
@@ -453,7 +457,7 @@ def _parse_column(check: _Checker, name: str, spec: Any) -> Column:
     if isinstance(spec, str):
         spec = {"type": spec}
     spec = check.mapping(spec, where, "'{type: string}'")
-    check.only(spec, where, {"type", "required", "nulls", "default", "rules"})
+    check.only(spec, where, {"type", "required", "nulls", "default", "rules", "non_finite"})
     ctype = spec.get("type")
     check.expect(
         ctype in TYPES,
@@ -493,7 +497,20 @@ def _parse_column(check: _Checker, name: str, spec: Any) -> Column:
     rules = tuple(
         _parse_rule(check, column, item, f"{where}.rules[{i}]") for i, item in enumerate(raw_rules)
     )
-    return Column(column.name, column.type, required, column.nulls, default, rules)
+    non_finite = spec.get("non_finite", "reject")
+    check.expect(
+        non_finite in ("reject", "allow"),
+        f"{where}.non_finite",
+        f"{non_finite!r} is not reject/allow",
+        "write non_finite: allow (keep NaN and infinities) or leave it out (reject them)",
+    )
+    check.expect(
+        non_finite == "reject" or ctype == "float",
+        f"{where}.non_finite",
+        f"a {ctype} column cannot hold NaN or infinities",
+        "use it on a float column, or remove it",
+    )
+    return Column(column.name, column.type, required, column.nulls, default, rules, non_finite)
 
 
 def _parse_bands(check: _Checker, value: Any, columns: dict[str, Column]) -> tuple[Band, ...]:
@@ -714,6 +731,17 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
     taken = {b.name for b in bands}
     for item in derived:
         check.expect(item.name not in taken, f"derived.{item.name}", "is a band", "rename it")
+    outliers = _parse_outliers(check, document.get("outliers"), columns)
+    for where, name in [("summary.measures", m) for m in measures] + [
+        (f"outliers[{i}].column", o.column) for i, o in enumerate(outliers)
+    ]:
+        check.expect(
+            name not in columns or columns[name].non_finite == "reject",
+            where,
+            f"{name} allows NaN and infinities (non_finite: allow), which no sum, mean or "
+            "fence can hold",
+            f"remove non_finite from columns.{name}, or {name} from {where.split('[')[0]}",
+        )
     return Contract(
         dataset=str(dataset),
         version=str(document.get("version", "1")),
@@ -723,7 +751,7 @@ def parse_contract(document: Any, source: str = "<memory>") -> Contract:
         measures=measures,
         group_by=group_by,
         bands=bands,
-        outliers=_parse_outliers(check, document.get("outliers"), columns),
+        outliers=outliers,
         derived=derived,
         completeness_weight=float(weight),
         encoding=_parse_encoding(check, document.get("encoding")),

@@ -36,6 +36,7 @@ from sluice.contracts import (
     parse_contract,
 )
 from sluice.errors import SluiceDataError, SluiceError, SluiceTransientError
+from sluice.failures import as_data_error
 from sluice.formats import (
     ReadHints,
     ReadLimits,
@@ -324,6 +325,25 @@ def quarantine_file(
     return prefix
 
 
+def _quarantine_bad_input(
+    store: ObjectStore,
+    settings: Settings,
+    dataset: str,
+    source: SourceObject,
+    exc: Exception,
+    stage: str,
+) -> None:
+    """At a stage's edge: if `exc` is bad input (`sluice.failures`, the one mapping), quarantine
+    the file with its reason and raise it as the `SluiceDataError` it stands for; else return,
+    and the caller re-raises `exc` as it is (AWS, throttling, memory, a bug)."""
+    error = as_data_error(exc, stage)
+    if error is None:
+        return
+    quarantine_file(store, settings, dataset, source, error)
+    if error is not exc:
+        raise error from exc
+
+
 # --------------------------------------------------------------------------- validate
 
 
@@ -407,6 +427,9 @@ def validate(
         if error.reason != SOURCE_GONE:  # nothing left to copy aside
             quarantine_file(store, settings, dataset, source, error)
         raise
+    except Exception as exc:
+        _quarantine_bad_input(store, settings, dataset, source, exc, "validate")
+        raise
     contract = staged.contract
     # An xlsx file says which sheets it was read from, and why the others were skipped.
     sheets = {} if staged.sheets is None else {"sheets": staged.sheets.to_dict()}
@@ -474,10 +497,14 @@ def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
                 )
             return _trusted_section(done, pointer, 0)
         metadata = pq.read_schema(staged_path).metadata or {}
-        contract = parse_contract(
-            json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}"
-        )
-        result = trusted_stage.transform_file(staged_path, contract, ctx, Path(tmp) / "work")
+        try:
+            contract = parse_contract(
+                json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}"
+            )
+            result = trusted_stage.transform_file(staged_path, contract, ctx, Path(tmp) / "work")
+        except Exception as exc:
+            _quarantine_bad_input(store, settings, dataset, source, exc, "trusted")
+            raise
         outputs = _put_days(
             out,
             settings.trusted_bucket,

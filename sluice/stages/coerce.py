@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -14,6 +15,8 @@ _FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y")
+# ISO 8601 dates a date column also reads: basic (20240131) and ordinal (2024-031).
+_ISO_DATE_FORMATS = ("%Y%m%d", "%Y-%j")
 _TIMESTAMP_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M:%S",
@@ -21,6 +24,26 @@ _TIMESTAMP_FORMATS = (
     "%Y-%m-%dT%H:%M",
     "%Y-%m-%d %H:%M",
 )
+
+# NaN and the infinities as text (Arrow's own float parser reads every one of these).
+_NON_FINITE = r"(?i)^\s*[+-]?(nan|inf|infinity)\s*$"
+# decimal128(38, 2) holds 36 digits before the point.
+_DECIMAL_LIMIT = 1e36
+# ISO 8601 timestamps, extended (2024-01-31T10:00:00.123456789+05:30) and basic
+# (20240131T100000Z): the date, then an optional time (hours, minutes, seconds, a fraction of
+# up to 9 digits after '.' or ','), then an optional zone (Z or an offset).
+_ISO_ZONE = r"(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
+_ISO_EXTENDED = (
+    r"^(?P<date>\d{4}-\d{2}-\d{2})"
+    r"(?:[Tt ](?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})"
+    r"(?:[.,](?P<fraction>\d{1,9}))?)?)?" + _ISO_ZONE + r")?$"
+)
+_ISO_BASIC = (
+    r"^(?P<date>\d{8})"
+    r"(?:[Tt](?P<hour>\d{2})(?:(?P<minute>\d{2})(?:(?P<second>\d{2})"
+    r"(?:[.,](?P<fraction>\d{1,9}))?)?)?" + _ISO_ZONE + r")?$"
+)
+_ISO_PARTS = ("date", "hour", "minute", "second", "fraction", "zone")
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "int": pa.int64(),
@@ -35,10 +58,16 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 
 @dataclass(frozen=True)
 class Coerced:
-    """A column in its contract type; `invalid` marks values present in the input that failed."""
+    """A column in its contract type; `invalid` marks values present in the input that failed.
+
+    `non_finite` marks the NaN and infinite numbers of a numeric column (text such as `nan`,
+    `-Infinity` or `1e400`, or a float's own NaN and infinities): neither invalid nor missing.
+    A float column keeps them in `values`; an int or decimal column, which cannot hold them,
+    has a null there. Whether the row is kept is the contract's call (`rules.check_batch`)."""
 
     values: pa.Array
     invalid: pa.Array
+    non_finite: pa.Array | None = None
 
 
 def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -74,7 +103,80 @@ def _parse_dates(text: pa.Array) -> pa.Array:
         return pc.cast(text, pa.date32())
     except pa.ArrowInvalid:
         pass  # another format, or an impossible date such as 2024-02-30: value by value
-    return pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
+    text = pc.utf8_trim_whitespace(text)
+    result = pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
+    if result.null_count == text.null_count:
+        return result
+    return pc.coalesce(result, _iso_dates(text))
+
+
+def _iso_dates(text: pa.Array) -> pa.Array:
+    """Basic and ordinal ISO dates, and ISO timestamps at midnight (`2024-01-31T00:00:00Z`,
+    as JSON and spreadsheet exports write dates): the date as written. Any other time of day
+    does not read as a date."""
+    calendar = pc.cast(_parse_times(text, _ISO_DATE_FORMATS), pa.date32())
+    local, _ = _iso_times(text)
+    midnight = pc.equal(pc.floor_temporal(local, unit="day"), local)
+    at_midnight = pc.if_else(midnight, pc.cast(local, pa.date32()), pa.scalar(None, pa.date32()))
+    return pc.coalesce(calendar, at_midnight)
+
+
+def _part(parts: list[pa.Array], name: str) -> pa.Array:
+    return pc.coalesce(*(pc.struct_field(p, name) for p in parts))
+
+
+def _two_digits(text: pa.Array) -> pa.Array:
+    """An optional two-digit field of a timestamp: '00' where it was left out."""
+    return pc.if_else(pc.equal(text, ""), "00", text)
+
+
+def _iso_times(text: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """(the time as written, the same time in UTC) of each ISO 8601 timestamp in `text`
+    (trimmed), as timestamp[us]; null where a value is not one. Fractions past microseconds
+    are truncated; a value without a zone is taken as UTC."""
+    parts = [pc.extract_regex(text, pattern) for pattern in (_ISO_EXTENDED, _ISO_BASIC)]
+    day = _part(parts, "date")
+    basic = pc.equal(pc.utf8_length(day), 8)
+    day = pc.if_else(
+        basic,
+        pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(day, 0, 4),
+            pc.utf8_slice_codeunits(day, 4, 6),
+            pc.utf8_slice_codeunits(day, 6, 8),
+            "-",
+        ),
+        day,
+    )
+    clock = pc.binary_join_element_wise(
+        *(_two_digits(_part(parts, name)) for name in ("hour", "minute", "second")), ":"
+    )
+    whole = _parse_one(pc.binary_join_element_wise(day, clock, "T"), "%Y-%m-%dT%H:%M:%S")
+    digits = pc.utf8_slice_codeunits(pc.utf8_rpad(_part(parts, "fraction"), 9, "0"), 0, 6)
+    micros = pc.cast(pc.cast(digits, pa.int64()), pa.duration("us"))
+    local = pc.add(whole, micros)
+    zone = pc.replace_substring(pc.utf8_upper(_part(parts, "zone")), ":", "")
+    named = pc.greater(pc.utf8_length(zone), 1)  # an offset, not '' or 'Z'
+    hours = pc.cast(pc.if_else(named, pc.utf8_slice_codeunits(zone, 1, 3), "0"), pa.int64())
+    minutes_text = pc.utf8_slice_codeunits(zone, 3, 5)
+    minutes = pc.cast(pc.if_else(pc.equal(minutes_text, ""), "0", minutes_text), pa.int64())
+    fits = pc.and_(pc.less(hours, 24), pc.less(minutes, 60))
+    sign = pc.if_else(pc.starts_with(zone, "-"), -1, 1)
+    offset = pc.multiply(sign, pc.multiply(pc.add(pc.multiply(hours, 60), minutes), 60_000_000))
+    utc = pc.subtract(local, pc.cast(offset, pa.duration("us")))
+    no_time = pa.scalar(None, pa.timestamp("us"))
+    return pc.if_else(fits, local, no_time), pc.if_else(fits, utc, no_time)
+
+
+def _parse_timestamps(text: pa.Array) -> pa.Array:
+    text = pc.utf8_trim_whitespace(text)
+    try:  # ISO 8601 without a zone, fractions up to microseconds: Arrow's own parser
+        return pc.cast(text, ARROW_TYPES["timestamp"])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass  # a zone, nanoseconds, another format or a bad value: value by value
+    _, values = _iso_times(text)
+    if values.null_count == text.null_count:
+        return values
+    return pc.coalesce(values, _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS))
 
 
 def _none_invalid(n: int) -> pa.Array:
@@ -82,16 +184,32 @@ def _none_invalid(n: int) -> pa.Array:
 
 
 def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
-    """Arrow's own parser when every value is clean (the common case); None if any is not."""
+    """Arrow's own parser when every value is clean (the common case); None if any is not.
+    (Arrow reads `nan`, `inf`, `-Infinity` and `1e400` as floats: `_non_finite` finds them.)"""
     if ctype not in ("int", "float"):
         return None
     try:
-        values = pc.cast(text, ARROW_TYPES[ctype])
+        return pc.cast(text, ARROW_TYPES[ctype])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if ctype == "float" and pc.all(pc.is_finite(values)).as_py() not in (True, None):
-        return None  # nan / inf are read as text the contract does not accept
-    return values
+
+
+def _non_finite(values: pa.Array) -> pa.Array | None:
+    """The NaN and infinite values of a float array; None when there are none."""
+    if not pa.types.is_floating(values.type):
+        return None
+    mask = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(pc.is_finite(values), True)))
+    return mask if pc.any(mask).as_py() else None
+
+
+def _spelled_non_finite(text: pa.Array, values: pa.Array) -> pa.Array:
+    """`values` with NaN and the infinities where `text` spells one (`nan`, `-Infinity`, any
+    case): the number pattern leaves them out."""
+    spelled = pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
+    if not pc.any(spelled).as_py():
+        return values
+    read = pc.cast(pc.utf8_trim_whitespace(pc.if_else(spelled, text, None)), pa.float64())
+    return pc.if_else(spelled, read, values)
 
 
 def _weights(digits: str, dot: bool) -> np.ndarray:
@@ -190,30 +308,110 @@ def _number_cast(text: pa.Array, ctype: str) -> pa.Array:
     return pc.replace_with_mask(values, pa.array(odd), others)
 
 
+_CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+
+
+def _unreadable(array: pa.Array, ctype: str) -> Coerced:
+    """Every present value invalid: a column no contract type can be read from."""
+    return Coerced(pa.nulls(len(array), ARROW_TYPES[ctype]), pc.is_valid(array))
+
+
+def _nested_text(array: pa.Array) -> Coerced:
+    """Nested values as their JSON text, as the JSON reader hands a nested value to a string
+    column (a Python loop: only a nested column a contract calls a string comes here)."""
+    texts = [
+        None if value is None else json.dumps(value, sort_keys=True, default=str)
+        for value in array.to_pylist()
+    ]
+    return Coerced(pa.array(texts, pa.string()), _none_invalid(len(array)))
+
+
+def _as_text(array: pa.Array) -> tuple[pa.Array, pa.Array | None]:
+    """Bytes as UTF-8 text: (text, the present values that are not UTF-8, or None)."""
+    try:
+        return pc.cast(array, pa.string()), None
+    except _CAST_ERRORS:
+        pass
+    texts: list[str | None] = []
+    bad: list[bool] = []
+    for value in array.to_pylist():  # only a column holding bytes that are not UTF-8
+        try:
+            texts.append(None if value is None else bytes(value).decode("utf-8"))
+            bad.append(False)
+        except UnicodeDecodeError:
+            texts.append(None)
+            bad.append(True)
+    return pa.array(texts, pa.string()), pa.array(bad)
+
+
+def _with(result: Coerced, invalid: pa.Array | None, non_finite: pa.Array | None) -> Coerced:
+    """`result` with more invalid and non-finite values (masks over the same rows)."""
+    if invalid is not None:
+        result = Coerced(result.values, pc.or_(result.invalid, invalid), result.non_finite)
+    if non_finite is not None:
+        mask = non_finite if result.non_finite is None else pc.or_(result.non_finite, non_finite)
+        result = Coerced(result.values, result.invalid, mask)
+    return result
+
+
 def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
-    """Cast one column to `ctype`; a present value that cannot be read is null + invalid."""
+    """Cast one column to `ctype`; a present value that cannot be read is null + invalid.
+
+    A native (Parquet) column is cast when Arrow can do so without loss, else read as its
+    text. Nested values (struct, list, map, union) read as a string (their JSON text) and as
+    no other type; bytes only as their UTF-8 text: other values are invalid, never an error.
+    NaN and the infinities of a numeric column are marked `non_finite`."""
     array = _as_array(column)
     target = ARROW_TYPES[ctype]
-    if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
-        if array.type == target:
-            return Coerced(array, pc.fill_null(pc.is_null(array), False))
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if pa.types.is_nested(array.type):
+        return _nested_text(array) if ctype == "string" else _unreadable(array, ctype)
+    if pa.types.is_string(array.type):
+        return _coerce_text(array, ctype)
+    if (
+        pa.types.is_binary(array.type)
+        or pa.types.is_large_binary(array.type)
+        or (pa.types.is_fixed_size_binary(array.type))
+    ):
+        text, bad = _as_text(array)
+        return _with(_coerce_text(text, ctype), bad, None)
+    if pa.types.is_large_string(array.type) or pa.types.is_string_view(array.type):
         try:
-            values = pc.cast(array, target)
-            return Coerced(values, _none_invalid(len(array)))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            array = pc.cast(array, pa.string())
-    text = array
+            return _coerce_text(pc.cast(array, pa.string()), ctype)
+        except _CAST_ERRORS:
+            return _unreadable(array, ctype)
+    non_finite = _non_finite(array) if ctype in ("int", "float", "decimal") else None
+    if non_finite is not None and ctype != "float":
+        array = pc.if_else(non_finite, pa.scalar(None, array.type), array)  # int, decimal: none
+    if array.type == target:
+        return Coerced(array, _none_invalid(len(array)), non_finite)
+    try:
+        values = pc.cast(array, target)
+        return Coerced(values, _none_invalid(len(array)), non_finite)
+    except _CAST_ERRORS:
+        pass
+    try:
+        text = pc.cast(array, pa.string())
+    except _CAST_ERRORS:
+        return _unreadable(array, ctype)
+    return _with(_coerce_text(text, ctype), None, non_finite)
+
+
+def _coerce_text(text: pa.Array, ctype: str) -> Coerced:
     if ctype == "string":
         return Coerced(text, _none_invalid(len(text)))
     fast = _fast_cast(text, ctype)
     if fast is not None:
-        return Coerced(fast, _none_invalid(len(text)))
+        return Coerced(fast, _none_invalid(len(text)), _non_finite(fast))
+    non_finite: pa.Array | None = None
     if ctype == "int":
         values = _number_cast(text, "int")
     elif ctype in ("float", "decimal"):
-        values = _number_cast(text, "float")
+        values = _spelled_non_finite(text, _number_cast(text, "float"))
+        non_finite = _non_finite(values)
         if ctype == "decimal":
-            values = pc.cast(values, target, safe=False)
+            values = _decimal(values, non_finite)
     elif ctype == "bool":
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
         is_true = pc.is_in(lowered, pa.array(_TRUE))
@@ -222,15 +420,30 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     elif ctype == "date":
         values = _parse_dates(text)
     elif ctype == "timestamp":
-        try:  # ISO 8601, with or without fractions: Arrow's own parser validates it
-            values = pc.cast(pc.utf8_trim_whitespace(text), ARROW_TYPES["timestamp"])
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            values = _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS)
+        values = _parse_timestamps(text)
     else:  # pragma: no cover - contracts are validated on load
         raise ValueError(f"unknown type {ctype}")
     present = pc.invert(pc.is_null(text))
     invalid = pc.and_(present, pc.is_null(values))
-    return Coerced(values, invalid)
+    if ctype == "int" and pc.any(invalid).as_py():
+        # An int column's `nan` or `inf` is a non-finite number, not a malformed one.
+        spelled = pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
+        if pc.any(spelled).as_py():
+            non_finite = spelled
+            invalid = pc.and_(invalid, pc.invert(spelled))
+    elif non_finite is not None:
+        invalid = pc.and_(invalid, pc.invert(non_finite))
+    return Coerced(values, invalid, non_finite)
+
+
+def _decimal(values: pa.Array, non_finite: pa.Array | None) -> pa.Array:
+    """Floats as decimal128(38, 2): NaN, the infinities and values past its 36 integer digits
+    (which a cast would silently turn into garbage) are null."""
+    fits = pc.less(pc.abs(values), _DECIMAL_LIMIT)
+    if non_finite is not None:
+        fits = pc.and_(fits, pc.invert(non_finite))
+    kept = pc.if_else(fits, values, pa.scalar(None, pa.float64()))
+    return pc.cast(kept, ARROW_TYPES["decimal"], safe=False)
 
 
 def infer_type(column: pa.Array | pa.ChunkedArray) -> str:
@@ -249,6 +462,9 @@ def infer_type(column: pa.Array | pa.ChunkedArray) -> str:
     if len(present) == 0:
         return "string"
     for candidate in ("int", "float", "date", "timestamp", "bool"):
-        if not pc.any(coerce(present, candidate).invalid).as_py():
+        # A column holding `nan` or `inf` is not inferred to be numeric: its rows would all
+        # be rejected as NON_FINITE by the contract the file itself gave.
+        result = coerce(present, candidate)
+        if not pc.any(result.invalid).as_py() and result.non_finite is None:
             return candidate
     return "string"

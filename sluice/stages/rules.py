@@ -105,13 +105,15 @@ def rule_failures(rule: Rule, values: pa.Array, now: datetime) -> np.ndarray:
     raise ValueError(f"unknown rule {rule.kind}")  # pragma: no cover - validated on load
 
 
-def _column(batch: pa.RecordBatch, col: Column) -> tuple[pa.Array, np.ndarray]:
-    """(typed values, invalid mask) of one contract column; absent columns are all null."""
+def _column(batch: pa.RecordBatch, col: Column) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(typed values, invalid mask, non-finite mask) of one contract column; absent columns
+    are all null."""
     n = batch.num_rows
     if col.name not in batch.schema.names:
-        return pa.nulls(n, ARROW_TYPES[col.type]), np.zeros(n, dtype=bool)
+        return pa.nulls(n, ARROW_TYPES[col.type]), np.zeros(n, dtype=bool), np.zeros(n, bool)
     result = coerce(batch.column(col.name), col.type)
-    return result.values, _mask(result.invalid)
+    non_finite = np.zeros(n, dtype=bool) if result.non_finite is None else _mask(result.non_finite)
+    return result.values, _mask(result.invalid), non_finite
 
 
 def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Checked:
@@ -119,12 +121,18 @@ def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Che
     n = batch.num_rows
     checked = Checked(typed={}, present=np.zeros(n, dtype=np.int16))
     for col in contract.columns:
-        values, invalid = _column(batch, col)
+        values, invalid, non_finite = _column(batch, col)
         if invalid.any():
             checked.rejects.append((f"TYPE_MISMATCH:{col.name}", invalid))
+        # NaN and the infinities are rejected unless the column allows them (float only), so
+        # they never reach a sum, mean, band or outlier fence unasked.
+        if non_finite.any() and col.non_finite != "allow":
+            checked.rejects.append((f"NON_FINITE:{col.name}", non_finite))
+            # Not a number any rule can judge: the row has its one reason for the value.
+            values = pc.if_else(pa.array(non_finite), pa.scalar(None, values.type), values)
         valid = _mask(pc.is_valid(values))
-        checked.present += valid
-        missing = ~valid & ~invalid
+        checked.present += valid | non_finite
+        missing = ~valid & ~invalid & ~non_finite
         checked.nulls[col.name] = int(missing.sum())
         if col.nulls == "reject":
             if missing.any():
@@ -154,6 +162,7 @@ def band(spec: Band, values: pa.Array) -> pa.Array:
     numbers = pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
     index = np.searchsorted(np.asarray(spec.edges), np.nan_to_num(numbers), side="right")
     missing = np.asarray(pc.is_null(values).to_numpy(zero_copy_only=False), dtype=bool)
+    missing |= np.isnan(numbers)  # NaN (where a column allows it) is in no band
     indices = pa.array(index.astype(np.int32), mask=missing if missing.any() else None)
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(spec.labels), pa.string()))
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
+from datetime import date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -70,3 +73,165 @@ def test_number_parsing_agrees_with_the_pattern_on_random_text(ctype: str) -> No
         assert result.invalid.to_pylist() == [
             v is not None and e is None for v, e in zip(column.to_pylist(), expected, strict=True)
         ]
+
+
+def _masks(result: coerce_mod.Coerced) -> tuple[list[bool], list[bool]]:
+    non_finite = result.non_finite
+    n = len(result.values)
+    return result.invalid.to_pylist(), [False] * n if non_finite is None else non_finite.to_pylist()
+
+
+def test_non_finite_text_is_marked_in_every_spelling_and_kept_as_a_float() -> None:
+    # Given NaN and the infinities as text, in the spellings exporters write, among numbers
+    text = ["1.5", "nan", "NaN", "-nan", "inf", "-Infinity", " +INF ", "1e400", "-1e400", "1e-400"]
+    text += ["x", None, "nanx", "infinite"]
+    # When they are read as floats
+    result = coerce(pa.array(text, pa.string()), "float")
+    # Then each non-finite value keeps its value and is marked, neither invalid nor missing
+    values = result.values.to_pylist()
+    assert values[0] == 1.5 and values[9] == 0.0 and values[10:] == [None] * 4
+    assert [v != v for v in values[1:4]] == [True] * 3  # NaN
+    assert values[4:9] == [math.inf, -math.inf, math.inf, math.inf, -math.inf]
+    invalid, non_finite = _masks(result)
+    assert invalid == [False] * 10 + [True, False, True, True]
+    assert non_finite == [False] + [True] * 8 + [False] * 5
+
+
+@pytest.mark.parametrize("ctype", ["int", "decimal"])
+def test_non_finite_values_of_int_and_decimal_columns_are_marked_and_null(ctype: str) -> None:
+    # Given text and a Parquet float column holding NaN and infinities
+    text = pa.array(["2", "nan", "-inf", "x"], pa.string())
+    native = pa.array([2.0, math.nan, -math.inf, None], pa.float64())
+    # When they are read as a type that cannot hold them
+    from_text, from_native = coerce(text, ctype), coerce(native, ctype)
+    # Then they are null and marked non-finite; only the word is invalid
+    two = 2 if ctype == "int" else Decimal("2.00")
+    assert from_text.values.to_pylist() == [two, None, None, None]
+    assert _masks(from_text) == ([False, False, False, True], [False, True, True, False])
+    assert from_native.values.to_pylist() == [two, None, None, None]
+    assert _masks(from_native) == ([False] * 4, [False, True, True, False])
+
+
+def test_native_float_nan_and_infinities_are_marked() -> None:
+    for arrow_type in (pa.float64(), pa.float32()):
+        result = coerce(pa.array([1.0, math.nan, math.inf, None], arrow_type), "float")
+        assert _masks(result) == ([False] * 4, [False, True, True, False])
+
+
+def test_decimals_past_36_integer_digits_are_invalid_not_garbage() -> None:
+    result = coerce(pa.array(["1.25", "1e35", "1e36", "-1e50", "0.29"], pa.string()), "decimal")
+    assert result.values.to_pylist() == [
+        Decimal("1.25"), Decimal("99999999999999996863366107917975552.00"), None, None,
+        Decimal("0.29"),
+    ]  # fmt: skip
+    assert result.invalid.to_pylist() == [False, False, True, True, False]
+
+
+UTC_TIMES = [
+    # (text, the time it names, in UTC)
+    ("2024-01-31T10:00:00", datetime(2024, 1, 31, 10)),
+    ("2024-01-31T10:00:00Z", datetime(2024, 1, 31, 10)),
+    ("2024-01-31t10:00:00z", datetime(2024, 1, 31, 10)),
+    ("2024-01-31T10:00:00-05:00", datetime(2024, 1, 31, 15)),
+    ("2024-01-31T10:00:00+0530", datetime(2024, 1, 31, 4, 30)),
+    ("2024-01-31T02:00:00+05", datetime(2024, 1, 30, 21)),
+    ("2024-01-31 10:00:00.5", datetime(2024, 1, 31, 10, 0, 0, 500000)),
+    ("2024-01-31T10:00:00.123456789Z", datetime(2024, 1, 31, 10, 0, 0, 123456)),
+    ("2024-01-31T10:00:00,25-01:00", datetime(2024, 1, 31, 11, 0, 0, 250000)),
+    ("2024-01-31T10:00", datetime(2024, 1, 31, 10)),
+    ("2024-01-31 10", datetime(2024, 1, 31, 10)),
+    ("20240131T100000Z", datetime(2024, 1, 31, 10)),
+    ("20240131T1000+0100", datetime(2024, 1, 31, 9)),
+    (" 2024-01-31T10:00:00Z ", datetime(2024, 1, 31, 10)),
+    ("2024-01-31", datetime(2024, 1, 31)),
+    ("2024/01/31", datetime(2024, 1, 31)),
+    ("31/01/2024", datetime(2024, 1, 31)),
+]
+NOT_TIMES = [
+    "2024-02-30T10:00:00", "2024-01-31T25:00:00", "2024-01-31T10:00:00+24:00",
+    "2024-01-31T10:00:00+05:60", "2024-01-31T10:00:00.1234567890", "2024-01-31T10:00:00 PST",
+    "2024-0131T10:00", "10:00:00", "x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("alone", [True, False])
+def test_iso_timestamps_with_zones_and_fractions_read_as_utc(alone: bool) -> None:
+    # Given ISO 8601 timestamps with zones, offsets and up to nine fraction digits, and values
+    # that are no timestamp (alone: each value is its own column; else all in one column)
+    texts = [text for text, _ in UTC_TIMES] + NOT_TIMES
+    expected = [when for _, when in UTC_TIMES] + [None] * len(NOT_TIMES)
+    # When they are read as timestamps
+    if alone:
+        found = [coerce(pa.array([t], pa.string()), "timestamp").values[0].as_py() for t in texts]
+    else:
+        found = coerce(pa.array(texts, pa.string()), "timestamp").values.to_pylist()
+    # Then each is the instant it names, in UTC (fractions truncated to microseconds)
+    assert found == expected
+
+
+def test_dates_read_in_every_iso_form_and_a_time_of_day_is_not_a_date() -> None:
+    texts = [
+        "2024-01-31", "20240131", "2024-031", "2024-01-31T00:00:00", "2024-01-31T00:00:00.000Z",
+        "2024-01-31T00:00:00+05:30", "2024/01/31", "31/01/2024", " 2024-01-31 ",
+        "2024-01-31T10:00:00", "2024-02-30", "2023-366", "20241301", "x",
+    ]  # fmt: skip
+    result = coerce(pa.array(texts, pa.string()), "date")
+    assert result.values.to_pylist() == [date(2024, 1, 31)] * 9 + [None] * 5
+    assert result.invalid.to_pylist() == [False] * 9 + [True] * 5
+
+
+NESTED = [
+    (pa.array([{"v": 1.5}, None, {"v": 2.0}]), ['{"v": 1.5}', None, '{"v": 2.0}']),
+    (pa.array([[1.5], None, []]), ["[1.5]", None, "[]"]),
+    (
+        pa.array([[("k", 1.5)], None, []], pa.map_(pa.string(), pa.float64())),
+        ['[["k", 1.5]]', None, "[]"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("column", "_"), NESTED, ids=["struct", "list", "map"])
+@pytest.mark.parametrize("ctype", [t for t in coerce_mod.ARROW_TYPES if t != "string"])
+def test_nested_values_are_type_mismatches_of_every_type_but_string(
+    column: pa.Array, _: list[str | None], ctype: str
+) -> None:
+    result = coerce(column, ctype)
+    assert result.values.to_pylist() == [None, None, None]
+    assert result.values.type == coerce_mod.ARROW_TYPES[ctype]
+    assert result.invalid.to_pylist() == [True, False, True]
+
+
+@pytest.mark.parametrize(("column", "text"), NESTED, ids=["struct", "list", "map"])
+def test_nested_values_read_as_a_string_are_their_json_text(
+    column: pa.Array, text: list[str | None]
+) -> None:
+    # (as the JSON reader hands a nested JSON value to a string column)
+    result = coerce(column, "string")
+    assert result.values.to_pylist() == text
+    assert result.invalid.to_pylist() == [False, False, False]
+
+
+def test_bytes_read_as_their_utf8_text_and_other_bytes_are_type_mismatches() -> None:
+    column = pa.array([b"12", b"\xff\xfe", None, "é".encode()], pa.binary())
+    as_int = coerce(column, "int")
+    assert as_int.values.to_pylist() == [12, None, None, None]
+    assert as_int.invalid.to_pylist() == [False, True, False, True]
+    as_text = coerce(column, "string")
+    assert as_text.values.to_pylist() == ["12", None, None, "é"]
+    assert as_text.invalid.to_pylist() == [False, True, False, False]
+
+
+def test_dictionary_and_large_string_columns_read_as_their_text() -> None:
+    for column in (
+        pa.array(["1.5", "x", None]).dictionary_encode(),
+        pa.array(["1.5", "x", None], pa.large_string()),
+    ):
+        result = coerce(column, "float")
+        assert result.values.to_pylist() == [1.5, None, None]
+        assert result.invalid.to_pylist() == [False, True, False]
+
+
+def test_an_inferred_column_holding_nan_is_not_numeric() -> None:
+    assert coerce_mod.infer_type(pa.array(["1", "2.5"])) == "float"
+    assert coerce_mod.infer_type(pa.array(["1", "nan"])) == "string"
+    assert coerce_mod.infer_type(pa.array(["2024-01-31T10:00:00+05:30"])) == "timestamp"

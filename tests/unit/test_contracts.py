@@ -106,7 +106,7 @@ def test_rules_take_typed_arguments() -> None:
         (
             "  n: {type: int, color: red}\n",
             "contracts/t.yaml: columns.n.color: unknown field "
-            "(fix: use only default, nulls, required, rules, type)",
+            "(fix: use only default, non_finite, nulls, required, rules, type)",
         ),
     ],
 )
@@ -301,3 +301,43 @@ def test_a_contract_that_is_not_utf8_is_a_contract_error(tmp_path: Path) -> None
         f"{tmp_path / 't.yaml'}: file: not UTF-8 (byte {len(BASE) + 5}) "
         "(fix: save the contract as UTF-8)"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "  n: {type: int, non_finite: allow}\n",
+            "contracts/t.yaml: columns.n.non_finite: a int column cannot hold NaN or infinities "
+            "(fix: use it on a float column, or remove it)",
+        ),
+        (
+            "  n: {type: float, non_finite: keep}\n",
+            "contracts/t.yaml: columns.n.non_finite: 'keep' is not reject/allow (fix: write "
+            "non_finite: allow (keep NaN and infinities) or leave it out (reject them))",
+        ),
+        (
+            "  n: {type: float, non_finite: allow}\nsummary: {measures: [n]}\n",
+            "contracts/t.yaml: summary.measures: n allows NaN and infinities (non_finite: allow), "
+            "which no sum, mean or fence can hold (fix: remove non_finite from columns.n, or n "
+            "from summary.measures)",
+        ),
+        (
+            "  n: {type: float, non_finite: allow}\noutliers: [{column: n}]\n",
+            "contracts/t.yaml: outliers[0].column: n allows NaN and infinities (non_finite: "
+            "allow), which no sum, mean or fence can hold (fix: remove non_finite from "
+            "columns.n, or n from outliers)",
+        ),
+    ],
+)
+def test_non_finite_is_allowed_only_where_nothing_sums_it(text: str, message: str) -> None:
+    assert error_of("dataset: t\ncolumns:\n" + text) == message
+
+
+def test_non_finite_allow_survives_the_round_trip() -> None:
+    contract = load_contract_text(
+        "dataset: t\ncolumns:\n  n: {type: float, non_finite: allow}\n  m: float\n", "t.yaml"
+    )
+    assert [c.non_finite for c in contract.columns] == ["allow", "reject"]
+    assert contract.to_dict()["columns"]["n"] == {"type": "float", "non_finite": "allow"}
+    assert parse_contract(contract.to_dict(), "t.yaml") == contract

@@ -285,11 +285,14 @@ def test_code_lists_builds_lists_without_python_loops() -> None:
     assert rules.code_lists([], [], 2).to_pylist() == [[], []]
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "1e400x"])
-def test_floats_that_are_not_numbers_are_type_mismatches(tmp_path: Path, value: str) -> None:
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [("nan", "NON_FINITE:v"), ("inf", "NON_FINITE:v"), ("1e400x", "TYPE_MISMATCH:v")],
+)
+def test_floats_that_are_not_numbers_are_rejected(tmp_path: Path, value: str, code: str) -> None:
     c = contract("columns:\n  id: {type: int, required: true}\n  v: float\n")
     result = run(c, tmp_path, id=["1", "2"], v=["1.5", value])
-    assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [["TYPE_MISMATCH:v"]]
+    assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [[code]]
 
 
 def test_outputs_do_not_depend_on_how_days_are_grouped_or_chunked(
@@ -395,3 +398,36 @@ def test_fences_of_a_group_too_large_to_hold_are_numpys(tmp_path: Path, method: 
         found, held = outliers.order_statistics(lambda v=values: v.chunks(0), n, ranks, 64)
         assert [found[r] for r in ranks] == np.sort(group)[ranks].tolist()
         assert held <= 64 + 64 + 37
+
+
+def test_non_finite_numbers_are_rejected_unless_the_column_allows_them(tmp_path: Path) -> None:
+    # Given NaN and infinities in a float column that rejects them and in one that allows them
+    c = contract(
+        "columns:\n  id: {type: int, required: true}\n  v: float\n"
+        "  w: {type: float, non_finite: allow}\n  n: int\nsummary: {measures: [v]}\n"
+    )
+    result = run(
+        c,
+        tmp_path,
+        id=["1", "2", "3", "4", "5"],
+        v=["1.5", "1e400", "2", "3", "-Infinity"],
+        w=["nan", "1", "inf", "4", "5"],
+        n=["1", "2", "3", "NaN", "5"],
+    )
+    # Then the rows with one where it is not allowed are quarantined with NON_FINITE
+    assert [(r["_row"], r["reason_codes"]) for r in all_rows(result, quarantine=True)] == [
+        (2, ["NON_FINITE:v"]),
+        (4, ["NON_FINITE:n"]),
+        (5, ["NON_FINITE:v"]),
+    ]
+    assert result.reasons == {"NON_FINITE:v": 2, "NON_FINITE:n": 1}
+    # and the allowed ones are kept as the numbers they are; the summary sums finite values
+    kept = all_rows(result)
+    assert [r["id"] for r in kept] == [1, 3]
+    assert [str(r["w"]) for r in kept] == ["nan", "inf"]
+    assert [r["v"] for r in kept] == [1.5, 2.0]
+    day = next(iter(result.trusted))
+    partial = delivery.partial_summary(result.read(day), c)
+    assert partial["v_sum"].to_pylist() == [3.5]
+    # and an allowed NaN counts as present (the row's score is whole)
+    assert [r["data_quality_score"] for r in kept] == [1.0, 1.0]
