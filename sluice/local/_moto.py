@@ -12,7 +12,9 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import io
 import logging
+import selectors
 import sys
 import threading
 import types
@@ -256,9 +258,92 @@ def remember_backends() -> None:
 # only between polls of half a second: stopping is answered at once when a connection wakes it.
 
 
+# -- connections kept alive --------------------------------------------------------------------
+# Werkzeug's server closes every connection after one response (it cannot tell where a request
+# body it did not read ends), and after the response it drains the socket for up to 10 ms. A
+# client of S3 keeps its connections open, so locally every request paid a TCP connect, a server
+# thread and that drain. The local cloud's handler reads a request's body whole before the
+# application runs (its length is known: Content-Length), so the next request starts where the
+# body ends, and keeps HTTP/1.1 connections open. A chunked body, a short one, or a client that
+# asks to close is served as before: one request, then close.
+
+_keep = threading.local()
+
+
+class _NoDrain:
+    """`werkzeug.serving.selectors` for a kept-alive request: a socket that reports nothing to
+    drain (the body is already read; what follows is the client's next request)."""
+
+    EVENT_READ = selectors.EVENT_READ
+
+    class _Idle:
+        def register(self, *args: Any) -> None:
+            pass
+
+        def select(self, timeout: float | None = None) -> list[Any]:
+            return []
+
+        def close(self) -> None:
+            pass
+
+    def DefaultSelector(self) -> Any:  # the name werkzeug calls
+        return self._Idle() if getattr(_keep, "alive", False) else selectors.DefaultSelector()
+
+
+def _keep_alive_handler() -> type:
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        def make_environ(self) -> dict[str, Any]:
+            environ: dict[str, Any] = super().make_environ()
+            _keep.alive = False
+            if environ.get("wsgi.input_terminated"):  # chunked: where it ends is werkzeug's
+                return environ
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return environ
+            body = self.rfile.read(length) if length > 0 else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            _keep.alive = (
+                len(body) == max(length, 0)
+                and self.request_version == "HTTP/1.1"
+                and self.headers.get("Connection", "").lower() != "close"
+            )
+            return environ
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "connection" and getattr(_keep, "alive", False):
+                return  # werkzeug's `close`: this connection stays open
+            super().send_header(keyword, value)
+
+        def handle_one_request(self) -> None:
+            _keep.alive = False
+            try:
+                super().handle_one_request()
+            finally:
+                if not getattr(_keep, "alive", False):
+                    self.close_connection = True
+                _keep.alive = False
+
+    return KeepAliveHandler
+
+
+@functools.cache
+def keep_connections_alive() -> None:
+    """Moto's servers (plain and gated) answer with the keep-alive handler from here on."""
+    import moto.moto_server.threaded_moto_server as threaded
+    import werkzeug.serving
+
+    handler = _keep_alive_handler()
+    setattr(threaded, "MotoRequestHandler", handler)  # noqa: B010
+    setattr(werkzeug.serving, "selectors", _NoDrain())  # noqa: B010
+
+
 def server(host: str, port: int) -> Any:
     from moto.server import ThreadedMotoServer
 
+    keep_connections_alive()
     return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
 
 
@@ -268,13 +353,12 @@ def gated_server(host: str, port: int) -> Any:
     port finds the cloud provisioned, never half-built."""
     import socket
 
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
+
+    keep_connections_alive()
+    handler = _keep_alive_handler()
 
     class GatedServer(ThreadedMotoServer):
         def __init__(self) -> None:
@@ -290,7 +374,7 @@ def gated_server(host: str, port: int) -> Any:
                 self._socket.getsockname()[1],
                 DomainDispatcherApplication(create_backend_app),
                 True,
-                request_handler=MotoRequestHandler,
+                request_handler=handler,
                 fd=self._socket.fileno(),
             )
             self._server_ready_event.set()

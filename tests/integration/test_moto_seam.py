@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import pytest
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.settings import moto_server_port
@@ -240,3 +241,69 @@ def test_the_interpreter_loads_without_ec2_and_batch_still_loads_after() -> None
     # Then the interpreter came without EC2, Batch's models or CloudFormation, and Batch's
     # package loads whole afterwards, sharing the job statuses the interpreter holds
     assert out.stdout.split("\n")[0] == "[True, False, False, False] True True"
+
+
+def test_one_connection_carries_many_requests_each_answered_whole() -> None:
+    import logging
+
+    from botocore.exceptions import ClientError
+
+    # Given the local cloud's server and a client that opens connections as S3 clients do
+    server, s3 = served_s3()
+    opened: list[str] = []
+
+    class Opened(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "new HTTP connection" in record.getMessage():
+                opened.append(record.getMessage())
+
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    handler, level = Opened(), pool_log.level
+    pool_log.addHandler(handler)
+    pool_log.setLevel(logging.DEBUG)
+    try:
+        s3.create_bucket(Bucket="kept")
+        opened.clear()
+        # When it sends, one after another: PUTs with bodies, a conditional PUT that is refused
+        # (412, its body never stored), GETs, one of a missing key
+        for i in range(3):
+            s3.put_object(Bucket="kept", Key=f"k{i}", Body=f"body-{i}".encode() * (i + 1))
+        with pytest.raises(ClientError) as refused:
+            s3.put_object(Bucket="kept", Key="k0", Body=b"x" * 70_000, IfNoneMatch="*")
+        answers: list[Any] = [refused.value.response["Error"]["Code"]]
+        for key in ("k0", "k1", "k2"):
+            answers.append(s3.get_object(Bucket="kept", Key=key)["Body"].read())
+        with pytest.raises(ClientError) as missing:
+            s3.get_object(Bucket="kept", Key="missing")
+        answers.append(missing.value.response["Error"]["Code"])
+    finally:
+        pool_log.removeHandler(handler)
+        pool_log.setLevel(level)
+        _moto.stop_server(server)
+    # Then every answer belongs to its own request, and all nine went over one connection
+    assert answers == [
+        "PreconditionFailed",
+        b"body-0",
+        b"body-1body-1",
+        b"body-2body-2body-2",
+        "NoSuchKey",
+    ]
+    assert len(opened) == 0
+
+
+def test_a_client_that_asks_to_close_gets_its_connection_closed() -> None:
+    import http.client
+
+    # Given the local cloud's server
+    server, _ = served_s3()
+    try:
+        host, port = server.get_host_and_port()
+        connection = http.client.HTTPConnection(host, port)
+        # When a request says `Connection: close`
+        connection.request("GET", "/", headers={"Connection": "close"})
+        answer = connection.getresponse()
+        answer.read()
+        # Then the server closes it, as asked
+        assert (answer.getheader("Connection"), answer.will_close) == ("close", True)
+    finally:
+        _moto.stop_server(server)

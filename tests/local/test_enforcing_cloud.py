@@ -299,11 +299,12 @@ def test_the_cloud_counts_the_requests_each_role_makes(cloud: LocalCloud) -> Non
     cloud.reset_requests()
     admin = cloud.client("s3")
     validate = cloud.client("s3", cloud.role_credentials["validate"])
-    # When the administrator puts two objects and gets one, and Validate heads one
-    admin.put_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv", Body=b"a")
-    admin.put_object(Bucket=cloud.buckets["raw"], Key="counted/b.csv", Body=b"b")
-    admin.get_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv")["Body"].read()
-    validate.head_object(Bucket=cloud.buckets["raw"], Key="counted/a.csv")
+    # When the administrator puts two objects and gets one, and Validate heads one (contracts,
+    # which start no execution: no function's requests join the count meanwhile)
+    admin.put_object(Bucket=cloud.buckets["raw"], Key="_contracts/a.yaml", Body=b"a")
+    admin.put_object(Bucket=cloud.buckets["raw"], Key="_contracts/b.yaml", Body=b"b")
+    admin.get_object(Bucket=cloud.buckets["raw"], Key="_contracts/a.yaml")["Body"].read()
+    validate.head_object(Bucket=cloud.buckets["raw"], Key="_contracts/a.yaml")
     # Then each signer's requests are counted by service and method (the pump polls meanwhile)
     counted = cloud.requests_by_role()
     assert counted["admin"] == {"s3 PUT": 2, "s3 GET": 1}
