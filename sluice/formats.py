@@ -908,15 +908,26 @@ def open_parquet(path: Path) -> Batches:
             "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
         ) from exc
 
+    schema = _without_views(source.schema_arrow)
+
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from source.iter_batches(batch_size=RECORD_BATCH_ROWS)
+            for batch in source.iter_batches(batch_size=RECORD_BATCH_ROWS):
+                yield batch if batch.schema == schema else batch.cast(schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SluiceDataError(
                 "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
             ) from exc
 
-    return Batches("parquet", source.schema_arrow, batches())
+    return Batches("parquet", schema, batches())
+
+
+def _without_views(schema: pa.Schema) -> pa.Schema:
+    """`schema` with string and binary views as plain strings and bytes: Arrow's kernels that
+    quarantine rows (take, filter) have none for views, and the values are the same."""
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    fields = [f.with_type(views.get(f.type, f.type)) for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def _first_line(exc: BaseException) -> str:

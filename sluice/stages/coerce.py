@@ -381,6 +381,18 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
             return _coerce_text(pc.cast(array, pa.string()), ctype)
         except _CAST_ERRORS:
             return _unreadable(array, ctype)
+    if pa.types.is_temporal(array.type) and ctype in ("int", "float", "decimal", "bool"):
+        # A date, time, timestamp or duration is no number: its integer is a count of the
+        # writer's units (micro- or milliseconds since 1970), which a text file never holds.
+        return _unreadable(array, ctype)
+    if pa.types.is_timestamp(array.type) and ctype == "date":
+        return _timestamp_dates(array)
+    if ctype == "bool" and not pa.types.is_boolean(array.type):
+        # A number is a bool as its text is (1 and 0), not as Arrow's cast has it (-1 is true).
+        try:
+            return _coerce_text(pc.cast(array, pa.string()), ctype)
+        except _CAST_ERRORS:
+            return _unreadable(array, ctype)
     non_finite = _non_finite(array) if ctype in ("int", "float", "decimal") else None
     if non_finite is not None and ctype != "float":
         array = pc.if_else(non_finite, pa.scalar(None, array.type), array)  # int, decimal: none
@@ -396,6 +408,16 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     except _CAST_ERRORS:
         return _unreadable(array, ctype)
     return _with(_coerce_text(text, ctype), None, non_finite)
+
+
+def _timestamp_dates(array: pa.Array) -> Coerced:
+    """A native timestamp as a date, as the text of one reads: the date as written (in its own
+    zone) when the time is midnight; any other time of day does not read (a cast would drop it)."""
+    local = array if array.type.tz is None else pc.local_timestamp(array)
+    midnight = pc.fill_null(pc.equal(pc.floor_temporal(local, unit="day"), local), False)
+    invalid = pc.and_(pc.is_valid(array), pc.invert(midnight))
+    dates = pc.cast(local, pa.date32())
+    return Coerced(pc.if_else(invalid, pa.scalar(None, pa.date32()), dates), invalid)
 
 
 def _coerce_text(text: pa.Array, ctype: str) -> Coerced:

@@ -253,6 +253,60 @@ def test_nested_columns_are_type_mismatches(s3: Any, ledger: Ledger, kind: str) 
     ledger.record(4, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
 
 
+NATIVE_CONTRACT = b"""\
+dataset: native
+columns:
+  id: {type: int, required: true}
+  n: int
+  f: float
+  d: date
+  ok: bool
+  s: string
+primary_key: [id]
+"""
+
+
+@case(29, "Parquet times in number columns, numbers in bool columns, views: read as text is")
+def test_native_values_read_as_their_text_would(s3: Any, ledger: Ledger) -> None:
+    # Given a contract of an int, a float, a date and a bool column, and a Parquet file whose
+    # int column holds timestamps (with a zone), its float column durations, its date column
+    # timestamps (midnight, and a time of day), its bool column small ints, its string a view
+    s3.put_object(Bucket="raw", Key="_contracts/native.yaml", Body=NATIVE_CONTRACT)
+    new_york = "America/New_York"
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "n": pa.array([None, None, None, 1_706_745_600], pa.timestamp("s", tz=new_york)),
+            "f": pa.array([None, None, 5, None], pa.duration("s")),
+            "d": pa.array(
+                [datetime(2024, 1, 31), datetime(2024, 1, 31, 23, 30), None, None],
+                pa.timestamp("us"),
+            ),
+            "ok": pa.array([1, -1, 0, None], pa.int8()),
+            "s": pa.array(["a", "b", "c", "d"], pa.string_view()),
+        }
+    )
+    state = put_raw(s3, "native/native.parquet", parquet_bytes(table))
+    # When it runs through Validate and Trusted
+    run_stages(s3, state, "validate", "trusted")
+    # Then a time is no number, a bool is 1 or 0, and a timestamp is a date only at midnight:
+    # each other value is TYPE_MISMATCH, as its text would be, and the view reads as text
+    result = state["trusted"]
+    assert (result["rows_in"], result["rows_trusted"], result["rows_quarantined"]) == (4, 1, 3)
+    bad = read_objects(s3, "quarantine", "native/rows/").sort_by("_row")
+    assert bad["_row"].to_pylist() == [2, 3, 4]
+    assert bad["reason_codes"].to_pylist() == [
+        ["TYPE_MISMATCH:d", "TYPE_MISMATCH:ok"],
+        ["TYPE_MISMATCH:f"],
+        ["TYPE_MISMATCH:n"],
+    ]
+    kept = read_objects(s3, "trusted", "native/year=")
+    assert kept.select(["id", "d", "ok", "s"]).to_pylist() == [
+        {"id": 1, "d": date(2024, 1, 31), "ok": True, "s": "a"}
+    ]
+    ledger.record(4, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
+
+
 # --------------------------------------------------------------------------- one mapping
 
 
