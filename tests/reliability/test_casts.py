@@ -200,9 +200,7 @@ def test_iso_timestamps_are_read_as_utc(s3: Any, ledger: Ledger) -> None:
 
 @case(28, "dates and times outside years 1 to 9999 (once in UTC) are TYPE_MISMATCH rows")
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_times_outside_the_calendar_are_type_mismatches(
-    s3: Any, ledger: Ledger, fmt: str
-) -> None:
+def test_times_outside_the_calendar_are_type_mismatches(s3: Any, ledger: Ledger, fmt: str) -> None:
     # Given a timestamp and a date column holding year 0, a time that is in year 10000 or
     # year 0 once in UTC, and the calendar's first and last instants
     s3.put_object(Bucket="raw", Key="_contracts/events.yaml", Body=EVENTS_CONTRACT)
@@ -215,7 +213,8 @@ def test_times_outside_the_calendar_are_type_mismatches(
     ]
     seen = ["2024-01-31", "2024-01-31", "2024-01-31", "0000-01-01", "9999-12-31"]
     if fmt == "csv":
-        lines = ["id,at,seen"] + [f"{i},{a},{d}" for i, (a, d) in enumerate(zip(ats, seen), 1)]
+        pairs = enumerate(zip(ats, seen, strict=True), start=1)
+        lines = ["id,at,seen"] + [f"{i},{a},{d}" for i, (a, d) in pairs]
         name, body = "calendar.csv", ("\n".join(lines) + "\n").encode()
     else:  # Parquet holds the instants natively (microseconds since 1970 reach far past both)
         micros = [-62_167_219_200_000_000, 253_402_304_399_000_000, -62_135_600_400_000_000,
@@ -237,9 +236,7 @@ def test_times_outside_the_calendar_are_type_mismatches(
     assert (result["rows_in"], result["rows_trusted"], result["rows_quarantined"]) == (5, 1, 4)
     bad = read_objects(s3, "quarantine", "events/rows/").sort_by("_row")
     assert bad["_row"].to_pylist() == [1, 2, 3, 4]
-    assert bad["reason_codes"].to_pylist() == [["TYPE_MISMATCH:at"]] * 3 + [
-        ["TYPE_MISMATCH:seen"]
-    ]
+    assert bad["reason_codes"].to_pylist() == [["TYPE_MISMATCH:at"]] * 3 + [["TYPE_MISMATCH:seen"]]
     kept = read_objects(s3, "trusted", "events/year=9999/month=12/day=31/")
     assert kept["at"].to_pylist() == [datetime(9999, 12, 31, 23, 59, 59, 999999)]
     ledger.record(5, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
