@@ -855,6 +855,12 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
         # Only headers: the first stands for the workbook, and Validate says HEADER_ONLY.
         taken = [next((i for i in chosen), peeked[0])]
         skipped.pop(taken[0][0].title, None)
+    if not taken and hints.sheet is not None:
+        raise SluiceDataError(
+            "EMPTY_FILE",
+            f"the contract's sheet {hints.sheet!r} is empty (the other sheets are not read)",
+            sheet=hints.sheet,
+        )
     if not taken:
         raise SluiceDataError("EMPTY_FILE", "every worksheet is empty")
     sheets = []

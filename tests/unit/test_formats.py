@@ -357,6 +357,18 @@ def test_xlsx_sheets_are_chosen_by_the_contract(tmp_path: Path) -> None:
     assert (err.value.reason, err.value.details) == ("MISSING_SHEET", {"sheet": "Missing"})
 
 
+def test_xlsx_contract_sheet_that_is_empty_is_named_in_the_error(tmp_path: Path) -> None:
+    # Given a workbook with rows on 'Data' and an empty 'Later', the contract's sheet
+    path = workbook(tmp_path / "w.xlsx", [("Data", [["id"], [1]]), ("Later", [])])
+    # When it is read, Then EMPTY_FILE names that sheet: the workbook is not all empty
+    with pytest.raises(SluiceDataError) as err:
+        read_xlsx_sheets(path, hints=ReadHints(sheet="Later", columns=("id",)))
+    assert (err.value.reason, err.value.details) == ("EMPTY_FILE", {"sheet": "Later"})
+    assert err.value.message == (
+        "the contract's sheet 'Later' is empty (the other sheets are not read)"
+    )
+
+
 def test_xlsx_with_only_a_cover_page_is_header_only(tmp_path: Path) -> None:
     path = workbook(tmp_path / "w.xlsx", [("Cover", [["Title only"]]), ("Empty", [])])
     table, report = read_xlsx_sheets(path)
