@@ -782,9 +782,31 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of a key given twice: a second `columns:` would silently
+        # replace the first. A key a merge (`<<: *base`) brings in may still be overridden.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+            except TypeError:
+                continue  # an unhashable key: PyYAML refuses it itself
+            if repeated:
+                line = key_node.start_mark.line + 1
+                raise _TooMuch(
+                    f"the key {key!r} is given twice (again at line {line})",
+                    "give each key once (YAML would keep only the last)",
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 class _TooMuch(Exception):
-    """A YAML document over a loading limit: what is over, and the fix."""
+    """A YAML document over a loading limit, or one PyYAML would read silently other than
+    written (a key given twice): what is wrong, and the fix."""
 
     def __init__(self, problem: str, fix: str = "write it without YAML anchors and aliases"):
         super().__init__(problem)

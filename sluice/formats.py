@@ -235,6 +235,9 @@ def _check_declared(chunks: Iterable[bytes], codec: str) -> str:
             decoder.decode(chunk)
         except UnicodeDecodeError as exc:
             raise _invalid(codec, offset - pending + exc.start, exc.reason) from exc
+        except UnicodeError as exc:
+            # utf-16 and utf-32 (without -le/-be) need a byte-order mark to start with.
+            raise _invalid(codec, 0, str(exc)) from exc
         offset += len(chunk)
     pending = len(decoder.getstate()[0])
     try:
@@ -282,8 +285,9 @@ def decide_encoding(chunks: Iterable[bytes], declared: str | None = None) -> str
             first_invalid = start + exc.start
             if spelled or not exc.object[: exc.start].isascii():
                 raise _invalid("utf-8", first_invalid, _SPELLED) from exc
-            if _spells_utf8(itertools.chain([exc.object[exc.start :]], rest)):
-                raise _invalid("utf-8", first_invalid, _SPELLED) from exc
+            evidence = _utf8_evidence(itertools.chain([exc.object[exc.start :]], rest))
+            if evidence is not None:
+                raise _invalid("utf-8", first_invalid, evidence) from exc
             return FALLBACK_ENCODING
         spelled = spelled or not text.isascii()
     return "utf-8"
@@ -292,15 +296,38 @@ def decide_encoding(chunks: Iterable[bytes], declared: str | None = None) -> str
 _SPELLED = "the file's other non-ASCII text is UTF-8"
 
 
-def _spells_utf8(chunks: Iterable[bytes]) -> bool:
-    """Do the bytes hold a UTF-8 character of two or more bytes, among bytes that are not?"""
+_SHAPED = (
+    "the file holds UTF-8's form of a surrogate, an overlong or an out-of-range character "
+    "(CESU-8 or modified UTF-8), not Latin-1 text"
+)
+# Three- and four-byte sequences with UTF-8's shape that UTF-8 forbids: a surrogate (ED A0-BF,
+# as CESU-8 and Java's modified UTF-8 write characters past U+FFFF), an overlong form (E0 80-9F,
+# F0 80-8F) or a character past U+10FFFF. No Latin-1 or cp1252 text spells these (a letter then
+# two or three symbols or control characters). Two-byte overlongs (C0/C1) are left out: `«À»`
+# is Latin-1 that spells one.
+_UTF8_SHAPED = re.compile(
+    rb"\xed[\xa0-\xbf][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}"
+    rb"|\xf4[\x90-\xbf][\x80-\xbf]{2}|[\xf5-\xf7][\x80-\xbf]{3}"
+)
+
+
+def _utf8_evidence(chunks: Iterable[bytes]) -> str | None:
+    """Why bytes that are not all UTF-8 are still meant as UTF-8 (they hold a UTF-8 character
+    of two or more bytes, or a sequence of UTF-8's shape that it forbids), or None."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    tail = b""  # the last bytes of the previous chunk: a sequence may straddle two
     for chunk in itertools.chain(chunks, [None]):
+        if chunk is not None and _UTF8_SHAPED.search(tail + chunk[:3]):
+            return _SHAPED
         if chunk is not None and chunk.isascii() and not decoder.getstate()[0]:
+            tail = b""
             continue
+        if chunk is not None and _UTF8_SHAPED.search(chunk):
+            return _SHAPED
+        tail = (chunk or b"")[-3:]
         if _MULTIBYTE.search(decoder.decode(chunk or b"", final=chunk is None)):
-            return True
-    return False
+            return _SPELLED
+    return None
 
 
 def _encoding(path: Path, limits: ReadLimits | None, declared: str | None) -> str:
@@ -582,8 +609,15 @@ def _check_record(value: Any, where: str, **details: Any) -> dict[str, Any]:
 def _records_to_table(records: list[dict[str, Any]], places: list[str]) -> pa.Table:
     """The records as a table of text; `places[i]` says where record i is (`line 3`)."""
     names: dict[str, None] = {}
-    for record in records:
-        names.update(dict.fromkeys(record))
+    for i, record in enumerate(records):
+        for name in record:
+            if name not in names and not _encodable(name):
+                raise SluiceDataError(
+                    "MALFORMED_JSON",
+                    f"{places[i]}: a key holds an unpaired UTF-16 surrogate escape "
+                    "(\\ud800-\\udfff), which no UTF-8 text can hold",
+                )
+            names[name] = None
     arrays = {}
     for name in names:
         values = [_text(record.get(name)) for record in records]
@@ -821,6 +855,12 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
         # Only headers: the first stands for the workbook, and Validate says HEADER_ONLY.
         taken = [next((i for i in chosen), peeked[0])]
         skipped.pop(taken[0][0].title, None)
+    if not taken and hints.sheet is not None:
+        raise SluiceDataError(
+            "EMPTY_FILE",
+            f"the contract's sheet {hints.sheet!r} is empty (the other sheets are not read)",
+            sheet=hints.sheet,
+        )
     if not taken:
         raise SluiceDataError("EMPTY_FILE", "every worksheet is empty")
     sheets = []
@@ -908,15 +948,26 @@ def open_parquet(path: Path) -> Batches:
             "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
         ) from exc
 
+    schema = _without_views(source.schema_arrow)
+
     def batches() -> Iterator[pa.RecordBatch]:
         try:
-            yield from source.iter_batches(batch_size=RECORD_BATCH_ROWS)
+            for batch in source.iter_batches(batch_size=RECORD_BATCH_ROWS):
+                yield batch if batch.schema == schema else batch.cast(schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SluiceDataError(
                 "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
             ) from exc
 
-    return Batches("parquet", source.schema_arrow, batches())
+    return Batches("parquet", schema, batches())
+
+
+def _without_views(schema: pa.Schema) -> pa.Schema:
+    """`schema` with string and binary views as plain strings and bytes: Arrow's kernels that
+    quarantine rows (take, filter) have none for views, and the values are the same."""
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    fields = [f.with_type(views.get(f.type, f.type)) for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import cache
 
 import numpy as np
@@ -354,8 +355,40 @@ def _with(result: Coerced, invalid: pa.Array | None, non_finite: pa.Array | None
     return result
 
 
+@cache
+def _calendar(ctype: str) -> tuple[pa.Scalar, pa.Scalar]:
+    """The first and last date or time of years 1 to 9999, as a value of `ctype` (built on
+    first use, as `_int64_range` is)."""
+    if ctype == "date":
+        return pa.scalar(date(1, 1, 1), pa.date32()), pa.scalar(date(9999, 12, 31), pa.date32())
+    return (
+        pa.scalar(datetime(1, 1, 1), ARROW_TYPES[ctype]),
+        pa.scalar(datetime(9999, 12, 31, 23, 59, 59, 999999), ARROW_TYPES[ctype]),
+    )
+
+
+def _in_calendar(result: Coerced, ctype: str) -> Coerced:
+    """`result` with its dates or times outside years 1 to 9999 (year 0, `9999-12-31T23:00-05`
+    in UTC, a Parquet value in year 20000) invalid: no lake day, Python date or Athena value
+    holds them."""
+    low, high = _calendar(ctype)
+    values = result.values
+    outside = pc.fill_null(pc.or_(pc.less(values, low), pc.greater(values, high)), False)
+    if not pc.any(outside).as_py():
+        return result
+    kept = pc.if_else(outside, pa.scalar(None, values.type), values)
+    return Coerced(kept, pc.or_(result.invalid, outside), result.non_finite)
+
+
 def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     """Cast one column to `ctype`; a present value that cannot be read is null + invalid.
+    A date or timestamp must fall in years 1 to 9999 (a timestamp once in UTC)."""
+    result = _coerce(column, ctype)
+    return _in_calendar(result, ctype) if ctype in ("date", "timestamp") else result
+
+
+def _coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
+    """`coerce` before the calendar's bounds are checked.
 
     A native (Parquet) column is cast when Arrow can do so without loss, else read as its
     text. Nested values (struct, list, map, union) read as a string (their JSON text) and as
@@ -381,6 +414,18 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
             return _coerce_text(pc.cast(array, pa.string()), ctype)
         except _CAST_ERRORS:
             return _unreadable(array, ctype)
+    if pa.types.is_temporal(array.type) and ctype in ("int", "float", "decimal", "bool"):
+        # A date, time, timestamp or duration is no number: its integer is a count of the
+        # writer's units (micro- or milliseconds since 1970), which a text file never holds.
+        return _unreadable(array, ctype)
+    if pa.types.is_timestamp(array.type) and ctype == "date":
+        return _timestamp_dates(array)
+    if ctype == "bool" and not pa.types.is_boolean(array.type):
+        # A number is a bool as its text is (1 and 0), not as Arrow's cast has it (-1 is true).
+        try:
+            return _coerce_text(pc.cast(array, pa.string()), ctype)
+        except _CAST_ERRORS:
+            return _unreadable(array, ctype)
     non_finite = _non_finite(array) if ctype in ("int", "float", "decimal") else None
     if non_finite is not None and ctype != "float":
         array = pc.if_else(non_finite, pa.scalar(None, array.type), array)  # int, decimal: none
@@ -396,6 +441,16 @@ def coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
     except _CAST_ERRORS:
         return _unreadable(array, ctype)
     return _with(_coerce_text(text, ctype), None, non_finite)
+
+
+def _timestamp_dates(array: pa.Array) -> Coerced:
+    """A native timestamp as a date, as the text of one reads: the date as written (in its own
+    zone) when the time is midnight; any other time of day does not read (a cast would drop it)."""
+    local = array if array.type.tz is None else pc.local_timestamp(array)
+    midnight = pc.fill_null(pc.equal(pc.floor_temporal(local, unit="day"), local), False)
+    invalid = pc.and_(pc.is_valid(array), pc.invert(midnight))
+    dates = pc.cast(local, pa.date32())
+    return Coerced(pc.if_else(invalid, pa.scalar(None, pa.date32()), dates), invalid)
 
 
 def _coerce_text(text: pa.Array, ctype: str) -> Coerced:

@@ -89,7 +89,9 @@ def hash_array(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     elif pa.types.is_decimal(t):
         h = _hash_strings(pc.cast(array, pa.string()))
     elif pa.types.is_boolean(t):
-        h = _splitmix(np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.uint64))
+        # Nulls are filled first (numpy cannot hold them as integers); `_NULL` marks them below.
+        filled = pc.fill_null(array, False).to_numpy(zero_copy_only=False)
+        h = _splitmix(np.asarray(filled, dtype=np.uint64))
     else:  # integers, dates and timestamps are integers underneath
         if pa.types.is_date32(t):
             integers = pc.cast(array.view(pa.int32()), pa.int64())

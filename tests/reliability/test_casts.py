@@ -198,6 +198,50 @@ def test_iso_timestamps_are_read_as_utc(s3: Any, ledger: Ledger) -> None:
     ledger.record(5, 5)
 
 
+@case(28, "dates and times outside years 1 to 9999 (once in UTC) are TYPE_MISMATCH rows")
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_times_outside_the_calendar_are_type_mismatches(s3: Any, ledger: Ledger, fmt: str) -> None:
+    # Given a timestamp and a date column holding year 0, a time that is in year 10000 or
+    # year 0 once in UTC, and the calendar's first and last instants
+    s3.put_object(Bucket="raw", Key="_contracts/events.yaml", Body=EVENTS_CONTRACT)
+    ats = [
+        "0000-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-01:00",
+        "0001-01-01T00:00:00+01:00",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+    ]
+    seen = ["2024-01-31", "2024-01-31", "2024-01-31", "0000-01-01", "9999-12-31"]
+    if fmt == "csv":
+        pairs = enumerate(zip(ats, seen, strict=True), start=1)
+        lines = ["id,at,seen"] + [f"{i},{a},{d}" for i, (a, d) in pairs]
+        name, body = "calendar.csv", ("\n".join(lines) + "\n").encode()
+    else:  # Parquet holds the instants natively (microseconds since 1970 reach far past both)
+        micros = [-62_167_219_200_000_000, 253_402_304_399_000_000, -62_135_600_400_000_000,
+                  -62_135_596_800_000_000, 253_402_300_799_999_999]  # fmt: skip
+        table = pa.table(
+            {
+                "id": pa.array(range(1, 6), pa.int64()),
+                "at": pa.array(micros, pa.timestamp("us", tz="UTC")),
+                "seen": pa.array([19753, 19753, 19753, -719_528, 2_932_896], pa.date32()),
+            }
+        )
+        name, body = "calendar.parquet", parquet_bytes(table)
+    state = put_raw(s3, f"events/{name}", body)
+    # When it runs through Validate and Trusted
+    run_stages(s3, state, "validate", "trusted")
+    # Then the values outside years 1 to 9999 are TYPE_MISMATCH rows (not a failed stage),
+    # and the last instant of 9999 is kept, in its day
+    result = state["trusted"]
+    assert (result["rows_in"], result["rows_trusted"], result["rows_quarantined"]) == (5, 1, 4)
+    bad = read_objects(s3, "quarantine", "events/rows/").sort_by("_row")
+    assert bad["_row"].to_pylist() == [1, 2, 3, 4]
+    assert bad["reason_codes"].to_pylist() == [["TYPE_MISMATCH:at"]] * 3 + [["TYPE_MISMATCH:seen"]]
+    kept = read_objects(s3, "trusted", "events/year=9999/month=12/day=31/")
+    assert kept["at"].to_pylist() == [datetime(9999, 12, 31, 23, 59, 59, 999999)]
+    ledger.record(5, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
+
+
 # --------------------------------------------------------------------------- nested columns
 
 
@@ -249,6 +293,60 @@ def test_nested_columns_are_type_mismatches(s3: Any, ledger: Ledger, kind: str) 
     original = table.to_pylist()
     assert [row[column] for row in bad.to_pylist()] == [
         original[r - 1][column] for r in bad["_row"].to_pylist()
+    ]
+    ledger.record(4, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
+
+
+NATIVE_CONTRACT = b"""\
+dataset: native
+columns:
+  id: {type: int, required: true}
+  n: int
+  f: float
+  d: date
+  ok: bool
+  s: string
+primary_key: [id]
+"""
+
+
+@case(29, "Parquet times in number columns, numbers in bool columns, views: read as text is")
+def test_native_values_read_as_their_text_would(s3: Any, ledger: Ledger) -> None:
+    # Given a contract of an int, a float, a date and a bool column, and a Parquet file whose
+    # int column holds timestamps (with a zone), its float column durations, its date column
+    # timestamps (midnight, and a time of day), its bool column small ints, its string a view
+    s3.put_object(Bucket="raw", Key="_contracts/native.yaml", Body=NATIVE_CONTRACT)
+    new_york = "America/New_York"
+    table = pa.table(
+        {
+            "id": pa.array([1, 2, 3, 4], pa.int64()),
+            "n": pa.array([None, None, None, 1_706_745_600], pa.timestamp("s", tz=new_york)),
+            "f": pa.array([None, None, 5, None], pa.duration("s")),
+            "d": pa.array(
+                [datetime(2024, 1, 31), datetime(2024, 1, 31, 23, 30), None, None],
+                pa.timestamp("us"),
+            ),
+            "ok": pa.array([1, -1, 0, None], pa.int8()),
+            "s": pa.array(["a", "b", "c", "d"], pa.string_view()),
+        }
+    )
+    state = put_raw(s3, "native/native.parquet", parquet_bytes(table))
+    # When it runs through Validate and Trusted
+    run_stages(s3, state, "validate", "trusted")
+    # Then a time is no number, a bool is 1 or 0, and a timestamp is a date only at midnight:
+    # each other value is TYPE_MISMATCH, as its text would be, and the view reads as text
+    result = state["trusted"]
+    assert (result["rows_in"], result["rows_trusted"], result["rows_quarantined"]) == (4, 1, 3)
+    bad = read_objects(s3, "quarantine", "native/rows/").sort_by("_row")
+    assert bad["_row"].to_pylist() == [2, 3, 4]
+    assert bad["reason_codes"].to_pylist() == [
+        ["TYPE_MISMATCH:d", "TYPE_MISMATCH:ok"],
+        ["TYPE_MISMATCH:f"],
+        ["TYPE_MISMATCH:n"],
+    ]
+    kept = read_objects(s3, "trusted", "native/year=")
+    assert kept.select(["id", "d", "ok", "s"]).to_pylist() == [
+        {"id": 1, "d": date(2024, 1, 31), "ok": True, "s": "a"}
     ]
     ledger.record(4, result["rows_trusted"] + result["rows_quarantined"] + result["duplicates"])
 

@@ -67,6 +67,15 @@ HOSTILE = {
         "columns: 'code` bigint, `x' is not a safe name",
     ),
     "over the size cap": (GOOD + "#" + "x" * (256 * 1024) + "\n", "file: over the limit"),
+    # YAML keeps the last of a key given twice: the first `code` (or `columns`) would be gone
+    "a column given twice": (
+        GOOD + "  code: int\n",
+        "YAML: the key 'code' is given twice (again at line 5)",
+    ),
+    "columns given twice": (
+        GOOD + "columns:\n  code: int\n",
+        "YAML: the key 'columns' is given twice (again at line 5)",
+    ),
 }
 
 

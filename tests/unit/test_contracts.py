@@ -280,6 +280,26 @@ def test_a_few_aliases_still_load() -> None:
     assert [c.type for c in load_contract_text(text, "t.yaml").columns] == ["float"] * 3
 
 
+def test_a_key_given_twice_is_refused_but_a_merged_key_may_be_overridden() -> None:
+    # Given a contract giving `amount` twice, and one merging a base spec and overriding it
+    twice = "dataset: t\ncolumns:\n  amount: float\n  id: int\n  amount: string\n"
+    merged = (
+        "dataset: t\ncolumns:\n  id: &base {type: int, required: true}\n"
+        "  n: {<<: *base, required: false}\n"
+    )
+    # When each is loaded, Then the first is refused naming the key and line (YAML would keep
+    # the last `amount` without a word), and the second loads with the override
+    assert error_of(twice) == (
+        "contracts/t.yaml: YAML: the key 'amount' is given twice (again at line 5) "
+        "(fix: give each key once (YAML would keep only the last))"
+    )
+    columns = load_contract_text(merged, "t.yaml").columns
+    assert [(c.name, c.type, c.required) for c in columns] == [
+        ("id", "int", True),
+        ("n", "int", False),
+    ]
+
+
 def test_a_contract_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     # Given a bundled contract file over 256 KiB (a long comment)
     (tmp_path / "t.yaml").write_text(BASE + "#" + "x" * MAX_CONTRACT_BYTES + "\n")

@@ -236,6 +236,62 @@ def test_the_contracts_encoding_is_used_and_checked(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["c.csv", "c.csv.gz", "c.jsonl"])
+@pytest.mark.parametrize(
+    "shaped",
+    [
+        b"\xed\xa0\xbd\xed\xb8\x80",  # U+1F600 as CESU-8 (a surrogate pair, each in UTF-8 form)
+        b"\xe0\x80\xaf",  # '/' as an overlong three-byte sequence
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+    ],
+)
+def test_utf8_shaped_bytes_utf8_forbids_are_refused_not_read_as_latin1(
+    tmp_path: Path, name: str, shaped: bytes
+) -> None:
+    # Given an ASCII file (a megabyte of it) whose one non-ASCII run has UTF-8's shape but is
+    # a sequence UTF-8 forbids: nothing else in it spells a UTF-8 character
+    rows = [b"%d,plain" % i for i in range(100_000)] + [b"x,a" + shaped + b"b"]
+    if name.endswith(".jsonl"):
+        rows = [b'{"id": "%s", "name": "%s"}' % tuple(r.split(b",")) for r in rows]
+        body = b"\n".join(rows) + b"\n"
+    else:
+        body = b"id,name\n" + b"\n".join(rows) + b"\n"
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(body) if name.endswith(".gz") else body)
+    # When it is read, Then it is UNREADABLE_ENCODING at the run's first byte: a Latin-1
+    # reading would change those bytes into other characters without a word
+    error = error_of(path)
+    assert (error.reason, error.details) == (
+        "UNREADABLE_ENCODING",
+        {"encoding": "utf-8", "offset": body.index(shaped)},
+    )
+    assert "CESU-8" in error.message
+
+
+def test_a_declared_utf16_without_a_byte_order_mark_is_refused_at_offset_zero(
+    tmp_path: Path,
+) -> None:
+    # Given a contract saying utf-16 (which needs a BOM) and a file without one
+    path = tmp_path / "n.csv"
+    path.write_bytes("id,name\n1,Caf\u00e9\n".encode("utf-8"))
+    # When it is read, Then it fails naming the encoding and the offset, not as a bare error
+    error = error_of(path, ReadHints(encoding="utf-16"))
+    assert (error.reason, error.details) == (
+        "UNREADABLE_ENCODING",
+        {"encoding": "utf-16", "offset": 0},
+    )
+
+
+def test_a_json_key_with_an_unpaired_surrogate_is_malformed_json(tmp_path: Path) -> None:
+    # Given a JSON record whose key (not its value) is an unpaired surrogate escape
+    path = tmp_path / "k.json"
+    path.write_bytes(b'[{"id": 1}, {"id": 2, "\\ud800": 1}]')
+    # When it is read, Then it is MALFORMED_JSON naming the record, as such a value is
+    error = error_of(path)
+    assert error.reason == "MALFORMED_JSON"
+    assert error.message.startswith("record 2: a key holds an unpaired UTF-16 surrogate")
+
+
 # --------------------------------------------------------------------------- xlsx sheets
 
 
@@ -299,6 +355,18 @@ def test_xlsx_sheets_are_chosen_by_the_contract(tmp_path: Path) -> None:
     with pytest.raises(SluiceDataError) as err:
         read_xlsx_sheets(path, hints=ReadHints(sheet="Missing"))
     assert (err.value.reason, err.value.details) == ("MISSING_SHEET", {"sheet": "Missing"})
+
+
+def test_xlsx_contract_sheet_that_is_empty_is_named_in_the_error(tmp_path: Path) -> None:
+    # Given a workbook with rows on 'Data' and an empty 'Later', the contract's sheet
+    path = workbook(tmp_path / "w.xlsx", [("Data", [["id"], [1]]), ("Later", [])])
+    # When it is read, Then EMPTY_FILE names that sheet: the workbook is not all empty
+    with pytest.raises(SluiceDataError) as err:
+        read_xlsx_sheets(path, hints=ReadHints(sheet="Later", columns=("id",)))
+    assert (err.value.reason, err.value.details) == ("EMPTY_FILE", {"sheet": "Later"})
+    assert err.value.message == (
+        "the contract's sheet 'Later' is empty (the other sheets are not read)"
+    )
 
 
 def test_xlsx_with_only_a_cover_page_is_header_only(tmp_path: Path) -> None:

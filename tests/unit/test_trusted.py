@@ -198,6 +198,28 @@ def test_string_primary_keys_hash_per_value() -> None:
     assert keys.later_copies(sparse).tolist() == [2, 4]
 
 
+def test_rows_without_a_primary_key_are_deduplicated_on_a_bool_column_with_nulls(
+    tmp_path: Path,
+) -> None:
+    # Given a contract without a primary key (rows are one record when every column agrees)
+    # with a bool column, and rows whose bool is missing, invalid, or repeated
+    c = contract("columns:\n  id: {type: int, required: true}\n  ok: bool\n")
+    # When the rows are judged
+    result = run(
+        c,
+        tmp_path,
+        id=["1", "2", "3", "1", "2", "4"],
+        ok=["true", None, "maybe", "yes", None, "0"],
+    )
+    # Then the invalid bool is quarantined, the repeats of (1, true) and (2, null) are
+    # duplicates (a null bool hashes as a null, not as false), and the rest is kept
+    kept = sorted((r["id"], r["ok"]) for r in all_rows(result))
+    assert kept == [(1, True), (2, None), (4, False)]
+    bad = all_rows(result, quarantine=True)
+    assert [(r["_row"], r["reason_codes"]) for r in bad] == [(3, ["TYPE_MISMATCH:ok"])]
+    assert (result.rows_in, result.duplicates) == (6, 2)
+
+
 def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
     c = contract(
         "columns:\n  id: {type: int, required: true}\n  amount: float\n  g: string\n"
