@@ -324,7 +324,11 @@ class _Checker:
                 isinstance(name, str) and is_safe_name(name),
                 where,
                 f"{name!r} is not a safe name",
-                f"rename it: {NAME_RULE}",
+                f"rename it: {NAME_RULE}"
+                if isinstance(name, str)
+                else f"YAML read the name as {type(name).__name__}: quote it ('{name}')"
+                if not isinstance(name, bool)
+                else "YAML read the name as a boolean (on, off, yes, no, true, false): quote it",
             )
             other = seen.setdefault(name.casefold(), name)
             self.expect(

@@ -223,6 +223,31 @@ def test_a_name_sql_or_parquet_cannot_carry_is_refused_at_load(section: str, nam
     )
 
 
+BOOLEAN_NAME = "YAML read the name as a boolean (on, off, yes, no, true, false): quote it"
+
+
+@pytest.mark.parametrize(
+    ("written", "read", "fix"),
+    [
+        ("on", "True", "YAML read the name as a boolean (on, off, yes, no, true, false): quote it"),
+        (
+            "no",
+            "False",
+            "YAML read the name as a boolean (on, off, yes, no, true, false): quote it",
+        ),
+        ("2024", "2024", "YAML read the name as int: quote it ('2024')"),
+    ],
+)
+def test_a_name_yaml_reads_as_another_type_is_refused_saying_to_quote_it(
+    written: str, read: str, fix: str
+) -> None:
+    # Given a column whose unquoted name YAML reads as a boolean or a number
+    text = BASE + f"  {written}: int\n"
+
+    # When it is loaded, then the error says what YAML made of it and to quote it
+    assert error_of(text) == f"contracts/t.yaml: columns: {read} is not a safe name (fix: {fix})"
+
+
 def test_names_with_blanks_hyphens_and_other_scripts_load() -> None:
     # Given column names as spreadsheets write them
     text = BASE + '  "Order Date": date\n  unit-price: float\n  descrição: string\n'
