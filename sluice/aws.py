@@ -46,6 +46,9 @@ _TRANSIENT_CODES = {
 # through-S3 floor of docs/performance.md measures its PUTs.)
 TRANSFER_THREADS = 16
 
+# A file up to this size is put in one request (s3transfer's own multipart threshold).
+SINGLE_PUT_BYTES = 8 * 1024 * 1024
+
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
     connect_timeout=5,
@@ -229,6 +232,12 @@ class ObjectStore:
         return True
 
     def put_file(self, bucket: str, key: str, path: Path) -> None:
+        """One PUT of a file up to `SINGLE_PUT_BYTES`, a multipart upload above."""
+        if path.stat().st_size <= SINGLE_PUT_BYTES:
+            # (`upload_file` makes a transfer manager with its own threads each call: for a
+            # small day file that costs more than the PUT.)
+            self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            return
         self.s3.upload_file(str(path), bucket, key)
 
     def size(self, bucket: str, key: str) -> int:
@@ -276,6 +285,30 @@ class ObjectStore:
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         return [key for key, _ in self.list_versions(bucket, prefix)]
+
+    def list_between(
+        self, bucket: str, prefix: str, after: str, last: str, pages: int
+    ) -> tuple[list[str], str]:
+        """The keys under `prefix` after `after` up to `last`, in at most `pages` LIST requests:
+        the keys found, and the key the listing is complete up to (`last` when it got there;
+        keys after it were not looked at)."""
+        found: list[str] = []
+        seen = after
+        token: dict[str, str] = {}
+        for _ in range(pages):
+            page = self.s3.list_objects_v2(
+                Bucket=bucket,
+                Prefix=prefix,
+                StartAfter=after,
+                **token,  # type: ignore[arg-type]
+            )
+            keys = [obj["Key"] for obj in page.get("Contents", [])]
+            found.extend(k for k in keys if k <= last)
+            seen = keys[-1] if keys else seen
+            if not page.get("IsTruncated") or seen >= last:
+                return found, last
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+        return found, seen
 
     def list_versions(self, bucket: str, prefix: str) -> list[tuple[str, str]]:
         """(key, ETag) of every object under `prefix`: what is there, and which content."""

@@ -125,12 +125,9 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         Grant(("s3:ListBucket",), (Bucket("trusted"), Bucket("delivery"))),
         # DETAIL files are uploaded in parts as they are written; a failed one aborts its parts.
         Grant((*_WRITE, "s3:AbortMultipartUpload"), (Objects("delivery"),)),
-        # A day's summary is kept by compare-and-swap: Delivery reads the day's state and looks
-        # at the published summary's generation before putting either back.
-        Grant(
-            ("s3:GetObject",),
-            (Objects("delivery", "_state/*"), Objects("delivery", "*/record_type=DAILY_SUMMARY/*")),
-        ),
+        # A day's summary is kept by compare-and-swap: Delivery reads it (and the day's state
+        # it carries) before putting it back.
+        Grant(("s3:GetObject",), (Objects("delivery", "*/record_type=DAILY_SUMMARY/*"),)),
         _data_key(),
     ),
 }

@@ -155,23 +155,19 @@ def partials_key(dataset: str, source: SourceObject) -> str:
     return f"{PARTIALS_PREFIX}/{dataset}/{_file_name(source)}"
 
 
-# Each day's summary state in DELIVERY (totals and the contributions they include), outside
-# every table's location: queries read the DAILY_SUMMARY files rendered from it.
-SUMMARY_STATE_PREFIX = "_state"
-
-
-def summary_state_key(dataset: str, day: date) -> str:
-    return f"{SUMMARY_STATE_PREFIX}/{dataset}/{date_partition(day)}/daily_summary.parquet"
-
-
 # Lineage lives in DELIVERY: JSON manifests per execution, and the `lineage` table's Parquet.
 LINEAGE_MANIFESTS = "_lineage/manifests"
 LINEAGE_RECORDS = "_lineage/records"
 
 
+def record_type_prefix(dataset: str, record_type: str) -> str:
+    """Where a DELIVERY record type's files are, each under its day's folder."""
+    return f"{dataset}/record_type={record_type}/"
+
+
 def delivery_key(dataset: str, record_type: str, day: date, source: SourceObject | None) -> str:
     name = _file_name(source) if source else f"{record_type.lower()}.parquet"
-    return f"{dataset}/record_type={record_type}/{date_partition(day)}/{name}"
+    return f"{record_type_prefix(dataset, record_type)}{date_partition(day)}/{name}"
 
 
 def quarantine_rows_key(dataset: str, day: date, source: SourceObject) -> str:

@@ -597,8 +597,6 @@ def _put_partials(
 
 
 SUMMARY_ATTEMPTS = 10
-# The user metadata of a DAILY_SUMMARY object: the generation of the day state it shows.
-SUMMARY_GENERATION = "sluice-generation"
 
 
 @dataclass(frozen=True)
@@ -608,6 +606,33 @@ class _KeptSummary:
 
     rows: int | None
     bytes_written: int
+
+
+# A file of at least this many days lists which of them have a summary before it merges
+# (one LIST per 1,000 days): the days without one are put without a read first.
+LIST_SUMMARY_DAYS = 8
+
+
+def _new_days(
+    store: ObjectStore, bucket: str, dataset: str, days: list[date]
+) -> Callable[[date], bool]:
+    """Whether each of `days` (sorted) surely has no DAILY_SUMMARY yet, from one listing of
+    the summaries between the first and the last of them. A day the listing did not reach, or
+    any day of a file of fewer than `LIST_SUMMARY_DAYS` days, is taken to have one (read first:
+    the safe guess). Only a guess of which request to make first, never of the result."""
+    if len(days) < LIST_SUMMARY_DAYS:
+        return lambda day: False
+
+    def key(day: date) -> str:
+        return lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+
+    prefix = lake.record_type_prefix(dataset, delivery_stage.DAILY_SUMMARY)
+    after = f"{prefix}{lake.date_partition(days[0])}/"  # (the first day's folder: before its key)
+    found, covered = store.list_between(
+        bucket, prefix, after, key(days[-1]), pages=len(days) // 1000 + 1
+    )
+    have = set(found)
+    return lambda day: key(day) <= covered and key(day) not in have
 
 
 class _Partials:
@@ -679,18 +704,21 @@ def _keep_summary(
     day: date,
     source: SourceObject,
     partials: _Partials,
+    new_day: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> _KeptSummary:
     """Merge this file's share into its day's summary, in O(this file).
 
-    The day's state (`lake.summary_state_key`) is read with its ETag, this file's partial
-    merged in, and the state put back only if nobody changed it meanwhile (If-Match, or
-    If-None-Match for the first); a concurrent delivery that lost retries from a fresh read.
-    Only a contribution replaced or removed makes it read the partials of the day's other
-    contributions (minima and maxima cannot be subtracted). Then the DAILY_SUMMARY rendered
-    from the state is published (`_publish`).
+    The day's DAILY_SUMMARY object carries the day's state (exact totals and the contributions
+    they include) in its file metadata. It is read with its ETag, this file's partial merged
+    in, and the summary put back only if nobody changed it meanwhile (If-Match, or
+    If-None-Match where there was none); a delivery that lost the race retries from a fresh
+    read. Only a contribution replaced or removed makes it read the partials of the day's other
+    contributions (minima and maxima cannot be subtracted). A `new_day` (no summary when the
+    day's summaries were listed) is first put where none is, without a read.
     """
     bucket = settings.delivery_bucket
+    key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
     partial_key = lake.partials_key(dataset, source)
     mine = partials.day(partial_key, day)
 
@@ -704,74 +732,20 @@ def _keep_summary(
         }
         return {k: v for k, v in found.items() if v is not None}
 
-    state_key = lake.summary_state_key(dataset, day)
+    guess = new_day
     for attempt in range(SUMMARY_ATTEMPTS):
-        found = store.get_if_exists(bucket, state_key)
-        state = delivery_stage.DayState.decode(found[0], contract) if found else None
+        found = None if guess else store.get_if_exists(bucket, key)
+        state = delivery_stage.DayState.of_summary(found[0], contract) if found else None
         new = _next_state(state, partial_key, mine, contract, day_partials)
-        encoded = new.encode(contract)
-        if store.put_if(bucket, state_key, encoded, PARQUET, found[1] if found else None):
-            break
-        if attempt + 1 < SUMMARY_ATTEMPTS:
-            sleep(delivery_stage.backoff(attempt))
-    else:
-        raise SluiceTransientError(f"the summary state of {day} kept changing; retry")
-    rows, published = _publish(store, settings, contract, dataset, day, new, sleep, found is None)
-    return _KeptSummary(rows, len(encoded) + published)
-
-
-def _publish(
-    store: ObjectStore,
-    settings: Settings,
-    contract: Contract,
-    dataset: str,
-    day: date,
-    state: delivery_stage.DayState,
-    sleep: Callable[[float], None],
-    new_day: bool = False,
-) -> tuple[int | None, int]:
-    """Make the day's DAILY_SUMMARY show `state` unless it shows a newer one already: the
-    summary's rows (None: the day has none) and the bytes put.
-
-    The summary object carries the generation of the state it was rendered from, and is only
-    replaced by a later one (a conditional put over the version looked at), so deliveries that
-    finish out of order never put an older summary over a newer one. A delivery that died
-    between the two puts is healed by the next one of the day, which publishes again.
-    """
-    bucket = settings.delivery_bucket
-    key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
-    summary = state.summary(contract, day) if state.has_rows else None
-    if new_day and summary is not None:
-        # This delivery made the day's first state: no summary is expected, so put one where
-        # none is, and look only if one is there after all.
-        body = _write_parquet(summary)
-        generation = {SUMMARY_GENERATION: str(state.generation)}
-        if store.put_if(bucket, key, body, PARQUET, None, generation):
-            return summary.num_rows, len(body)
-    for attempt in range(SUMMARY_ATTEMPTS):
-        head = store.head_if_exists(bucket, key)
-        shown = int(head[1].get(SUMMARY_GENERATION, "-1")) if head else -1
-        if shown >= state.generation:
-            return (summary.num_rows if summary is not None else None), 0
-        if summary is None:
-            if head is None:
-                return None, 0
-            store.delete(bucket, key)
-            # A newer state's summary may have been put between the look and the delete.
-            found = store.get_if_exists(bucket, lake.summary_state_key(dataset, day))
-            current = delivery_stage.DayState.decode(found[0], contract) if found else state
-            if current.generation == state.generation:
-                return None, 0
-            state = current
-            summary = state.summary(contract, day) if state.has_rows else None
+        body = new.summary_object(contract, day)
+        if store.put_if(bucket, key, body, PARQUET, found[1] if found else None):
+            return _KeptSummary(new.summary_rows(), len(body))
+        if guess:  # the day got a summary since it was listed: read it, at once
+            guess = False
             continue
-        body = _write_parquet(summary)
-        generation = {SUMMARY_GENERATION: str(state.generation)}
-        if store.put_if(bucket, key, body, PARQUET, head[0] if head else None, generation):
-            return summary.num_rows, len(body)
         if attempt + 1 < SUMMARY_ATTEMPTS:
             sleep(delivery_stage.backoff(attempt))
-    raise SluiceTransientError(f"the summary of {day} kept changing while published; retry")
+    raise SluiceTransientError(f"the summary of {day} kept changing; retry")
 
 
 def _put_table(
@@ -892,6 +866,7 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
     # this file, whatever else the day holds; exact however many files feed it, in any order.
     touched = set(trusted_files) | stale_days
     partials = _Partials(store, settings.trusted_bucket)
+    is_new = _new_days(store, bucket, dataset, sorted(date.fromisoformat(d) for d in touched))
 
     def one_day(day_text: str) -> list[dict[str, Any]]:
         """Everything this file puts into (or takes out of) one day of DELIVERY."""
@@ -914,7 +889,9 @@ def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> di
         if day_text in stale_quality_days:
             store.delete(bucket, key_of(delivery_stage.QUALITY, day_text))
         if day_text in touched:
-            kept = _keep_summary(store, settings, contract, dataset, day, source, partials)
+            kept = _keep_summary(
+                store, settings, contract, dataset, day, source, partials, is_new(day)
+            )
             # Counted as the objects it left: not once per compare-and-swap attempt.
             out.count(kept.bytes_written)
             if kept.rows is not None:

@@ -15,6 +15,7 @@ import importlib.util
 import io
 import logging
 import selectors
+import socket
 import sys
 import threading
 import types
@@ -294,6 +295,13 @@ def _keep_alive_handler() -> type:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
 
     class KeepAliveHandler(MotoRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            # A response is written as headers, then body: with Nagle's algorithm the body
+            # waits for the client's (delayed) acknowledgement of the headers, 40 ms a request
+            # on a kept-alive connection, so both go out at once.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def make_environ(self) -> dict[str, Any]:
             environ: dict[str, Any] = super().make_environ()
             _keep.alive = False
@@ -351,8 +359,6 @@ def gated_server(host: str, port: int) -> Any:
     """moto's server on a port taken at once (so its number is known, and no one else takes
     it) that accepts connections only once `start()` is called: a client that waits for the
     port finds the cloud provisioned, never half-built."""
-    import socket
-
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
@@ -393,8 +399,6 @@ def gated_server(host: str, port: int) -> Any:
 
 
 def stop_server(running: Any) -> None:
-    import socket
-
     host, port = running.get_host_and_port()
     if getattr(running, "_thread", None) is None:  # never started: nothing to wake
         running.stop()

@@ -657,7 +657,6 @@ class LocalCloud:
 _DATASET_FOLDERS = (
     STAGING_PREFIX,
     lake.PARTIALS_PREFIX,
-    lake.SUMMARY_STATE_PREFIX,
     lake.LINEAGE_MANIFESTS,
 )
 

@@ -175,7 +175,7 @@ def test_run_replaces_its_own_datasets_in_the_lake_and_nothing_else(
         "delivery/orders/record_type=DETAIL/year=2024/month=01/day=02/orders-1.parquet": b"od",
         "delivery/_lineage/records/orders-orders-1.parquet": b"orders lineage",
         "delivery/_lineage/manifests/orders/orders-1.json": b"{}",
-        "delivery/_state/orders/year=2024/month=01/day=02/daily_summary.parquet": b"state",
+        "delivery/orders/record_type=DAILY_SUMMARY/year=2024/month=01/day=02/summary.parquet": b"s",
         "raw/orders/year=2026/month=01/day=01/orders.csv": b"order_id\n1\n",
         "notes.txt": b"mine",
     }
@@ -210,7 +210,6 @@ def test_run_replaces_its_own_datasets_in_the_lake_and_nothing_else(
         f"delivery/transactions/record_type=DETAIL/{day}/{file_id}.parquet",
         f"delivery/transactions/record_type=QUALITY/{day}/{file_id}.parquet",
         f"delivery/transactions/record_type=DAILY_SUMMARY/{day}/daily_summary.parquet",
-        f"delivery/_state/transactions/{day}/daily_summary.parquet",
         f"delivery/_lineage/records/transactions-{file_id}.parquet",
         f"delivery/_lineage/manifests/transactions/{file_id}.json",
     }

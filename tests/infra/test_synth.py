@@ -627,8 +627,7 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
                 ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 _objects(dev, "delivery"),
             ),
-            # the day's summary state, and the published summary's generation
-            (["s3:GetObject"], _objects(dev, "delivery", "_state/*")),
+            # the day\'s summary, read (with the state it carries) before it is put back
             (["s3:GetObject"], _objects(dev, "delivery", "*/record_type=DAILY_SUMMARY/*")),
         ]
     )

@@ -48,13 +48,10 @@ def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> N
 
     # Then Delivery's requests are the same for the 1st, the 10th and the 50th file: the
     # manifest, the (small) day file and the file's partials read, DETAIL, QUALITY and lineage
-    # put, and for the summary the state read and put back, the summary's generation looked at
-    # and the summary put
-    assert per_file[10] == {"GetObject": 4, "PutObject": 6, "HeadObject": 1}
-    assert per_file[50] == per_file[10]
-    # And the day's first file, which makes the day's first state, puts the summary where none
-    # is without looking first
-    assert per_file[1] == {"GetObject": 4, "PutObject": 6}
+    # put, and the day's summary (which carries its state) read and put back
+    assert per_file[1] == {"GetObject": 4, "PutObject": 5}
+    assert per_file[10] == per_file[1]
+    assert per_file[50] == per_file[1]
     # And the summary counts every file once
     body = store.get_bytes(
         "delivery",
@@ -121,20 +118,21 @@ def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_
         "DeleteObject": 1,
     }
     assert forty["trusted"] == {**ten["trusted"], "PutObject": 40 + 2}
-    # And Delivery makes per day: the day file read, DETAIL and QUALITY put, the day's state
-    # read and put back, its summary put (days new to the lake: nothing to look at first);
-    # besides, the manifest and the partials read and the two lineage puts
-    per_day = {"GetObject": 2, "PutObject": 4}
 
+    # And Delivery makes per day: the day file read, DETAIL and QUALITY put, and the day's
+    # summary put, read first only where the one listing of the file's days found one;
+    # besides, the manifest and the partials read, the listing and the two lineage puts
     def expected(days: int, had_a_summary: int) -> dict[str, int]:
-        fixed = {"GetObject": 2, "PutObject": 2}
-        counts = {op: n * days + fixed[op] for op, n in per_day.items()}
-        return {**counts, "HeadObject": had_a_summary} if had_a_summary else counts
+        return {
+            "GetObject": days + had_a_summary + 2,
+            "PutObject": 3 * days + 2,
+            "ListObjectsV2": 1,
+        }
 
     assert dict(ten["delivery"]) == expected(10, 0)
-    # (its first ten days are the ten file's: their summaries are looked at before replaced)
+    # (its first ten days are the ten file's: their summaries are read before replaced)
     assert dict(forty["delivery"]) == expected(40, 10)
-    # And a file over days that all have a file costs the same, and a look at each summary
+    # And a file over days that all have a file costs the same, and a read of each summary
     assert dict(again["delivery"]) == expected(40, 40)
     assert again["trusted"] == forty["trusted"]
     # And each of those days' summaries counts both files' rows

@@ -108,11 +108,11 @@ def test_a_role_missing_one_grant_fails_with_access_denied_and_passes_once_resto
         iam.put_role_policy(RoleName=role, PolicyName="grants", PolicyDocument=json.dumps(granted))
     # Then the run fails at Validate with AccessDenied, as on AWS, and leaves a dead letter
     assert failed(outcome)[:2] == ("FAILED", "validate")
-    # (boto3's upload wraps the refusal, exactly as it would in the deployed function)
-    assert outcome["report"].error == "S3UploadFailedError"
+    # (a small staged file is one PutObject, refused exactly as in the deployed function)
+    assert outcome["report"].error == "AccessDenied"
     assert "(AccessDenied) when calling the PutObject operation" in outcome["report"].cause
     letter = letter_of(cloud, outcome["description"]["name"])
-    assert (letter["stage"], letter["error"]) == ("validate", "S3UploadFailedError")
+    assert (letter["stage"], letter["error"]) == ("validate", "AccessDenied")
     # When the grant is back, the same file passes
     assert run(cloud, tmp_path, "denied_again.csv", "denied")["description"]["status"] == (
         "SUCCEEDED"

@@ -184,8 +184,7 @@ def test_path_traversal(cloud: LocalCloud, ledger: Ledger) -> None:
         for key in keys(cloud, bucket):
             assert key.startswith(
                 ("transactions/", "encodings/", "_staging/transactions/", "_staging/encodings/",
-                 "_summaries/transactions/", "_summaries/encodings/", "_lineage/",
-                 "_state/transactions/", "_state/encodings/")
+                 "_summaries/transactions/", "_summaries/encodings/", "_lineage/")
             ), key  # fmt: skip
             assert ".." not in key.split("/") and "\x07" not in key
     ledger.record(4, 4)

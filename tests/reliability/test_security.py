@@ -89,8 +89,7 @@ def test_roles_are_exact(template: Synth) -> None:
                 ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                 _objects(t, "delivery"),
             ),
-            # the day's summary state, and the published summary's generation
-            (["s3:GetObject"], _objects(t, "delivery", "_state/*")),
+            # the day\'s summary, read (with the state it carries) before it is put back
             (["s3:GetObject"], _objects(t, "delivery", "*/record_type=DAILY_SUMMARY/*")),
         ]
     )

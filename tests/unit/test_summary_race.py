@@ -20,7 +20,7 @@ import pytest
 from sluice import lake, pipeline
 from sluice.config import CONTRACTS_DIR, Settings
 from sluice.contracts import find_contract, load_contract_text
-from sluice.errors import SluiceTransientError
+from sluice.errors import SluiceError, SluiceTransientError
 from sluice.lake import SourceObject
 from sluice.stages import delivery, trusted
 
@@ -30,7 +30,6 @@ SETTINGS = Settings(
     raw_bucket="raw", trusted_bucket="trusted", delivery_bucket="delivery", quarantine_bucket="q"
 )
 SUMMARY = lake.delivery_key("transactions", delivery.DAILY_SUMMARY, DAY, None)
-STATE = lake.summary_state_key("transactions", DAY)
 
 
 class CountingStore:
@@ -122,7 +121,12 @@ def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
     return sink.getvalue()
 
 
-def deliver(store: CountingStore, source: SourceObject, sleeps: list[float] | None = None) -> Any:
+def deliver(
+    store: CountingStore,
+    source: SourceObject,
+    sleeps: list[float] | None = None,
+    new_day: bool = False,
+) -> Any:
     assert CONTRACT is not None
     waits = sleeps if sleeps is not None else []
     return pipeline._keep_summary(
@@ -133,8 +137,15 @@ def deliver(store: CountingStore, source: SourceObject, sleeps: list[float] | No
         DAY,
         source,
         pipeline._Partials(store, "trusted"),  # type: ignore[arg-type]
+        new_day,
         sleep=waits.append,
     )
+
+
+def state_of(store: CountingStore) -> delivery.DayState:
+    """The day's state, as the DAILY_SUMMARY object carries it."""
+    assert CONTRACT is not None
+    return delivery.DayState.of_summary(store.objects[("delivery", SUMMARY)][0], CONTRACT)
 
 
 def summary(store: CountingStore) -> list[tuple[Any, ...]]:
@@ -170,13 +181,12 @@ def test_a_files_requests_do_not_depend_on_how_many_files_the_day_has(tmp_path: 
         kept = deliver(store, source)
         counts[n] = dict(store.requests)
         assert kept.rows == 1
-    # Then every later file costs the same five requests: its partials, the state read and
-    # put back, the summary's generation looked at and the summary put; the day's first makes
-    # the day's first state, so it puts the summary where none is without looking first
-    assert counts[1] == {"get": 2, "put": 2}
-    assert counts[2] == {"get": 2, "put": 2, "head": 1}
-    assert counts[10] == counts[2]
-    assert counts[50] == counts[2]
+    # Then every file costs the same three requests: its partials, and the day's summary (which
+    # carries the day's state) read and put back
+    assert counts[1] == {"get": 2, "put": 1}
+    assert counts[2] == counts[1]
+    assert counts[10] == counts[1]
+    assert counts[50] == counts[1]
     # And the summary is exact
     assert summary(store) == [("Sales", 50, sum(n + 0.5 for n in range(1, 51)), 1.5, 50.5)]
 
@@ -197,14 +207,14 @@ def test_a_rerun_changes_nothing_and_a_new_version_replaces_its_share(tmp_path: 
         == before
         == [("Sales", 2, 150.0, 50.0, 100.0), ("Travel", 1, 30.0, 30.0, 30.0)]
     )
-    assert dict(store.requests) == {"get": 2, "put": 2, "head": 1}
+    assert dict(store.requests) == {"get": 2, "put": 1}
     # When a new version of a lowers Sales' maximum (which cannot be subtracted)
     store.put_partial("a", partial(tmp_path, [(1, "10", "Sales")]))
     store.requests.clear()
     deliver(store, a)
     # Then the day is recomputed from its two contributions' partials, without listing
-    # anything (its own partial, the state, its own again since the state holds another
-    # version of it, and b's), and Travel is gone
+    # anything (its own partial, the summary, its own again since the summary's state holds
+    # another version of it, and b's), and Travel is gone
     assert summary(store) == [("Sales", 2, 60.0, 10.0, 50.0)]
     assert (store.requests["list"], store.requests["get"]) == (0, 1 + 1 + 1 + 1)
 
@@ -230,9 +240,10 @@ def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: P
         if bucket == "trusted"
     }
     state = delivery.DayState.empty().recomputed(partials, CONTRACT)
-    results.append(pipeline._write_parquet(state.summary(CONTRACT, DAY)))
-    # Then every way gives the same bytes: the exact sum of the amounts, rounded once
-    assert results[0] == results[1] == results[2] == results[3]
+    # Then every order gives the same bytes, and the rows of recomputing at once: the exact
+    # sum of the amounts, rounded once
+    assert results[0] == results[1] == results[2]
+    assert pq.read_table(io.BytesIO(results[0])).equals(state.summary(CONTRACT, DAY))
     exact = sum(Fraction(float(a)) for a in amounts)
     assert pq.read_table(io.BytesIO(results[0]))["amount_sum"].to_pylist() == [float(exact)]
 
@@ -248,7 +259,7 @@ def test_a_delivery_that_lost_the_race_retries_and_both_files_count(tmp_path: Pa
     raced: list[str] = []
 
     def the_other_delivery(key: str) -> None:
-        if key == STATE and not raced:
+        if key == SUMMARY and not raced:
             raced.append(key)
             deliver(store, c)
 
@@ -270,9 +281,9 @@ def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
     # Given a day whose state someone else changes before every put of ours
     def someone_else_commits(key: str) -> None:
         assert CONTRACT is not None
-        if key == STATE:
-            current = delivery.DayState.decode(store.objects[("delivery", STATE)][0], CONTRACT)
-            store.objects[("delivery", STATE)] = (current.unchanged().encode(CONTRACT), {})
+        if key == SUMMARY:
+            current = state_of(store).unchanged()
+            store.objects[("delivery", SUMMARY)] = (current.summary_object(CONTRACT, DAY), {})
 
     store.before_put = someone_else_commits
     b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
@@ -294,7 +305,7 @@ def test_a_file_that_leaves_the_day_takes_its_rows_and_a_late_stale_merge_cannot
     raced: list[str] = []
 
     def a_new_version_without_the_day(key: str) -> None:
-        if key == STATE and not raced:
+        if key == SUMMARY and not raced:
             raced.append(key)
             store.put_partial("a", None)  # Trusted of a's new version drops a's day
             deliver(store, a)  # and its delivery takes a's share out first
@@ -306,36 +317,51 @@ def test_a_file_that_leaves_the_day_takes_its_rows_and_a_late_stale_merge_cannot
     deliver(store, a)
     # Then the rows it had read stay out: the day is what TRUSTED holds
     assert summary(store) == [("Travel", 1, 50.0, 50.0, 50.0)] == recomputed(store)
-    # When the last file leaves the day too, its summary goes
+    # When the last file leaves the day too, its summary has no rows left, and keeps what
+    # left (so a late merge of either's old rows recomputes too)
     store.put_partial("b", None)
     deliver(store, b)
     assert summary(store) == []
-    assert ("delivery", SUMMARY) not in store.objects
+    assert ("delivery", SUMMARY) in store.objects
+    a_key = lake.partials_key("transactions", a)
+    b_key = lake.partials_key("transactions", b)
+    assert state_of(store).contributions == {a_key: delivery.REMOVED, b_key: delivery.REMOVED}
 
 
-def test_an_older_state_never_replaces_a_newer_summary(tmp_path: Path) -> None:
-    assert CONTRACT is not None
+def test_a_day_listed_as_new_is_put_without_a_read_and_one_that_got_a_summary_is_read(
+    tmp_path: Path,
+) -> None:
+    # Given a day that had no summary when the delivery listed its days
     store = CountingStore()
     a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
-    deliver(store, a)
-    body, metadata = store.objects[("delivery", SUMMARY)]
-    # Given a summary already showing a later generation than the state about to be published
-    store.objects[("delivery", SUMMARY)] = (body, {pipeline.SUMMARY_GENERATION: "99"})
-    state = delivery.DayState.decode(store.objects[("delivery", STATE)][0], CONTRACT)
-    # When the older state is published
-    rows, written = pipeline._publish(
-        store,  # type: ignore[arg-type]
-        SETTINGS,
-        CONTRACT,
-        "transactions",
-        DAY,
-        state,
-        lambda s: None,
-    )
-    # Then nothing is put
-    assert (rows, written) == (1, 0)
-    assert store.objects[("delivery", SUMMARY)] == (body, {pipeline.SUMMARY_GENERATION: "99"})
-    assert metadata == {pipeline.SUMMARY_GENERATION: str(state.generation)}
+    # When its share is merged
+    sleeps: list[float] = []
+    kept = deliver(store, a, sleeps, new_day=True)
+    # Then the summary is put where none is, without a read: its partials and one put
+    assert dict(store.requests) == {"get": 1, "put": 1}
+    assert (kept.rows, summary(store)) == (1, [("Sales", 1, 100.0, 100.0, 100.0)])
+    # When another file's delivery also listed the day as new, before the summary was put
+    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
+    store.requests.clear()
+    deliver(store, b, sleeps, new_day=True)
+    # Then its refused put makes it read the summary and merge, at once: both files count
+    assert dict(store.requests) == {"get": 2, "put": 2}
+    assert summary(store) == [("Sales", 2, 150.0, 50.0, 100.0)] == recomputed(store)
+    assert sleeps == []
+
+
+def test_a_summary_without_a_state_is_refused_not_overwritten(tmp_path: Path) -> None:
+    assert CONTRACT is not None
+    # Given a DAILY_SUMMARY object some other writer put, with no state in it
+    store = CountingStore()
+    foreign = pipeline._write_parquet(delivery.summary_schema(CONTRACT).empty_table())
+    store.objects[("delivery", SUMMARY)] = (foreign, {})
+    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    # When a file's share is merged into it
+    with pytest.raises(SluiceError, match="holds no summary state"):
+        deliver(store, a)
+    # Then the object is as it was
+    assert store.objects[("delivery", SUMMARY)] == (foreign, {})
 
 
 ORDERS = load_contract_text(
@@ -388,10 +414,11 @@ def test_int_and_decimal_measures_and_a_null_group_merge_exactly_and_survive_the
     # Given partials with a null region, a group whose price is all null, and decimals
     a = orders_partial([(None, 2, 5, "10.10", 2.0), ("EU", 1, 1, None, 0.5)])
     b = orders_partial([("EU", 3, 7, "0.20", 3.0), (None, 1, None, "0.01", 1.0)])
-    # When they are merged one by one in either order, and the state read back from its bytes
+    # When they are merged one by one in either order, and the state read back from the
+    # summary object that carries it
     ab = delivery.DayState.empty().merged("a", "da", a, ORDERS).merged("b", "db", b, ORDERS)
     ba = delivery.DayState.empty().merged("b", "db", b, ORDERS).merged("a", "da", a, ORDERS)
-    again = delivery.DayState.decode(ab.encode(ORDERS), ORDERS)
+    again = delivery.DayState.of_summary(ab.summary_object(ORDERS, DAY), ORDERS)
     # Then each gives what combining all the partials at once gives
     at_once = delivery.daily_summary(pa.concat_tables([a, b]), ORDERS, DAY)
     for state in (ab, ba, again):
