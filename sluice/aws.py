@@ -235,8 +235,10 @@ class ObjectStore:
         """One PUT of a file up to `SINGLE_PUT_BYTES`, a multipart upload above."""
         if path.stat().st_size <= SINGLE_PUT_BYTES:
             # (`upload_file` makes a transfer manager with its own threads each call: for a
-            # small day file that costs more than the PUT.)
-            self.s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+            # small day file that costs more than the PUT. The body is streamed from the file,
+            # so the pool's threads do not hold their files in memory.)
+            with path.open("rb") as body:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=body)
             return
         self.s3.upload_file(str(path), bucket, key)
 
