@@ -10,7 +10,7 @@ nothing is cut short, and what each invocation used is read back:
   `sluice.sizing` for how it is scaled);
 - /tmp: the largest use of the worker's tmpfs seen while it ran, sampled every 20 ms through
   `/proc/<pid>/root` (the tmpfs lives in the worker's own mount namespace);
-- the staged Parquet's size (`_staging/` object in TRUSTED).
+- the staged Parquet's size (the `_staging/` object in TRUSTED, as Validate reports it).
 
     python -m bench.sizing                         # every format, the default sizes
     python -m bench.sizing --formats csv,xlsx --out bench/data/sizing.json
@@ -46,7 +46,6 @@ import pyarrow.parquet as pq
 
 from bench.generate import generate, parse_rows
 from bench.generate import table as transactions
-from sluice import lake
 from sluice.config import WORKFLOW_STAGES
 from sluice.environments import StageSettings
 
@@ -259,11 +258,9 @@ def measure(fmt: str, rows: int, cloud: Any, sampler: TmpSampler) -> Measurement
                 round(sampler.peak.get(stage, 0) / 2**20, 1),
                 round(cpu.get(stage, 0.0), 2),
             )
-    s3 = cloud.client("s3")
-    staged_key = lake.staged_key("transactions", source)
-    staged_bytes = int(
-        s3.head_object(Bucket=cloud.buckets["trusted"], Key=staged_key)["ContentLength"]
-    )
+    # (the staged object is removed once Trusted's outputs are in: Validate says its size)
+    output = json.loads(described.get("output") or "{}")
+    staged_bytes = int(output.get("validate", {}).get("bytes_out", 0))
     return Measurement(
         fmt,
         rows,
