@@ -122,6 +122,8 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
     "delivery": (
         _logs("delivery"),
         Grant(("s3:GetObject",), (Objects("trusted"),)),
+        # Trusted's hand-over of a file's small days' rows is removed once delivered.
+        Grant(("s3:DeleteObject",), (Objects("trusted", f"{STAGING_PREFIX}/*"),)),
         Grant(("s3:ListBucket",), (Bucket("trusted"), Bucket("delivery"))),
         # DETAIL files are uploaded in parts as they are written; a failed one aborts its parts.
         Grant((*_WRITE, "s3:AbortMultipartUpload"), (Objects("delivery"),)),

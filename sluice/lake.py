@@ -138,6 +138,11 @@ def staged_key(dataset: str, source: SourceObject) -> str:
     return f"{STAGING_PREFIX}/{dataset}/{_file_name(source)}"
 
 
+def day_rows_key(dataset: str, source: SourceObject) -> str:
+    """Trusted's hand-over to Delivery of a file's small days' rows, in one object."""
+    return staged_key(dataset, source).removesuffix(".parquet") + ".days.parquet"
+
+
 def trusted_prefix(dataset: str, day: date) -> str:
     return f"{dataset}/{date_partition(day)}/"
 

@@ -621,6 +621,8 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
         [
             *_common(dev, "delivery"),
             (["s3:GetObject"], _objects(dev, "trusted")),
+            # Trusted's hand-over of a file's small days' rows, removed once delivered
+            (["s3:DeleteObject"], _objects(dev, "trusted", "_staging/*")),
             (["s3:ListBucket"], _bucket(dev, "trusted")),
             (["s3:ListBucket"], _bucket(dev, "delivery")),
             (

@@ -4,6 +4,7 @@ every request of the whole stage is counted as the stages run on in-process moto
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from datetime import date, timedelta
 from typing import Any
@@ -117,17 +118,23 @@ def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_
         "PutObject": 10 + 2,
         "DeleteObject": 1,
     }
-    assert forty["trusted"] == {**ten["trusted"], "PutObject": 40 + 2}
+    # And a file of 16 days or more also hands its small days' rows to Delivery in one object
+    assert pipeline.DAY_ROWS_MIN_DAYS == 16
+    assert forty["trusted"] == {**ten["trusted"], "PutObject": 40 + 3}
 
-    # And Delivery makes per day: the day file read, DETAIL and QUALITY put, and the day's
-    # summary put, read first only where the one listing of the file's days found one;
-    # besides, the manifest and the partials read, the listing and the two lineage puts
+    # And Delivery makes per day: DETAIL and QUALITY put, and the day's summary put, read
+    # first only where the one listing of the file's days found one; and the day's rows read,
+    # from the day file (a file of few days) or all at once from Trusted's hand-over, which
+    # it then removes; besides, the manifest and the partials read, the listing and the two
+    # lineage puts
     def expected(days: int, had_a_summary: int) -> dict[str, int]:
-        return {
-            "GetObject": days + had_a_summary + 2,
+        handed = days >= pipeline.DAY_ROWS_MIN_DAYS
+        counts = {
+            "GetObject": (1 if handed else days) + had_a_summary + 2,
             "PutObject": 3 * days + 2,
             "ListObjectsV2": 1,
         }
+        return {**counts, "DeleteObject": 1} if handed else counts
 
     assert dict(ten["delivery"]) == expected(10, 0)
     # (its first ten days are the ten file's: their summaries are read before replaced)
@@ -152,3 +159,49 @@ def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_
             for n in ("again", "forty", "ten")
         )
     ]
+
+
+def _details(store: ObjectStore) -> dict[str, list[dict[str, Any]]]:
+    """Every DETAIL file's rows (the delivery stamps left out), by key."""
+    found = {}
+    for key in store.list_keys("delivery", "transactions/record_type=DETAIL/"):
+        table = pq.read_table(io.BytesIO(store.get_bytes("delivery", key)))
+        found[key] = table.drop_columns(["delivery_timestamp"]).to_pylist()
+    return found
+
+
+def test_a_delivery_without_its_hand_over_or_with_another_runs_reads_the_day_files(
+    s3: Any,
+) -> None:
+    # Given a 20-day file through the three stages, its DETAIL made from Trusted's hand-over
+    store = ObjectStore(s3)
+    key = "transactions/year=2024/month=03/day=01/spread.csv"
+    s3.put_object(Bucket="raw", Key=key, Body=days_file(20, 1))
+    head = s3.head_object(Bucket="raw", Key=key)
+    source = SourceObject("raw", key, etag=head["ETag"], size=head["ContentLength"])
+    state: dict[str, Any] = {"execution": "e1", "dataset": "transactions"}
+    state["source"] = source.to_dict()
+    state["validate"] = pipeline.validate(state, store, SETTINGS)
+    state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+    handed = lake.day_rows_key("transactions", source)
+    body = store.get_bytes("trusted", handed)
+    pipeline.deliver(state, store, SETTINGS)
+    first = _details(store)
+    assert len(first) == 20
+    assert store.list_keys("trusted", handed) == []
+    # When Delivery runs again (a rerun) with its hand-over gone
+    pipeline.deliver(state, store, SETTINGS)
+    # Then it reads the TRUSTED day files and makes the same DETAIL rows
+    assert _details(store) == first
+    # When a hand-over of another version's rows (as many, in another order) stands at its key
+    other = SourceObject("raw", key, etag='"another"', size=head["ContentLength"])
+    table = pq.read_table(io.BytesIO(body))
+    metadata = {pipeline.DAY_ROWS_SOURCE: json.dumps(other.to_dict(), sort_keys=True)}
+    stale = io.BytesIO()
+    reversed_rows = table.take(list(range(table.num_rows - 1, -1, -1)))
+    pq.write_table(reversed_rows.replace_schema_metadata(metadata), stale)
+    s3.put_object(Bucket="trusted", Key=handed, Body=stale.getvalue())
+    pipeline.deliver(state, store, SETTINGS)
+    # Then it is not used: the rows are the day files', and it is removed all the same
+    assert _details(store) == first
+    assert store.list_keys("trusted", handed) == []

@@ -83,6 +83,8 @@ def test_roles_are_exact(template: Synth) -> None:
         [
             *_common(t, "delivery"),
             (["s3:GetObject"], _objects(t, "trusted")),
+            # Trusted's hand-over of a file's small days' rows, removed once delivered
+            (["s3:DeleteObject"], _objects(t, "trusted", "_staging/*")),
             (["s3:ListBucket"], _bucket(t, "trusted")),
             (["s3:ListBucket"], _bucket(t, "delivery")),
             (
