@@ -62,13 +62,18 @@ def _template(dev: Synth, logical_id: str) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_function_role_is_the_grant_definition(dev: Synth, stage: str) -> None:
+    # Given the stage's grants in sluice/grants.py (the starter's with its event source's too)
     definition = grants.STAGE_GRANTS[stage]
     if stage == "starter":  # what its SQS event source polls with, granted by CDK itself
         definition += grants.EVENT_SOURCE_GRANTS
+    # When they are written as statements on the synthesized template's resources
     expected = grants.statements(definition, _resolver(dev))
+    # Then the function's role holds exactly those statements
     assert _template(dev, dev.function_id(stage)) == _pairs(expected)
 
 
 def test_the_state_machine_role_is_the_grant_definition(dev: Synth) -> None:
+    # Given the state machine's grants in sluice/grants.py, as statements on the template
     expected = grants.statements(grants.STATE_MACHINE_GRANTS, _resolver(dev))
+    # When the state machine's role is read, Then it holds exactly those statements
     assert _template(dev, dev.state_machine_id()) == _pairs(expected)

@@ -18,6 +18,7 @@ from sluice.environments import StageSettings
 from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
 from sluice.report import build_report, execution_history
+from tests.support import eventually
 
 CSV = "id,name,amount,date,category\n1,A,150.50,2024-01-15,Sales\n2,B,75.25,2024-01-16,Ops\n"
 # Small limits, so a test reaches them quickly; the rest as dev deploys them.
@@ -51,13 +52,17 @@ def run(cloud: LocalCloud, tmp_path: Path, name: str, dataset: str) -> dict[str,
 def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
     sqs = cloud.client("sqs")
     url = cloud.queue_urls["failures"]
-    for _ in range(20):
+
+    def received() -> dict[str, Any] | None:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
         for message in got.get("Messages", []):
             body = json.loads(message["Body"])
             if body["execution_name"] == execution:
                 return dict(body)
-    raise AssertionError(f"no dead letter for {execution}")
+        return None
+
+    letter: dict[str, Any] = eventually(received, 10, f"a dead letter for {execution}")
+    return letter
 
 
 def failed(outcome: dict[str, Any]) -> tuple[str, str | None, list[tuple[str, str, int]]]:

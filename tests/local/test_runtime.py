@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from sluice.local.runtime import FunctionConfig, LambdaRuntime
+from tests.support import eventually
 
 # Each fault ends the invocation before the handler would call AWS.
 EMPTY_BATCH: dict[str, object] = {"Records": []}
@@ -126,12 +127,13 @@ def test_stopping_ends_busy_environments_too() -> None:
         target=lambda: answers.append(runtime.invoke("sluice-starter", EMPTY_BATCH))
     )
     busy.start()
-    for _ in range(300):
-        if runtime._live and all(e.used for e in runtime._live):
-            break
-        threading.Event().wait(0.05)
-    # When the runtime stops
-    runtime.stop()
+    try:
+        eventually(
+            lambda: runtime._live and all(e.used for e in runtime._live), 15, "a busy environment"
+        )
+    finally:
+        # When the runtime stops
+        runtime.stop()
     busy.join(timeout=30)
     # Then the environment was ended and its invocation answered as an exit, not left running
     ((error, kind),) = answers

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ import pyarrow.parquet as pq
 
 from sluice.lake import SourceObject
 from sluice.local import LocalCloud
+from tests.support import eventually
 
 HEADER = "id,name,amount,date,category\n"
 
@@ -25,16 +24,6 @@ def put(cloud: LocalCloud, tmp: Path, name: str, text: str | bytes, dataset: str
     path = tmp / name.replace("/", "_")
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     return cloud.upload(path, dataset)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise TimeoutError(what)
 
 
 def executions(cloud: LocalCloud, prefix: str = "") -> list[dict[str, Any]]:

@@ -22,13 +22,13 @@ from tests.reliability.helpers import (
     csv_rows,
     drained,
     empty,
-    eventually,
     executions,
     keys,
     parquet_rows,
     queue_depth,
     s3_event,
 )
+from tests.support import eventually
 
 SIZE_LIMIT = 64 * 1024
 # gzip CSV is held to a larger limit (on its inflated bytes): the cases of files over a MiB

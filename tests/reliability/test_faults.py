@@ -21,7 +21,6 @@ from tests.reliability.helpers import (
     csv_rows,
     drained,
     empty,
-    eventually,
     executions,
     finished,
     keys,
@@ -30,6 +29,7 @@ from tests.reliability.helpers import (
     queue_depth,
     s3_event,
 )
+from tests.support import eventually
 
 
 @pytest.fixture(scope="module")

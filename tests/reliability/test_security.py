@@ -41,12 +41,15 @@ def _tls_only(policies: dict[str, dict], target_key: str) -> set[str]:  # type: 
 
 @case(19, "TLS-only, public access blocked and encryption on every bucket, queue, topic")
 def test_tls_encryption_and_no_public_access(template: Synth) -> None:
+    # Given the prod template's buckets, queues and topics
     buckets = template.resources("AWS::S3::Bucket")
     queues = template.resources("AWS::SQS::Queue")
     topics = template.resources("AWS::SNS::Topic")
+    # When their policies are read, Then each of them denies requests without TLS
     assert _tls_only(template.resources("AWS::S3::BucketPolicy"), "Bucket") == set(buckets)
     assert _tls_only(template.resources("AWS::SQS::QueuePolicy"), "Queues") == set(queues)
     assert _tls_only(template.resources("AWS::SNS::TopicPolicy"), "Topics") == set(topics)
+    # And every bucket blocks public access and encrypts by default
     for bucket in buckets.values():
         props = bucket["Properties"]
         assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
@@ -55,6 +58,7 @@ def test_tls_encryption_and_no_public_access(template: Synth) -> None:
         )
         rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    # And every queue and topic is encrypted with a KMS key, and every key rotates
     assert all("KmsMasterKeyId" in q["Properties"] for q in queues.values())
     assert all("KmsMasterKeyId" in t["Properties"] for t in topics.values())
     assert all(
@@ -64,7 +68,10 @@ def test_tls_encryption_and_no_public_access(template: Synth) -> None:
 
 @case(20, "each role's exact actions and resources")
 def test_roles_are_exact(template: Synth) -> None:
+    # Given the prod template
     t = template
+    # When the validate and delivery roles are read
+    # Then each holds exactly its actions on exactly its resources
     assert _role_grants(t, "validate") == _expected(
         [
             *_common(t, "validate"),
@@ -95,7 +102,7 @@ def test_roles_are_exact(template: Synth) -> None:
             (["s3:GetObject"], _objects(t, "delivery", "*/record_type=DAILY_SUMMARY/*")),
         ]
     )
-    # no statement anywhere allows every resource except the documented X-Ray / log delivery
+    # And no statement anywhere allows every resource except the documented X-Ray / log delivery
     for policy in t.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Resource"] == "*":
@@ -105,4 +112,5 @@ def test_roles_are_exact(template: Synth) -> None:
                     else [statement["Action"]]
                 )
                 assert all(a.startswith(("xray:", "logs:")) for a in actions), actions
+    # And cdk-nag leaves no error on the stack
     assert t.nag_errors == frozenset()

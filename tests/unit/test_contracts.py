@@ -28,7 +28,10 @@ def error_of(text: str) -> str:
 
 
 def test_the_shipped_contract_declares_every_kind_of_rule() -> None:
+    # Given the transactions contract shipped in contracts/
+    # When it is found and loaded
     contract = find_contract("transactions", CONTRACTS_DIR)
+    # Then it has each kind of rule, null policy, band, outlier check and derived field
     assert contract is not None
     assert contract.column("amount").rules == (
         Rule("non_negative", "amount", True, "reject"),
@@ -49,13 +52,17 @@ def test_the_shipped_contract_declares_every_kind_of_rule() -> None:
 
 
 def test_a_contract_survives_its_own_round_trip() -> None:
+    # Given the shipped contract
     contract = find_contract("transactions", CONTRACTS_DIR)
     assert contract is not None
+    # When it is written as a dict and as YAML and read back, Then it is the same contract
     assert parse_contract(contract.to_dict(), "again") == contract
     assert load_contract_text(contract.to_yaml(), "again") == contract
 
 
 def test_rules_take_typed_arguments() -> None:
+    # Given a contract with regex, max_length, allowed and min rules
+    # When it is loaded
     contract = load_contract_text(
         BASE
         + "  code:\n    type: string\n    rules:\n      - {regex: '[A-Z]{3}', action: flag}\n"
@@ -63,6 +70,7 @@ def test_rules_take_typed_arguments() -> None:
         + "  day2:\n    type: date\n    rules: [{min: 2024-01-01}]\n",
         "t.yaml",
     )
+    # Then each rule holds its argument as its type: text, number, list, date
     assert contract.column("code").rules == (
         Rule("regex", "code", "[A-Z]{3}", "flag"),
         Rule("max_length", "code", 3, "reject"),
@@ -111,6 +119,8 @@ def test_rules_take_typed_arguments() -> None:
     ],
 )
 def test_column_errors_name_file_field_and_fix(extra: str, message: str) -> None:
+    # Given a contract with one wrong column field
+    # When it is loaded, Then the error names the file, the field and the fix
     assert error_of(BASE + extra) == message
 
 
@@ -160,6 +170,8 @@ def test_column_errors_name_file_field_and_fix(extra: str, message: str) -> None
     ],
 )
 def test_section_errors_name_file_field_and_fix(extra: str, message: str) -> None:
+    # Given a contract with one wrong band, outlier, derived or quality field, or section
+    # When it is loaded, Then the error names the file, the field and the fix
     assert error_of(BASE + extra) == message
 
 
@@ -259,7 +271,9 @@ def test_names_with_blanks_hyphens_and_other_scripts_load() -> None:
 
 
 def test_names_that_differ_only_in_case_are_refused() -> None:
-    # Athena and Glue fold names to lower case: the two would be one column there
+    # Given a contract with `amount` and `Amount` (Athena and Glue fold names to lower case:
+    # the two would be one column there)
+    # When it is loaded, Then it is refused naming both
     assert error_of(BASE + "  Amount: float\n") == (
         "contracts/t.yaml: columns: 'amount' and 'Amount' differ only in case "
         "(fix: rename one of them)"
@@ -339,9 +353,12 @@ def test_a_contract_over_the_size_cap_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_contract_that_is_not_utf8_is_a_contract_error(tmp_path: Path) -> None:
+    # Given a bundled contract file with a Latin-1 byte in a comment
     (tmp_path / "t.yaml").write_bytes(BASE.encode() + b"# caf\xe9\n")
+    # When it is found
     with pytest.raises(ContractError) as err:
         find_contract("t", tmp_path)
+    # Then it is a contract error naming the file and the byte's offset
     assert str(err.value) == (
         f"{tmp_path / 't.yaml'}: file: not UTF-8 (byte {len(BASE) + 5}) "
         "(fix: save the contract as UTF-8)"
@@ -376,13 +393,20 @@ def test_a_contract_that_is_not_utf8_is_a_contract_error(tmp_path: Path) -> None
     ],
 )
 def test_non_finite_is_allowed_only_where_nothing_sums_it(text: str, message: str) -> None:
+    # Given `non_finite` on a column that cannot hold it, with a wrong value, or on a column a
+    # summary measure or an outlier check sums
+    # When the contract is loaded, Then it is refused naming the field and the fix
     assert error_of("dataset: t\ncolumns:\n" + text) == message
 
 
 def test_non_finite_allow_survives_the_round_trip() -> None:
+    # Given a contract allowing NaN and infinities in one float column
+    # When it is loaded
     contract = load_contract_text(
         "dataset: t\ncolumns:\n  n: {type: float, non_finite: allow}\n  m: float\n", "t.yaml"
     )
+    # Then that column allows them and the other rejects them
     assert [c.non_finite for c in contract.columns] == ["allow", "reject"]
+    # And its dict keeps `non_finite: allow`, and reads back as the same contract
     assert contract.to_dict()["columns"]["n"] == {"type": "float", "non_finite": "allow"}
     assert parse_contract(contract.to_dict(), "t.yaml") == contract

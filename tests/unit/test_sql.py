@@ -56,5 +56,7 @@ def test_athena_names_and_strings_parse_as_given(name: str) -> None:
 @pytest.mark.parametrize("quote", [athena_name, athena_string, duckdb_name, duckdb_string])
 @pytest.mark.parametrize("text", ["a\nb", "a\rb", "a\x00b"])
 def test_control_characters_are_refused(quote: object, text: str) -> None:
+    # Given a text with a newline, a carriage return or a NUL in it
+    # When any of the quoting helpers is given it, Then it is refused, not quoted
     with pytest.raises(ValueError, match="has a control character and cannot be quoted"):
         quote(text)  # type: ignore[operator]
