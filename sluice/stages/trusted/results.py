@@ -30,6 +30,16 @@ class DayFile:
     partial: pa.Table | None = None
 
 
+def _row_counts(rows_in: int, trusted: int, quarantined: int, duplicates: int) -> dict[str, int]:
+    """Where a file's or a day's rows went, under the names the Trusted manifest gives them."""
+    return {
+        "rows_in": rows_in,
+        "rows_trusted": trusted,
+        "rows_quarantined": quarantined,
+        "duplicates": duplicates,
+    }
+
+
 @dataclass
 class DayQuality:
     """What happened to one event day's rows of one file (DELIVERY's QUALITY records)."""
@@ -58,10 +68,7 @@ class DayQuality:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rows_in": self.rows_in,
-            "rows_trusted": self.trusted,
-            "rows_quarantined": self.quarantined,
-            "duplicates": self.duplicates,
+            **_row_counts(self.rows_in, self.trusted, self.quarantined, self.duplicates),
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
             "null_counts": dict(sorted(self.nulls.items())),
             "outliers": self.outliers,
@@ -106,12 +113,7 @@ class TrustedResult:
         return pq.read_table((self.quarantined if quarantine else self.trusted)[day].path)
 
     def counts(self) -> dict[str, int]:
-        return {
-            "rows_in": self.rows_in,
-            "rows_trusted": self.rows_trusted,
-            "rows_quarantined": self.rows_quarantined,
-            "duplicates": self.duplicates,
-        }
+        return _row_counts(self.rows_in, self.rows_trusted, self.rows_quarantined, self.duplicates)
 
     @property
     def mean_quality_score(self) -> float | None:
