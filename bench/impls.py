@@ -44,7 +44,7 @@ def sluice(csv: Path, out: Path) -> Counts:
     CSV into a staged Parquet file, stream that through Trusted, move the per-day files."""
     from sluice.config import CONTRACTS_DIR
     from sluice.contracts import find_contract
-    from sluice.pipeline import stage_file
+    from sluice.edges.validate import stage_file
     from sluice.stages import trusted
 
     work = out / "_work"

@@ -11,7 +11,7 @@ each stage used: `max_memory_mb` and duration of its invocation, and the largest
     python -m bench.oneday --fit bench/oneday-2026-12-03.json   # Delivery's one-day line
 
 The fit is Delivery's memory over the staged MB (as `bench.sizing` fits it) of the files of at
-least a DETAIL row group's rows (`sluice.pipeline.DETAIL_ROWS`): below that, a day's memory
+least a DETAIL row group's rows (`sluice.delivery_edge.DETAIL_ROWS`): below that, a day's memory
 grows to one row group's working set; from there on it stays nearly flat.
 
 Inputs are `bench.generate`'s transactions with every date set to 2024-01-15, cached in
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fit", type=Path, default=None, help="print the line fitted to a file")
     args = parser.parse_args(argv)
     if args.fit is not None:
-        from sluice.pipeline import DETAIL_ROWS
+        from sluice.edges.delivery import DETAIL_ROWS
 
         results = json.loads(args.fit.read_text(encoding="utf-8"))["results"]
         points = [

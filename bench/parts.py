@@ -36,9 +36,9 @@ from bench.generate import generate, parse_rows
 from bench.run import DATA
 from sluice.config import CONTRACTS_DIR
 from sluice.contracts import find_contract
+from sluice.edges.validate import _write_staged
 from sluice.formats import open_file
 from sluice.lake import day_of_key
-from sluice.pipeline import _write_staged
 from sluice.stages import trusted
 
 

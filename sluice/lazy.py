@@ -1,8 +1,8 @@
 """Modules imported when first used, so a Lambda loads only the stage logic it runs.
 
-`sluice.pipeline` holds the edges of every workflow stage, but each Lambda runs one stage. The
-stage logic is reached through a `LazyModule`, so only the handler that runs a stage imports
-its logic (at init, with a plain import of its own).
+`sluice.pipeline` reaches the edges of every workflow stage (`sluice.edges`), but each Lambda
+runs one stage. The stage logic is reached through a `LazyModule`, so only the handler that
+runs a stage imports its logic (at init, with a plain import of its own).
 """
 
 from __future__ import annotations

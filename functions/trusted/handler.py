@@ -1,4 +1,4 @@
-"""The trusted stage of the workflow (see sluice.pipeline.trusted)."""
+"""The trusted stage of the workflow (see sluice.edges.trusted)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-# This stage's logic, imported at init: sluice.pipeline imports each stage's on first use.
+# This stage's logic, imported at init: the edges import each stage's on first use.
 import sluice.stages.trusted  # noqa: F401
 from sluice import metrics as published
 from sluice import pipeline

@@ -1,4 +1,4 @@
-"""The validate stage of the workflow (see sluice.pipeline.validate)."""
+"""The validate stage of the workflow (see sluice.edges.validate)."""
 
 from __future__ import annotations
 

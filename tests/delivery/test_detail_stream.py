@@ -16,6 +16,8 @@ from botocore.exceptions import ClientError
 
 from sluice import pipeline
 from sluice.aws import ObjectStore, RangedReader, StreamingUpload
+from sluice.edges import common
+from sluice.edges import delivery as delivery_edge
 from sluice.stages import delivery as delivery_stage
 
 DELIVERED_AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -107,13 +109,15 @@ def test_detail_of_a_day_file_in_row_groups_has_exactly_the_rows_of_the_whole_ta
     # Given a TRUSTED day file of 300k rows in six row groups of 50k, and DETAIL row groups of
     # at least 100k rows gathered from batches of 40k (which do not divide a row group)
     store, _, body = day_file
-    monkeypatch.setattr(pipeline, "DETAIL_ROWS", 100_000)
-    monkeypatch.setattr(pipeline, "DETAIL_BATCH_ROWS", 40_000)
-    out = pipeline._Outputs(store)
+    monkeypatch.setattr(delivery_edge, "DETAIL_ROWS", 100_000)
+    monkeypatch.setattr(delivery_edge, "DETAIL_BATCH_ROWS", 40_000)
+    out = common.Outputs(store)
     item = {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"}
 
     # When Delivery writes its DETAIL file
-    pointer = pipeline._put_detail(out, item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION)
+    pointer = delivery_edge._put_detail(
+        out, item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION
+    )
 
     # Then the DETAIL file holds exactly what detail() makes of the whole table, with its schema
     written = store.objects[("delivery", "d/day.parquet")]
@@ -154,8 +158,8 @@ def test_the_day_file_is_read_by_ranges_one_row_group_at_a_time(
     ]
 
     # When Delivery writes its DETAIL file
-    pipeline._put_detail(
-        pipeline._Outputs(store),
+    delivery_edge._put_detail(
+        common.Outputs(store),
         {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"},
         "delivery",
         "d/day.parquet",
@@ -182,13 +186,13 @@ def test_a_day_smaller_than_a_detail_row_group_is_one_row_group(
     item = {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"}
 
     # When Delivery writes its DETAIL file
-    pointer = pipeline._put_detail(
-        pipeline._Outputs(store), item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION
+    pointer = delivery_edge._put_detail(
+        common.Outputs(store), item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION
     )
 
     # Then it is one row group of all 300k rows
     written = pq.ParquetFile(io.BytesIO(store.objects[("delivery", "d/day.parquet")]))
-    assert pipeline.DETAIL_ROWS == 524_288
+    assert delivery_edge.DETAIL_ROWS == 524_288
     assert (written.metadata.num_row_groups, written.metadata.row_group(0).num_rows) == (1, 300_000)
     assert pointer["rows"] == 300_000
 

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 
 from sluice import lake, pipeline
 from sluice.aws import ObjectStore
+from sluice.edges import common
+from sluice.edges import trusted as trusted_edge
 from sluice.lake import SourceObject
 from tests.emf import SETTINGS
 
@@ -119,7 +121,7 @@ def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_
         "DeleteObject": 1,
     }
     # And a file of 16 days or more also hands its small days' rows to Delivery in one object
-    assert pipeline.DAY_ROWS_MIN_DAYS == 16
+    assert trusted_edge.DAY_ROWS_MIN_DAYS == 16
     assert forty["trusted"] == {**ten["trusted"], "PutObject": 40 + 3}
 
     # And Delivery makes per day: DETAIL and QUALITY put, and the day's summary put, read
@@ -128,7 +130,7 @@ def test_a_files_requests_grow_with_its_own_days_only_not_with_the_files_before_
     # it then removes; besides, the manifest and the partials read, the listing and the two
     # lineage puts
     def expected(days: int, had_a_summary: int) -> dict[str, int]:
-        handed = days >= pipeline.DAY_ROWS_MIN_DAYS
+        handed = days >= trusted_edge.DAY_ROWS_MIN_DAYS
         counts = {
             "GetObject": (1 if handed else days) + had_a_summary + 2,
             "PutObject": 3 * days + 2,
@@ -196,7 +198,7 @@ def test_a_delivery_without_its_hand_over_or_with_another_runs_reads_the_day_fil
     # When a hand-over of another version's rows (as many, in another order) stands at its key
     other = SourceObject("raw", key, etag='"another"', size=head["ContentLength"])
     table = pq.read_table(io.BytesIO(body))
-    metadata = {pipeline.DAY_ROWS_SOURCE: json.dumps(other.to_dict(), sort_keys=True)}
+    metadata = {common.DAY_ROWS_SOURCE: json.dumps(other.to_dict(), sort_keys=True)}
     stale = io.BytesIO()
     reversed_rows = table.take(list(range(table.num_rows - 1, -1, -1)))
     pq.write_table(reversed_rows.replace_schema_metadata(metadata), stale)

@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import lake, pipeline
+from sluice import lake
 from sluice.config import CONTRACTS_DIR, Settings
 from sluice.contracts import find_contract, load_contract_text
+from sluice.edges import common
+from sluice.edges import summary as summary_edge
 from sluice.errors import SluiceError, SluiceTransientError
 from sluice.lake import SourceObject
 from sluice.stages import delivery, trusted
@@ -129,14 +131,14 @@ def deliver(
 ) -> Any:
     assert CONTRACT is not None
     waits = sleeps if sleeps is not None else []
-    return pipeline._keep_summary(
+    return summary_edge.keep_summary(
         store,  # type: ignore[arg-type]
         SETTINGS,
         CONTRACT,
         "transactions",
         DAY,
         source,
-        pipeline._Partials(store, "trusted"),  # type: ignore[arg-type]
+        summary_edge.Partials(store, "trusted"),  # type: ignore[arg-type]
         new_day,
         sleep=waits.append,
     )
@@ -291,7 +293,7 @@ def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
     with pytest.raises(SluiceTransientError, match="kept changing"):
         deliver(store, b, sleeps)
     # Then it gave up after its attempts, waiting (with jitter) between them only
-    assert len(sleeps) == pipeline.SUMMARY_ATTEMPTS - 1
+    assert len(sleeps) == summary_edge.SUMMARY_ATTEMPTS - 1
     assert all(0 <= s <= 2.0 for s in sleeps)
 
 
@@ -354,7 +356,7 @@ def test_a_summary_without_a_state_is_refused_not_overwritten(tmp_path: Path) ->
     assert CONTRACT is not None
     # Given a DAILY_SUMMARY object some other writer put, with no state in it
     store = CountingStore()
-    foreign = pipeline._write_parquet(delivery.summary_schema(CONTRACT).empty_table())
+    foreign = common.write_parquet(delivery.summary_schema(CONTRACT).empty_table())
     store.objects[("delivery", SUMMARY)] = (foreign, {})
     a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
     # When a file's share is merged into it

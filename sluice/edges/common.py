@@ -1,0 +1,67 @@
+"""What every stage edge uses: Parquet in and out of S3, and the bytes a stage puts."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.aws import ObjectStore
+from sluice.lazy import LazyModule
+
+CONTRACT_METADATA = b"sluice.contract"
+PARQUET_COMPRESSION = "zstd"
+PARQUET = "application/vnd.apache.parquet"
+# A TRUSTED day file up to this size is read whole and its DETAIL put in one request; several
+# are made at once (the store's transfer pool), so what Delivery holds stays about one DETAIL
+# row group's worth either way.
+SMALL_DAY_BYTES = 1 << 20
+# The hand-over's file metadata: whose rows it holds (a stale one is not used).
+DAY_ROWS_SOURCE = "sluice.source"
+
+if TYPE_CHECKING:
+    from sluice.stages import delivery as delivery_stage
+    from sluice.stages import trusted as trusted_stage
+else:
+    # Each Lambda runs one stage: the Trusted and Delivery handlers import their stage's logic
+    # at init, and no other Lambda imports it.
+    delivery_stage = LazyModule("sluice.stages.delivery")
+    trusted_stage = LazyModule("sluice.stages.trusted")
+
+
+def write_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=1 << 20)
+    return sink.getvalue()
+
+
+def read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
+    return delivery_stage.read_parquet_bytes(store.get_bytes(bucket, key))
+
+
+@dataclass
+class Outputs:
+    """Puts a stage's objects and counts their bytes as written: the stage's `bytes_out`
+    (from any of the transfer pool's threads)."""
+
+    store: ObjectStore
+    byte_count: int = 0
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def count(self, size: int) -> None:
+        with self._lock:
+            self.byte_count += size
+
+    def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self.store.put_bytes(bucket, key, body, content_type)
+        self.count(len(body))
+
+    def put_file(self, bucket: str, key: str, path: Path) -> None:
+        self.store.put_file(bucket, key, path)
+        self.count(path.stat().st_size)
