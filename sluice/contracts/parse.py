@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sluice.contracts.check import Checker
@@ -23,18 +23,34 @@ from sluice.contracts.model import (
 )
 
 
+def _new_fields(
+    check: Checker,
+    value: Any,
+    section: str,
+    example: str,
+    fields: set[str],
+    columns: dict[str, Column],
+) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(name, where, spec) of each field a section (`bands`, `derived`) adds to the columns:
+    safe names, each spec a mapping of `fields`, no name a column's or a reserved one."""
+    entries = check.mapping(value, section, example)
+    check.safe_names(entries, section)
+    for name, spec in entries.items():
+        where = f"{section}.{name}"
+        spec = check.mapping(spec, where, example)
+        check.only(spec, where, fields)
+        check.expect(name not in columns, where, "is already a column", "pick a new name")
+        check.expect(name not in RESERVED_NAMES, where, "is a reserved name", "pick a new name")
+        yield name, where, spec
+
+
 def _parse_bands(check: Checker, value: Any, columns: dict[str, Column]) -> tuple[Band, ...]:
     if value is None:
         return ()
     example = "'bands: {amount_category: {column: amount, edges: [100], labels: [LOW, HIGH]}}'"
     bands = []
-    check.safe_names(check.mapping(value, "bands", example), "bands")
-    for name, spec in check.mapping(value, "bands", example).items():
-        where = f"bands.{name}"
-        spec = check.mapping(spec, where, example)
-        check.only(spec, where, {"column", "edges", "labels"})
-        check.expect(name not in columns, where, "is already a column", "pick a new name")
-        check.expect(name not in RESERVED_NAMES, where, "is a reserved name", "pick a new name")
+    fields = {"column", "edges", "labels"}
+    for name, where, spec in _new_fields(check, value, "bands", example, fields, columns):
         column = spec.get("column")
         check.columns_exist((str(column),), columns, f"{where}.column", NUMERIC)
         edges = spec.get("edges")
@@ -113,13 +129,8 @@ def _parse_derived(check: Checker, value: Any, columns: dict[str, Column]) -> tu
         return ()
     example = "'derived: {weekday: {column: date, function: day_of_week}}'"
     found = []
-    check.safe_names(check.mapping(value, "derived", example), "derived")
-    for name, spec in check.mapping(value, "derived", example).items():
-        where = f"derived.{name}"
-        spec = check.mapping(spec, where, example)
-        check.only(spec, where, {"column", "function"})
-        check.expect(name not in columns, where, "is already a column", "pick a new name")
-        check.expect(name not in RESERVED_NAMES, where, "is a reserved name", "pick a new name")
+    fields = {"column", "function"}
+    for name, where, spec in _new_fields(check, value, "derived", example, fields, columns):
         function = spec.get("function")
         check.expect(
             function in DERIVED_FUNCTIONS,
