@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from sluice.contracts import Contract, infer_contract
+from sluice.contracts import Contract
 from sluice.errors import SluiceDataError
+from sluice.stages.infer import infer_contract
 
 # Rows an inferred contract is guessed from.
 SAMPLE_ROWS = 100_000

@@ -407,7 +407,7 @@ def test_csv_with_one_huge_field_is_read_whole(tmp_path: Path, field_bytes: int)
 def test_csv_row_longer_than_the_largest_block_is_typed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sluice.formats.CSV_MAX_BLOCK_BYTES", 8 * CSV_BLOCK_BYTES)
+    monkeypatch.setattr("sluice.formats.csv_reader.CSV_MAX_BLOCK_BYTES", 8 * CSV_BLOCK_BYTES)
     path = tmp_path / "h.csv"
     # Arrow reads a row spanning one block boundary; one spanning two (> 2 blocks) it cannot
     path.write_text('id,text\n1,a\n2,"' + "x" * (20 * CSV_BLOCK_BYTES) + '"\n' + "3,c\n" * 9)
