@@ -30,7 +30,7 @@ MAX_MESSAGE_BYTES = 262_144
 # A dead-letter queue has no dead-letter queue of its own.
 DLQ_REDRIVE_SUPPRESSION = NagPackSuppression(
     id="Serverless-SQSRedrivePolicy",
-    reason="A dead-letter queue is the end of the line: `sluice dlq` redrives it.",
+    reason="A dead-letter queue is the end of the line: `sluice dlq redrive` redrives it.",
 )
 
 

@@ -108,13 +108,13 @@ class Monitoring(Construct):
             "failure-dlq-depth",
             queues["failures"].metric_approximate_number_of_messages_visible(period=period),
             1,
-            "A failed execution is waiting in the failure DLQ: `sluice dlq failures`.",
+            "A failed execution is waiting in the failure DLQ: `sluice dlq list failures`.",
         )
         self._alarm(
             "ingest-dlq-depth",
             queues["ingest_dlq"].metric_approximate_number_of_messages_visible(period=period),
             1,
-            "An S3 event could not start an execution: `sluice dlq ingest`.",
+            "An S3 event could not start an execution: `sluice dlq list ingest`.",
         )
         self._alarm(
             "ingest-oldest-message",
@@ -130,7 +130,7 @@ class Monitoring(Construct):
             ("executions-timed-out", state_machine.metric_timed_out(period=period), "timed out"),
             ("executions-throttled", state_machine.metric_throttled(period=period), "throttled"),
         ]:
-            self._alarm(name, metric, 1, f"An execution {what}: `sluice executions --status`.")
+            self._alarm(name, metric, 1, f"An execution {what}: `sluice executions list --status`.")
 
     def _function_alarms(self, functions: dict[str, lambda_.Function]) -> None:
         period = Duration.minutes(5)
@@ -156,7 +156,7 @@ class Monitoring(Construct):
             _stage_metric(published.MEAN_QUALITY_SCORE, "trusted", statistic=published.MINIMUM),
             QUALITY_SCORE_FLOOR,
             f"A file's TRUSTED rows scored below {QUALITY_SCORE_FLOOR} on average: its "
-            "QUALITY records say which columns and checks (`sluice executions --dataset`).",
+            "QUALITY records say which columns and checks (`sluice executions list --dataset`).",
             comparison=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
         )
 

@@ -151,7 +151,7 @@ def unfinished_states(history: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 # A failure line carries at most this much of the error's message; the whole cause stays in the
-# execution's history (`sluice execution show`, `--json`).
+# execution's history (`sluice executions show`, `--json`).
 FAILURE_MESSAGE_CHARS = 300
 # How a SluiceDataError's message starts: its reason code (`EMPTY_FILE: file has no content`).
 _REASON = re.compile(r"([A-Z][A-Z0-9_]+): (.*)", re.DOTALL)

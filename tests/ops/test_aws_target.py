@@ -89,7 +89,7 @@ def test_no_credentials_is_one_line(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    assert main(["executions"]) == 1
+    assert main(["executions", "list"]) == 1
     assert capsys.readouterr().err.strip().startswith("sluice: no AWS credentials: set AWS_PROFILE")
 
 

@@ -58,7 +58,9 @@ def status_now(cloud: LocalCloud, name: str) -> str:
 
 
 def letters(cloud: LocalCloud, capsys: pytest.CaptureFixture[str]) -> list[tuple[str, str]]:
-    _, found = run_cli(capsys, "dlq", "failures", "--json", "--endpoint-url", cloud.endpoint_url)
+    _, found = run_cli(
+        capsys, "dlq", "list", "failures", "--json", "--endpoint-url", cloud.endpoint_url
+    )
     return sorted((d["execution"], d["stage"]) for d in found)
 
 
@@ -76,7 +78,7 @@ def test_a_letter_stays_while_its_rerun_fails_again_and_goes_once_one_succeeds(
     name = failed_upload(cloud, capsys, tmp_path, "letters")
 
     # Then the failure DLQ holds one letter naming the execution, stage, error, cause and input
-    _, (peeked,) = run_cli(capsys, "dlq", "failures", "--peek", "--json", *endpoint)
+    _, (peeked,) = run_cli(capsys, "dlq", "list", "failures", "--peek", "--json", *endpoint)
     body = json.loads(peeked["body"])
     described = cloud.client("stepfunctions").describe_execution(
         executionArn=cloud.execution_arn(name)

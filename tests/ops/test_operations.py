@@ -103,7 +103,7 @@ def test_upload_starts_a_run_that_executions_lists(
     assert item["started"] is True
     assert wait_for(cloud, item["execution"]) == "SUCCEEDED"
     # And `executions` lists it with its source key
-    code, rows = run_cli(capsys, "executions", "--dataset", "sales", "--json", *endpoint)
+    code, rows = run_cli(capsys, "executions", "list", "--dataset", "sales", "--json", *endpoint)
     assert [(r["name"], r["status"], r["source_key"], r["failed_stage"]) for r in rows] == [
         (item["execution"], "SUCCEEDED", item["key"], "")
     ]
@@ -111,7 +111,7 @@ def test_upload_starts_a_run_that_executions_lists(
         "name", "status", "start", "duration_s", "failed_stage", "source_key", "arn"
     }  # fmt: skip
     code, text = run_cli(
-        capsys, "executions", "--status", "FAILED", "--dataset", "sales", *endpoint
+        capsys, "executions", "list", "--status", "FAILED", "--dataset", "sales", *endpoint
     )
     assert "(0 executions)" in text
 
@@ -141,7 +141,7 @@ def test_ingest_dlq_redrive_loses_nothing_when_a_send_fails(
                 QueueUrl=cloud.queue_urls["ingest"], ReceiptHandle=message["ReceiptHandle"]
             )
     cloud.pump.start()
-    _, letters = run_cli(capsys, "dlq", "ingest", "--json", *endpoint)
+    _, letters = run_cli(capsys, "dlq", "list", "ingest", "--json", *endpoint)
     assert sorted(k for d in letters for k in d["keys"]) == sorted(keys)
 
     # When the redrive's second send fails
@@ -196,11 +196,11 @@ def test_status_reports_queues_executions_and_latest_metrics(
 def test_errors_are_one_line(
     cloud: LocalCloud, endpoint: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["executions", "--stack", "Sluice-nope", *endpoint]) == 1
+    assert main(["executions", "list", "--stack", "Sluice-nope", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     where = cloud.endpoint_url
     assert err == f"sluice: stack Sluice-nope not found in {where} (deploy it, or pass --stack)"
-    assert main(["execution", "show", "no-such-execution", *endpoint]) == 1
+    assert main(["executions", "show", "no-such-execution", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ExecutionDoesNotExist" in err
 
@@ -235,7 +235,7 @@ def test_upload_wait_exits_nonzero_unless_every_execution_succeeded(
         "FAILED at validate: EMPTY_FILE: file has no content"
     )
     # and --json, for the same bytes again (the same execution: already handled), gives the
-    # same outcome, with the whole cause left to `execution show`
+    # same outcome, with the whole cause left to `executions show`
     code, (item,) = run_cli(
         capsys, "upload", str(bad), "--dataset", "waited", "--wait", "--json", *endpoint
     )
@@ -290,3 +290,49 @@ def test_upload_refuses_two_files_that_would_be_one_object(
         "/clash.csv (one file's rows would replace the other's): rename one, or run them apart"
     )
     assert cloud.client("s3").list_objects_v2(Bucket="raw", Prefix="clash/")["KeyCount"] == 0
+
+
+def test_the_commands_read_noun_then_verb_and_a_failed_rerun_exits_1(
+    cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an execution that failed (an empty file) and its letter in the failure DLQ
+    empty = tmp_path / "guess_empty.csv"
+    empty.write_text("", encoding="utf-8")
+    _, (item,) = run_cli(capsys, "upload", str(empty), "--dataset", "guess", "--json", *endpoint)
+    name = item["execution"]
+    assert wait_for(cloud, name) == "FAILED"
+    # When it is looked up with `executions list` and `executions show`, by name and by ARN
+    listed_code, listed = run_cli(capsys, "executions", "list", "--dataset", "guess", "--json",
+                                  *endpoint)  # fmt: skip
+    by_name = run_cli(capsys, "executions", "show", name, "--json", *endpoint)
+    by_arn = run_cli(capsys, "executions", "show", cloud.execution_arn(name), "--json", *endpoint)
+    # Then each exits 0 and finds it, failed at validate
+    assert (listed_code, [(r["name"], r["status"], r["failed_stage"]) for r in listed]) == (
+        0,
+        [(name, "FAILED", "validate")],
+    )
+    for code, shown in (by_name, by_arn):
+        assert (code, shown["name"], shown["status"], shown["failed_stage"]) == (
+            0,
+            name,
+            "FAILED",
+            "validate",
+        )
+    # When `dlq list` (the failure DLQ by default) and `dlq redrive failures --dry-run` run
+    code, letters = run_cli(capsys, "dlq", "list", "--json", *endpoint)
+    mine = [(d["execution"], d["stage"]) for d in letters if d["execution"] == name]
+    assert (code, mine) == (0, [(name, "validate")])
+    code, planned = run_cli(capsys, "dlq", "redrive", "failures", "--dry-run", "--json", *endpoint)
+    # Then the dry run plans a rerun of it, exits 0 and leaves the letter where it was
+    assert code == 0
+    assert [(p["what"], p["done"]) for p in planned if name in p["what"]] == [
+        (f"rerun {name}", False)
+    ]
+    _, letters = run_cli(capsys, "dlq", "list", "failures", "--json", *endpoint)
+    assert [d["execution"] for d in letters if d["execution"] == name] == [name]
+    # When it is rerun (the same empty file: the rerun fails again) and awaited
+    code, text = run_cli(capsys, "rerun", name, "--wait", "60", *endpoint)
+    # Then the command exits 1 and says the rerun FAILED again
+    assert code == 1
+    assert f"{name}-r1" in text and "FAILED again" in text
+    empty_failures(cloud)

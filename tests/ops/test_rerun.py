@@ -43,7 +43,7 @@ def _failure_then_rerun(
     assert wait_for(cloud, item["execution"]) == "FAILED"
 
     # When it is shown
-    code, shown = run_cli(capsys, "execution", "show", item["execution"], "--json", *endpoint)
+    code, shown = run_cli(capsys, "executions", "show", item["execution"], "--json", *endpoint)
     # Then the failed stage, its error and the per-state view are there
     assert (shown["status"], shown["failed_stage"], shown["error"]) == (
         "FAILED",
@@ -62,11 +62,11 @@ def _failure_then_rerun(
     assert stages["delivery"]["status"] == "NOT_RUN"
     assert shown["input"]["source"]["key"] == item["key"]
     assert shown["console_url"] is None  # the local cloud has no console
-    code, text = run_cli(capsys, "execution", "show", item["execution"], *endpoint)
+    code, text = run_cli(capsys, "executions", "show", item["execution"], *endpoint)
     assert "trusted attempt 1: OSError: No space left on device" in text
     assert "trusted attempt 2: OSError: No space left on device" in text
     # and the failure DLQ names it
-    _, letters = run_cli(capsys, "dlq", "failures", "--json", *endpoint)
+    _, letters = run_cli(capsys, "dlq", "list", "failures", "--json", *endpoint)
     assert [(d["execution"], d["stage"], d["reason"]) for d in letters] == [
         (item["execution"], "trusted", "OSError: No space left on device")
     ]
@@ -96,5 +96,5 @@ def _failure_then_rerun(
     assert [(r["done"], r["what"]) for r in redriven] == [
         (True, f"rerun {item['execution']} (already rerun)")
     ]
-    _, letters = run_cli(capsys, "dlq", "failures", "--json", *endpoint)
+    _, letters = run_cli(capsys, "dlq", "list", "failures", "--json", *endpoint)
     assert letters == []

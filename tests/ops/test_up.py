@@ -103,10 +103,10 @@ def test_up_serves_the_pipeline_once_provisioned_and_says_what_it_discards(
             setup, f"aws s3 cp {data} s3://raw/orders/year=2026/month=11/day=29/orders.jsonl", env
         )
         assert copied.returncode == 0, copied.stderr
-        # Then the pipeline runs, and `sluice executions` in a third process sees it
+        # Then the pipeline runs, and `sluice executions list` in a third process sees it
         rows: list[dict[str, str]] = []
         while time.monotonic() < deadline + 60:
-            listing = shell(setup, f"{sys.executable} -m sluice.cli executions --json", env)
+            listing = shell(setup, f"{sys.executable} -m sluice.cli executions list --json", env)
             rows = json.loads(listing.stdout)
             if rows and rows[0]["status"] != "RUNNING":
                 break

@@ -55,7 +55,7 @@ def entity_bomb(tmp: Path) -> bytes:
 def run_bad(
     cloud: LocalCloud, tmp: Path, name: str, body: bytes, dataset: str = "transactions"
 ) -> dict[str, Any]:
-    """Upload, wait, and return what `sluice execution show` says plus the quarantine record."""
+    """Upload, wait, and return what `sluice executions show` says plus the quarantine record."""
     path = tmp / name
     path.write_bytes(body)
     source = cloud.upload(path, dataset)
