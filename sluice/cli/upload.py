@@ -24,7 +24,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     keys = [(p, lake.raw_key(dataset, p.name, today)) for p in paths]
     clash = key_clash(target.raw_bucket, keys)
     if clash:
-        raise ops.OpsError(clash)
+        raise ops.UsageError(clash)
     if args.wait is None:
         items = ops.upload(target, paths, dataset, wait_seconds=ops.START_WAIT, today=today)
         lines = [

@@ -284,7 +284,7 @@ def test_upload_refuses_two_files_that_would_be_one_object(
     code = main(["upload", str(first), str(second), "--dataset", "clash", *endpoint])
     # Then nothing is uploaded and one line says why
     (line,) = capsys.readouterr().err.splitlines()
-    assert code == 1
+    assert code == 2
     assert line.startswith(f"sluice: {first} and {second} would both be s3://raw/clash/year=")
     assert line.endswith(
         "/clash.csv (one file's rows would replace the other's): rename one, or run them apart"
