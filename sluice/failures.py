@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import traceback
 import zipfile
 import zlib
@@ -20,7 +21,6 @@ from xml.etree.ElementTree import ParseError
 from xml.parsers.expat import ExpatError
 
 import pyarrow as pa
-import yaml
 
 from sluice.contracts import ContractError
 from sluice.errors import SluiceDataError
@@ -58,6 +58,13 @@ def _raised_in_reader(error: BaseException) -> bool:
     return any(f"/{name}/" in path or path.endswith(f"/{name}.py") for name in _READER_MODULES)
 
 
+def _is_yaml_error(error: BaseException) -> bool:
+    """A YAML document that does not parse (PyYAML is loaded only where YAML is read: where it
+    is not, none of its errors can have been raised)."""
+    yaml = sys.modules.get("yaml")
+    return yaml is not None and isinstance(error, yaml.YAMLError)
+
+
 def _is_transient(error: BaseException) -> bool:
     """An AWS client error (throttling, timeouts, 5xx): never the file's fault."""
     module = type(error).__module__
@@ -69,7 +76,7 @@ def reason_of(error: BaseException, stage: str) -> str | None:
     "trusted" judges its values) is reported under, or None if `error` is not bad input."""
     if isinstance(error, MemoryError | OSError) or _is_transient(error):
         return None  # ArrowMemoryError, a full /tmp, the network: not the file's fault
-    if isinstance(error, yaml.YAMLError | ContractError):
+    if isinstance(error, ContractError) or _is_yaml_error(error):
         return "INVALID_CONTRACT"
     if isinstance(error, pa.ArrowInvalid) and "regular expression" in str(error):
         return "INVALID_CONTRACT"  # a contract pattern RE2 cannot compile

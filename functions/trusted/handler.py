@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# Trusted downloads its staged file with boto3's managed transfers: imported at init.
+import boto3.s3.transfer  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# Validate reads contracts' YAML and downloads the RAW object with boto3's managed transfers:
+# imported at init, as the stage always needs them.
+import boto3.s3.transfer  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import sluice.contracts.load  # noqa: F401
 from sluice import metrics as published
 from sluice import pipeline
 from sluice.handlers import run_stage

@@ -11,17 +11,10 @@ from its data (`sluice.stages.infer`, which guesses types as Trusted reads them)
 - `load`: YAML within the loading limits, and contract files (`find_contract`).
 """
 
+from typing import TYPE_CHECKING
+
 from sluice.contracts.check import ContractError
 from sluice.contracts.columns import full_match_regex, re2_problem
-from sluice.contracts.load import (
-    MAX_ALIASES,
-    MAX_CONTRACT_BYTES,
-    MAX_DEPTH,
-    MAX_NODES,
-    find_contract,
-    load_contract_bytes,
-    load_contract_text,
-)
 from sluice.contracts.model import (
     ACTIONS,
     DERIVED_FUNCTIONS,
@@ -42,6 +35,40 @@ from sluice.contracts.model import (
     is_safe_name,
 )
 from sluice.contracts.parse import TOP_LEVEL, parse_contract
+
+if TYPE_CHECKING:
+    from sluice.contracts.load import (
+        MAX_ALIASES,
+        MAX_CONTRACT_BYTES,
+        MAX_DEPTH,
+        MAX_NODES,
+        find_contract,
+        load_contract_bytes,
+        load_contract_text,
+    )
+
+# Reading YAML (`load`) imports PyYAML: loaded when first asked for, so a stage that gets its
+# contract as JSON (Trusted and Delivery, from the manifest) never loads it.
+_LOAD_NAMES = frozenset(
+    {
+        "MAX_ALIASES",
+        "MAX_CONTRACT_BYTES",
+        "MAX_DEPTH",
+        "MAX_NODES",
+        "find_contract",
+        "load_contract_bytes",
+        "load_contract_text",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _LOAD_NAMES:
+        from sluice.contracts import load
+
+        return getattr(load, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIONS",

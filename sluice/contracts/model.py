@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-import yaml
-
 TYPES = ("int", "float", "decimal", "string", "bool", "date", "timestamp")
 NUMERIC = ("int", "float", "decimal")
 NULL_POLICIES = ("reject", "fill", "flag")
@@ -236,6 +234,8 @@ class Contract:
             if self.inferred
             else ""
         )
+        import yaml  # (only a contract shown to a user is written as YAML)
+
         return header + yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 

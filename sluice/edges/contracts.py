@@ -7,15 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sluice import contracts
 from sluice.aws import ObjectStore
 from sluice.config import Settings
-from sluice.contracts import (
-    MAX_CONTRACT_BYTES,
-    Contract,
-    ContractError,
-    find_contract,
-    load_contract_bytes,
-)
+from sluice.contracts import Contract, ContractError
 from sluice.edges.common import Outputs
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.grants import INFERRED_CONTRACT
@@ -31,8 +26,8 @@ RAW_CONTRACTS_PREFIX = "_contracts/"
 
 def _contract_object(store: ObjectStore, bucket: str, key: str) -> Contract | None:
     """The contract kept at `s3://bucket/key`, or None; never more than the size cap is read."""
-    data = store.get_bytes_if_exists(bucket, key, limit=MAX_CONTRACT_BYTES + 1)
-    return None if data is None else load_contract_bytes(data, f"s3://{bucket}/{key}")
+    data = store.get_bytes_if_exists(bucket, key, limit=contracts.MAX_CONTRACT_BYTES + 1)
+    return None if data is None else contracts.load_contract_bytes(data, f"s3://{bucket}/{key}")
 
 
 def _inferred_before(store: ObjectStore, settings: Settings, dataset: str) -> Contract | None:
@@ -63,7 +58,7 @@ def adopter(out: Outputs, settings: Settings, dataset: str) -> Callable[[Contrac
         body = inferred.to_yaml().encode()
         try:
             # What is adopted must load again for every later file, as any contract does.
-            load_contract_bytes(body, f"s3://{settings.trusted_bucket}/{key}")
+            contracts.load_contract_bytes(body, f"s3://{settings.trusted_bucket}/{key}")
         except ContractError as exc:
             raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
         if out.store.put_if(settings.trusted_bucket, key, body, "application/yaml", None):
@@ -97,7 +92,7 @@ def contract_for(
             if contract is not None:
                 break
         else:
-            contract = find_contract(dataset, contracts_dir) or _inferred_before(
+            contract = contracts.find_contract(dataset, contracts_dir) or _inferred_before(
                 store, settings, dataset
             )
     except ContractError as exc:
