@@ -7,6 +7,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# This stage's edge (sluice.pipeline loads each edge when first asked for).
+import sluice.edges.delivery
+
 # This stage's logic, imported at init: the edges import each stage's on first use.
 import sluice.stages.delivery  # noqa: F401
 from sluice import metrics as published

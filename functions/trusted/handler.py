@@ -9,6 +9,9 @@ import boto3.s3.transfer  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# This stage's edge (sluice.pipeline loads each edge when first asked for).
+import sluice.edges.trusted
+
 # This stage's logic, imported at init: the edges import each stage's on first use.
 import sluice.stages.trusted  # noqa: F401
 from sluice import metrics as published

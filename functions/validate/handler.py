@@ -10,7 +10,8 @@ import boto3.s3.transfer  # noqa: F401
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-import sluice.contracts.load  # noqa: F401
+import sluice.contracts.load
+import sluice.edges.validate  # noqa: F401  (this stage's edge, at init)
 from sluice import metrics as published
 from sluice import pipeline
 from sluice.handlers import run_stage
