@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -108,11 +108,6 @@ class MemoryStore:
         if bucket in self.versioned:
             answer["VersionId"] = version_id or self._current_version(bucket, key)
         return answer
-
-    def head_if_exists(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
-        self.requests["head"] += 1
-        found = self.objects.get((bucket, key))
-        return (self.etag(found[0]), dict(found[1])) if found else None
 
     def size(self, bucket: str, key: str) -> int:
         return int(self.head(bucket, key)["ContentLength"])
@@ -213,11 +208,6 @@ class MemoryStore:
         self.objects.pop((bucket, key), None)
         self.content_types.pop((bucket, key), None)
 
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys = self.keys(bucket, prefix)
-        self.requests["list"] += max(1, -(-len(keys) // LIST_PAGE))
-        return keys
-
     def list_between(
         self, bucket: str, prefix: str, after: str, last: str, pages: int
     ) -> tuple[list[str], str]:
@@ -259,6 +249,6 @@ class MemoryWorkflow:
         return {"executionArn": f"{stateMachineArn}:{name}"}
 
 
-def _conforms(store: MemoryStore, workflow: MemoryWorkflow) -> tuple[StageStore, WorkflowClient]:
-    """(For mypy: the fakes are what the edges take.)"""
-    return store, workflow
+if TYPE_CHECKING:  # (for mypy: the fakes are what the edges take)
+    _store: StageStore = MemoryStore()
+    _workflow: WorkflowClient = MemoryWorkflow()
