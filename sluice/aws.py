@@ -28,6 +28,7 @@ from botocore.exceptions import (
 )
 
 from sluice.errors import SluiceTransientError
+from sluice.ports import ReadsRanges, UploadsParts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -349,7 +350,7 @@ class RangedReader(io.RawIOBase):
     no `/tmp` for it.
     """
 
-    def __init__(self, store: ObjectStore, bucket: str, key: str, size: int | None = None) -> None:
+    def __init__(self, store: ReadsRanges, bucket: str, key: str, size: int | None = None) -> None:
         super().__init__()
         self.store, self.bucket, self.key = store, bucket, key
         self.length = store.size(bucket, key) if size is None else size
@@ -404,7 +405,7 @@ class StreamingUpload(io.RawIOBase):
 
     def __init__(
         self,
-        store: ObjectStore,
+        store: UploadsParts,
         bucket: str,
         key: str,
         content_type: str,

@@ -18,13 +18,14 @@ from sluice import metrics as published
 from sluice.aws import ObjectStore, client, transient_aws_errors
 from sluice.config import Settings
 from sluice.errors import SluiceDataError
+from sluice.ports import StageStore, WorkflowClient
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
     store: ObjectStore
-    sfn: Any
+    sfn: WorkflowClient
 
 
 @cache
@@ -39,7 +40,7 @@ def reset_runtime() -> None:
     runtime.cache_clear()
 
 
-StageFunction = Callable[[dict[str, Any], ObjectStore, Settings], dict[str, Any]]
+StageFunction = Callable[[dict[str, Any], StageStore, Settings], dict[str, Any]]
 
 
 def run_stage(

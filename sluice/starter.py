@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from botocore.exceptions import ClientError
 
 from sluice import lake
-from sluice.aws import ObjectStore
 from sluice.config import Settings
 from sluice.errors import SluiceDataError
 from sluice.events import parse_s3_notification
 from sluice.lake import SourceObject
+from sluice.ports import HeadsObjects, WorkflowClient
 
 
 @dataclass
@@ -38,7 +37,7 @@ def _missing(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") in _MISSING
 
 
-def _standing(store: ObjectStore | None, source: SourceObject) -> str:
+def _standing(store: HeadsObjects | None, source: SourceObject) -> str:
     """Whether the event's object is still there to process: `current`, `superseded` (a newer
     version is current: a late event for an old version must not reprocess it over the newer
     version's outputs) or `gone` (the key has no current object, or the version the event
@@ -64,7 +63,7 @@ def _standing(store: ObjectStore | None, source: SourceObject) -> str:
 
 
 def start_executions(
-    body: str, sfn: Any, settings: Settings, store: ObjectStore | None = None
+    body: str, sfn: WorkflowClient, settings: Settings, store: HeadsObjects | None = None
 ) -> StartOutcome:
     """One StartExecution per object in one SQS message; a repeat of a known object is done."""
     outcome = StartOutcome()

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluice.aws import ObjectStore
 from sluice.lazy import LazyModule
+from sluice.ports import StageStore
 
 CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
@@ -41,7 +41,7 @@ def write_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_parquet(store: ObjectStore, bucket: str, key: str) -> pa.Table:
+def read_parquet(store: StageStore, bucket: str, key: str) -> pa.Table:
     return delivery_stage.read_parquet_bytes(store.get_bytes(bucket, key))
 
 
@@ -50,7 +50,7 @@ class Outputs:
     """Puts a stage's objects and counts their bytes as written: the stage's `bytes_out`
     (from any of the transfer pool's threads)."""
 
-    store: ObjectStore
+    store: StageStore
     byte_count: int = 0
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 

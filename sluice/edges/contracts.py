@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sluice import contracts
-from sluice.aws import ObjectStore
 from sluice.config import Settings
 from sluice.contracts import Contract, ContractError
 from sluice.edges.common import Outputs
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.grants import INFERRED_CONTRACT
+from sluice.ports import StageStore
 
 if TYPE_CHECKING:
     pass
@@ -24,13 +24,13 @@ else:
 RAW_CONTRACTS_PREFIX = "_contracts/"
 
 
-def _contract_object(store: ObjectStore, bucket: str, key: str) -> Contract | None:
+def _contract_object(store: StageStore, bucket: str, key: str) -> Contract | None:
     """The contract kept at `s3://bucket/key`, or None; never more than the size cap is read."""
     data = store.get_bytes_if_exists(bucket, key, limit=contracts.MAX_CONTRACT_BYTES + 1)
     return None if data is None else contracts.load_contract_bytes(data, f"s3://{bucket}/{key}")
 
 
-def _inferred_before(store: ObjectStore, settings: Settings, dataset: str) -> Contract | None:
+def _inferred_before(store: StageStore, settings: Settings, dataset: str) -> Contract | None:
     """The contract inferred from the dataset's first file: later files are typed the same way,
     so one day's files can be summarized together."""
     found = _contract_object(store, settings.trusted_bucket, _inferred_key(dataset))
@@ -77,7 +77,7 @@ def adopter(out: Outputs, settings: Settings, dataset: str) -> Callable[[Contrac
 
 
 def contract_for(
-    store: ObjectStore, settings: Settings, dataset: str, contracts_dir: Path
+    store: StageStore, settings: Settings, dataset: str, contracts_dir: Path
 ) -> Contract | None:
     """The dataset's contract: RAW `_contracts/<dataset>.yaml` first, then the bundled one.
 

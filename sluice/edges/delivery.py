@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice import lake
-from sluice.aws import ObjectStore, RangedReader, StreamingUpload
+from sluice.aws import RangedReader, StreamingUpload
 from sluice.config import Settings
 from sluice.contracts import (
     parse_contract,
@@ -28,6 +28,7 @@ from sluice.edges.common import (
 from sluice.edges.summary import Partials, keep_summary, new_days
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
+from sluice.ports import StageStore
 
 if TYPE_CHECKING:
     from sluice.stages import delivery as delivery_stage
@@ -36,7 +37,7 @@ else:
 
 
 def _day_rows(
-    store: ObjectStore, manifest: dict[str, Any], source: SourceObject
+    store: StageStore, manifest: dict[str, Any], source: SourceObject
 ) -> dict[str, pa.Table]:
     """The small days' rows Trusted handed over, by day; none where there is no hand-over,
     it is gone (a rerun after it was used) or it is another run's: those days are read from
@@ -150,7 +151,7 @@ def _put_detail(
     }
 
 
-def deliver(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+def deliver(state: dict[str, Any], store: StageStore, settings: Settings) -> dict[str, Any]:
     started = time.perf_counter()
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])

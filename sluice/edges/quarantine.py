@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sluice import lake
-from sluice.aws import ObjectStore
 from sluice.config import Settings
 from sluice.errors import SluiceDataError
 from sluice.failures import as_data_error
 from sluice.lake import SourceObject
+from sluice.ports import StageStore
 
 if TYPE_CHECKING:
     pass
@@ -20,7 +20,7 @@ else:
 
 
 def quarantine_file(
-    store: ObjectStore,
+    store: StageStore,
     settings: Settings,
     dataset: str,
     source: SourceObject,
@@ -51,7 +51,7 @@ def quarantine_file(
 
 
 def quarantine_bad_input(
-    store: ObjectStore,
+    store: StageStore,
     settings: Settings,
     dataset: str,
     source: SourceObject,

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from sluice import lake
-from sluice.aws import ObjectStore
 from sluice.config import Settings
 from sluice.contracts import (
     Contract,
@@ -20,6 +19,7 @@ from sluice.contracts import (
 from sluice.edges.common import PARQUET
 from sluice.errors import SluiceTransientError
 from sluice.lake import SourceObject
+from sluice.ports import StageStore
 
 if TYPE_CHECKING:
     from sluice.stages import delivery as delivery_stage
@@ -45,7 +45,7 @@ LIST_SUMMARY_DAYS = 8
 
 
 def new_days(
-    store: ObjectStore, bucket: str, dataset: str, days: list[date]
+    store: StageStore, bucket: str, dataset: str, days: list[date]
 ) -> Callable[[date], bool]:
     """Whether each of `days` (sorted) surely has no DAILY_SUMMARY yet, from one listing of
     the summaries between the first and the last of them. A day the listing did not reach, or
@@ -70,7 +70,7 @@ class Partials:
     """Source objects' partial summaries by day, each object read once per delivery unless a
     day state says it changed since (from any of the transfer pool's threads)."""
 
-    def __init__(self, store: ObjectStore, bucket: str) -> None:
+    def __init__(self, store: StageStore, bucket: str) -> None:
         self.store, self.bucket = store, bucket
         self._found: dict[str, dict[date, tuple[str, pa.Table]]] = {}
         self._reading: dict[str, threading.Lock] = {}
@@ -128,7 +128,7 @@ def _next_state(
 
 
 def keep_summary(
-    store: ObjectStore,
+    store: StageStore,
     settings: Settings,
     contract: Contract,
     dataset: str,

@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice import lake
-from sluice.aws import ObjectStore
 from sluice.config import Settings
 from sluice.contracts import (
     Contract,
@@ -30,6 +29,7 @@ from sluice.edges.common import (
 from sluice.edges.quarantine import quarantine_bad_input
 from sluice.errors import SluiceError
 from sluice.lake import SourceObject
+from sluice.ports import StageStore
 
 if TYPE_CHECKING:
     from sluice.stages import delivery as delivery_stage
@@ -66,7 +66,7 @@ def _manifest_key(dataset: str, source: SourceObject, stage: str) -> str:
     return lake.staged_key(dataset, source).removesuffix(".parquet") + f".{stage}.json"
 
 
-def _previous_outputs(store: ObjectStore, bucket: str, key: str) -> dict[str, Any]:
+def _previous_outputs(store: StageStore, bucket: str, key: str) -> dict[str, Any]:
     previous = store.get_bytes_if_exists(bucket, key)
     return json.loads(previous) if previous else {}
 
@@ -83,7 +83,7 @@ def _trusted_section(
     }
 
 
-def trusted(state: dict[str, Any], store: ObjectStore, settings: Settings) -> dict[str, Any]:
+def trusted(state: dict[str, Any], store: StageStore, settings: Settings) -> dict[str, Any]:
     source = SourceObject.from_dict(state["source"])
     dataset = str(state["dataset"])
     staged = state["validate"]["staged"]

@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from sluice import lake
-from sluice.aws import ObjectStore
 from sluice.config import CONTRACTS_DIR, Settings
 from sluice.contracts import (
     Contract,
@@ -35,6 +34,7 @@ from sluice.formats import (
 )
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
+from sluice.ports import StageStore
 from sluice.prefetch import prefetch
 from sluice.stages.validate import check_columns, sample_of
 
@@ -159,7 +159,7 @@ def _source_gone(source: SourceObject) -> Iterator[None]:
 
 def validate(
     state: dict[str, Any],
-    store: ObjectStore,
+    store: StageStore,
     settings: Settings,
     contracts_dir: Path = CONTRACTS_DIR,
 ) -> dict[str, Any]:

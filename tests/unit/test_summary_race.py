@@ -3,10 +3,7 @@ however many deliveries race for it, with reruns, new versions and files leaving
 
 from __future__ import annotations
 
-import hashlib
 import io
-from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -25,6 +22,7 @@ from sluice.edges import summary as summary_edge
 from sluice.errors import SluiceError, SluiceTransientError
 from sluice.lake import SourceObject
 from sluice.stages import delivery, trusted
+from tests.fakes import MemoryStore
 
 CONTRACT = find_contract("transactions", CONTRACTS_DIR)
 DAY = date(2024, 1, 15)
@@ -34,71 +32,15 @@ SETTINGS = Settings(
 SUMMARY = lake.delivery_key("transactions", delivery.DAILY_SUMMARY, DAY, None)
 
 
-class CountingStore:
-    """An in-memory S3 that counts requests and honours conditional puts as S3 does.
-
-    `before_put` runs just before a conditional put is judged: another execution can change
-    the object right between a delivery's read and its put.
-    """
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], tuple[bytes, dict[str, str]]] = {}
-        self.requests: Counter[str] = Counter()
-        self.before_put: Callable[[str], None] = lambda key: None
-
-    @staticmethod
-    def etag(body: bytes) -> str:
-        return f'"{hashlib.md5(body).hexdigest()}"'
-
-    def list_keys(self, bucket: str, prefix: str) -> list[str]:
-        self.requests["list"] += 1
-        return sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
-
-    def get_bytes_if_exists(self, bucket: str, key: str) -> bytes | None:
-        self.requests["get"] += 1
-        found = self.objects.get((bucket, key))
-        return found[0] if found else None
-
-    def get_if_exists(self, bucket: str, key: str) -> tuple[bytes, str] | None:
-        self.requests["get"] += 1
-        found = self.objects.get((bucket, key))
-        return (found[0], self.etag(found[0])) if found else None
-
-    def head_if_exists(self, bucket: str, key: str) -> tuple[str, dict[str, str]] | None:
-        self.requests["head"] += 1
-        found = self.objects.get((bucket, key))
-        return (self.etag(found[0]), dict(found[1])) if found else None
-
-    def put_if(
-        self,
-        bucket: str,
-        key: str,
-        body: bytes,
-        content_type: str,
-        etag: str | None,
-        metadata: dict[str, str] | None = None,
-    ) -> bool:
-        self.requests["put"] += 1
-        self.before_put(key)
-        found = self.objects.get((bucket, key))
-        if (etag is None) != (found is None) or (found and self.etag(found[0]) != etag):
-            return False
-        self.objects[(bucket, key)] = (body, dict(metadata or {}))
-        return True
-
-    def delete(self, bucket: str, key: str) -> None:
-        self.requests["delete"] += 1
-        self.objects.pop((bucket, key), None)
-
-    # the file's own partial summaries, as Trusted writes them (not a Delivery request)
-    def put_partial(self, name: str, body: bytes | None) -> SourceObject:
-        source = SourceObject("raw", f"transactions/year=2024/month=03/day=01/{name}.csv")
-        key = lake.partials_key("transactions", source)
-        if body is None:
-            self.objects.pop(("trusted", key), None)
-        else:
-            self.objects[("trusted", key)] = (body, {})
-        return source
+def put_partial(store: MemoryStore, name: str, body: bytes | None) -> SourceObject:
+    """The file's own partial summaries, as Trusted writes them (not a Delivery request)."""
+    source = SourceObject("raw", f"transactions/year=2024/month=03/day=01/{name}.csv")
+    key = lake.partials_key("transactions", source)
+    if body is None:
+        store.objects.pop(("trusted", key), None)
+    else:
+        store.objects[("trusted", key)] = (body, {})
+    return source
 
 
 def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
@@ -124,7 +66,7 @@ def partial(tmp_path: Path, rows: list[tuple[int, str, str]]) -> bytes:
 
 
 def deliver(
-    store: CountingStore,
+    store: MemoryStore,
     source: SourceObject,
     sleeps: list[float] | None = None,
     new_day: bool = False,
@@ -132,25 +74,25 @@ def deliver(
     assert CONTRACT is not None
     waits = sleeps if sleeps is not None else []
     return summary_edge.keep_summary(
-        store,  # type: ignore[arg-type]
+        store,
         SETTINGS,
         CONTRACT,
         "transactions",
         DAY,
         source,
-        summary_edge.Partials(store, "trusted"),  # type: ignore[arg-type]
+        summary_edge.Partials(store, "trusted"),
         new_day,
         sleep=waits.append,
     )
 
 
-def state_of(store: CountingStore) -> delivery.DayState:
+def state_of(store: MemoryStore) -> delivery.DayState:
     """The day's state, as the DAILY_SUMMARY object carries it."""
     assert CONTRACT is not None
     return delivery.DayState.of_summary(store.objects[("delivery", SUMMARY)][0], CONTRACT)
 
 
-def summary(store: CountingStore) -> list[tuple[Any, ...]]:
+def summary(store: MemoryStore) -> list[tuple[Any, ...]]:
     found = store.objects.get(("delivery", SUMMARY))
     if found is None:
         return []
@@ -159,7 +101,7 @@ def summary(store: CountingStore) -> list[tuple[Any, ...]]:
     return [tuple(r.values()) for r in table.select(columns).to_pylist()]
 
 
-def recomputed(store: CountingStore) -> list[tuple[Any, ...]]:
+def recomputed(store: MemoryStore) -> list[tuple[Any, ...]]:
     """The summary the old way: every partial of the day combined at once."""
     assert CONTRACT is not None
     partials = [
@@ -174,10 +116,10 @@ def recomputed(store: CountingStore) -> list[tuple[Any, ...]]:
 
 def test_a_files_requests_do_not_depend_on_how_many_files_the_day_has(tmp_path: Path) -> None:
     # Given 50 files of one day, delivered one after another
-    store = CountingStore()
+    store = MemoryStore()
     counts = {}
     for n in range(1, 51):
-        source = store.put_partial(f"f{n}", partial(tmp_path, [(n, f"{n}.5", "Sales")]))
+        source = put_partial(store, f"f{n}", partial(tmp_path, [(n, f"{n}.5", "Sales")]))
         store.requests.clear()
         # When the n-th file's share is merged into the day's summary
         kept = deliver(store, source)
@@ -194,9 +136,9 @@ def test_a_files_requests_do_not_depend_on_how_many_files_the_day_has(tmp_path: 
 
 
 def test_a_rerun_changes_nothing_and_a_new_version_replaces_its_share(tmp_path: Path) -> None:
-    store = CountingStore()
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales"), (2, "30", "Travel")]))
-    b = store.put_partial("b", partial(tmp_path, [(3, "50", "Sales")]))
+    store = MemoryStore()
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales"), (2, "30", "Travel")]))
+    b = put_partial(store, "b", partial(tmp_path, [(3, "50", "Sales")]))
     deliver(store, a)
     deliver(store, b)
     before = summary(store)
@@ -211,7 +153,7 @@ def test_a_rerun_changes_nothing_and_a_new_version_replaces_its_share(tmp_path: 
     )
     assert dict(store.requests) == {"get": 2, "put": 1}
     # When a new version of a lowers Sales' maximum (which cannot be subtracted)
-    store.put_partial("a", partial(tmp_path, [(1, "10", "Sales")]))
+    put_partial(store, "a", partial(tmp_path, [(1, "10", "Sales")]))
     store.requests.clear()
     deliver(store, a)
     # Then the day is recomputed from its two contributions' partials, without listing
@@ -229,8 +171,8 @@ def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: P
     bodies = [partial(tmp_path, [(i + 1, a, "Sales")]) for i, a in enumerate(amounts)]
     results = []
     for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
-        store = CountingStore()
-        sources = [store.put_partial(f"f{i}", bodies[i]) for i in range(3)]
+        store = MemoryStore()
+        sources = [put_partial(store, f"f{i}", bodies[i]) for i in range(3)]
         # When the files are delivered in this order
         for i in order:
             deliver(store, sources[i])
@@ -253,11 +195,11 @@ def test_the_order_of_the_files_does_not_change_a_bit_of_the_summary(tmp_path: P
 def test_a_delivery_that_lost_the_race_retries_and_both_files_count(tmp_path: Path) -> None:
     # Given a day with one file, and another execution's delivery committing right between
     # our read of the day's state and our put
-    store = CountingStore()
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    store = MemoryStore()
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales")]))
     deliver(store, a)
-    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
-    c = store.put_partial("c", partial(tmp_path, [(3, "7", "Travel")]))
+    b = put_partial(store, "b", partial(tmp_path, [(2, "50", "Sales")]))
+    c = put_partial(store, "c", partial(tmp_path, [(3, "7", "Travel")]))
     raced: list[str] = []
 
     def the_other_delivery(key: str) -> None:
@@ -276,8 +218,8 @@ def test_a_delivery_that_lost_the_race_retries_and_both_files_count(tmp_path: Pa
 
 
 def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
-    store = CountingStore()
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    store = MemoryStore()
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales")]))
     deliver(store, a)
 
     # Given a day whose state someone else changes before every put of ours
@@ -288,7 +230,7 @@ def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
             store.objects[("delivery", SUMMARY)] = (current.summary_object(CONTRACT, DAY), {})
 
     store.before_put = someone_else_commits
-    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
+    b = put_partial(store, "b", partial(tmp_path, [(2, "50", "Sales")]))
     sleeps: list[float] = []
     with pytest.raises(SluiceTransientError, match="kept changing"):
         deliver(store, b, sleeps)
@@ -300,16 +242,16 @@ def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
 def test_a_file_that_leaves_the_day_takes_its_rows_and_a_late_stale_merge_cannot_bring_them_back(
     tmp_path: Path,
 ) -> None:
-    store = CountingStore()
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
-    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Travel")]))
+    store = MemoryStore()
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales")]))
+    b = put_partial(store, "b", partial(tmp_path, [(2, "50", "Travel")]))
     deliver(store, b)
     raced: list[str] = []
 
     def a_new_version_without_the_day(key: str) -> None:
         if key == SUMMARY and not raced:
             raced.append(key)
-            store.put_partial("a", None)  # Trusted of a's new version drops a's day
+            put_partial(store, "a", None)  # Trusted of a's new version drops a's day
             deliver(store, a)  # and its delivery takes a's share out first
 
     # Given a delivery of a's old version that read a's partial, and a's new version (which
@@ -321,7 +263,7 @@ def test_a_file_that_leaves_the_day_takes_its_rows_and_a_late_stale_merge_cannot
     assert summary(store) == [("Travel", 1, 50.0, 50.0, 50.0)] == recomputed(store)
     # When the last file leaves the day too, its summary has no rows left, and keeps what
     # left (so a late merge of either's old rows recomputes too)
-    store.put_partial("b", None)
+    put_partial(store, "b", None)
     deliver(store, b)
     assert summary(store) == []
     assert ("delivery", SUMMARY) in store.objects
@@ -334,8 +276,8 @@ def test_a_day_listed_as_new_is_put_without_a_read_and_one_that_got_a_summary_is
     tmp_path: Path,
 ) -> None:
     # Given a day that had no summary when the delivery listed its days
-    store = CountingStore()
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    store = MemoryStore()
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales")]))
     # When its share is merged
     sleeps: list[float] = []
     kept = deliver(store, a, sleeps, new_day=True)
@@ -343,7 +285,7 @@ def test_a_day_listed_as_new_is_put_without_a_read_and_one_that_got_a_summary_is
     assert dict(store.requests) == {"get": 1, "put": 1}
     assert (kept.rows, summary(store)) == (1, [("Sales", 1, 100.0, 100.0, 100.0)])
     # When another file's delivery also listed the day as new, before the summary was put
-    b = store.put_partial("b", partial(tmp_path, [(2, "50", "Sales")]))
+    b = put_partial(store, "b", partial(tmp_path, [(2, "50", "Sales")]))
     store.requests.clear()
     deliver(store, b, sleeps, new_day=True)
     # Then its refused put makes it read the summary and merge, at once: both files count
@@ -355,10 +297,10 @@ def test_a_day_listed_as_new_is_put_without_a_read_and_one_that_got_a_summary_is
 def test_a_summary_without_a_state_is_refused_not_overwritten(tmp_path: Path) -> None:
     assert CONTRACT is not None
     # Given a DAILY_SUMMARY object some other writer put, with no state in it
-    store = CountingStore()
+    store = MemoryStore()
     foreign = common.write_parquet(delivery.summary_schema(CONTRACT).empty_table())
     store.objects[("delivery", SUMMARY)] = (foreign, {})
-    a = store.put_partial("a", partial(tmp_path, [(1, "100", "Sales")]))
+    a = put_partial(store, "a", partial(tmp_path, [(1, "100", "Sales")]))
     # When a file's share is merged into it
     with pytest.raises(SluiceError, match="holds no summary state"):
         deliver(store, a)
@@ -454,9 +396,9 @@ def test_one_files_float_sum_is_the_exact_sum_rounded_once(tmp_path: Path) -> No
         naive += float(a)
     exact = float(sum(Fraction(float(a)) for a in amounts))
     assert naive != exact
-    store = CountingStore()
+    store = MemoryStore()
     rows = [(i + 1, a, "Sales") for i, a in enumerate(amounts)]
-    source = store.put_partial("f", partial(tmp_path, rows))
+    source = put_partial(store, "f", partial(tmp_path, rows))
     # When its share is delivered
     deliver(store, source)
     # Then the day's sum is the exact one, rounded once, as if the rows came one per file
