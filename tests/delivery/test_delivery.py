@@ -4,7 +4,6 @@ a rerun; the seed's example queries return the expected numbers; lineage account
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +18,7 @@ from sluice.config import CONTRACTS_DIR
 from sluice.contracts import find_contract
 from sluice.lake import SourceObject
 from sluice.local import LocalCloud
+from tests.support import eventually
 
 HEADER = "id,name,amount,date,category\n"
 FILE_A = HEADER + (
@@ -73,19 +73,18 @@ class Scenario:
 def _drain(cloud: LocalCloud) -> None:
     """Wait until the ingest queue has nothing waiting or in flight."""
     sqs = cloud.client("sqs")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def drained() -> bool:
         attrs = sqs.get_queue_attributes(
             QueueUrl=cloud.queue_urls["ingest"],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        if attrs == {
+        return attrs == {
             "ApproximateNumberOfMessages": "0",
             "ApproximateNumberOfMessagesNotVisible": "0",
-        }:
-            return
-        time.sleep(0.05)
-    raise TimeoutError("ingest queue did not drain")
+        }
+
+    eventually(drained, 30, "ingest queue drained")
 
 
 def _upload(cloud: LocalCloud, tmp: Path, name: str, text: str) -> tuple[SourceObject, Any]:
@@ -122,10 +121,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             name=described_c["name"] + "-r1",
             input=described_c["input"],
         )
-        deadline = time.monotonic() + 60
-        while sfn.describe_execution(executionArn=rerun["executionArn"])["status"] == "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(
+            lambda: (
+                sfn.describe_execution(executionArn=rerun["executionArn"])["status"] != "RUNNING"
+            ),
+            60,
+            "the rerun finished",
+        )
         cloud.snapshot(lakes.setdefault("rerun", tmp / "lake-rerun"))
     yield Scenario(lakes, sources)
 
