@@ -182,11 +182,14 @@ def test_ingest_dlq_redrive_loses_nothing_when_a_send_fails(
 def test_status_reports_queues_executions_and_latest_metrics(
     cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a file uploaded through the CLI whose execution succeeded
     path = tmp_path / "status_one.csv"
     path.write_text(HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8")
     _, (item,) = run_cli(capsys, "upload", str(path), "--dataset", "status", "--json", *endpoint)
     assert wait_for(cloud, item["execution"]) == "SUCCEEDED"
+    # When `sluice status --json` runs
     code, state = run_cli(capsys, "status", "--json", *endpoint)
+    # Then it reports the stack, the three queues, the day's executions and the latest run's stages
     assert code == 0
     assert set(state) == {"stack", "queues", "executions_24h", "latest"}
     assert state["stack"] == "Sluice-local"
@@ -199,10 +202,13 @@ def test_status_reports_queues_executions_and_latest_metrics(
 def test_errors_are_one_line(
     cloud: LocalCloud, endpoint: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a stack that does not exist
+    # When a command asks for it, Then it exits 1 with one line saying so and what to do
     assert main(["executions", "list", "--stack", "Sluice-nope", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     where = cloud.endpoint_url
     assert err == f"sluice: stack Sluice-nope not found in {where} (deploy it, or pass --stack)"
+    # And asked for an execution that does not exist, one line naming the error
     assert main(["executions", "show", "no-such-execution", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ExecutionDoesNotExist" in err
