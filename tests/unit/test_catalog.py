@@ -89,7 +89,8 @@ def test_partition_projection_matches_the_key_layout() -> None:
     ],
 )
 def test_athena_types(arrow: pa.DataType, athena: str) -> None:
-    # When an Arrow type is named in Athena's terms, Then it is Athena's type for it
+    # Given an Arrow type Sluice writes
+    # When it is named in Athena's terms, Then it is Athena's type for it
     assert catalog.athena_type(arrow) == athena
 
 

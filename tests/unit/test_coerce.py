@@ -227,7 +227,8 @@ def test_nested_values_read_as_a_string_are_their_json_text(
     column: pa.Array, text: list[str | None]
 ) -> None:
     # (as the JSON reader hands a nested JSON value to a string column)
-    # When a nested column is read as string
+    # Given a struct, list or map column
+    # When it is read as string
     result = coerce(column, "string")
     # Then each value is its JSON text
     assert result.values.to_pylist() == text

@@ -91,9 +91,10 @@ def test_keys_follow_the_lake_layout() -> None:
 
 
 def test_dataset_names() -> None:
-    # When a dataset name is taken from a file name or a key
-    # Then it is the file's stem, lower-cased and safe, or the key's first folder; a name climbing
-    # out is not valid
+    # Given file names with years, dots and leading digits, and keys with and without a folder
+    # When a dataset name is taken from each
+    # Then it is the file's name less its year and suffixes, lower-cased and made a safe name, or
+    # the key's first folder (none without one); a name climbing out is not valid
     assert lake.dataset_from_filename("transactions_2024.csv") == "transactions"
     assert lake.dataset_from_filename("Sales.Report.xlsx") == "sales"
     assert lake.dataset_from_filename("2024-data.csv") == "d_2024_data"

@@ -174,7 +174,8 @@ def test_validate_rejects_header_only_and_missing_columns(write_file) -> None:  
 
 
 def test_empty_file_is_a_data_error(write_file) -> None:  # type: ignore[no-untyped-def]
-    # When an empty file is read, Then it is EMPTY_FILE
+    # Given a file of no bytes
+    # When it is read, Then it is EMPTY_FILE
     with pytest.raises(SluiceDataError) as err:
         read_file(write_file("e.csv", b""), "e.csv")
     assert err.value.reason == "EMPTY_FILE"
@@ -196,7 +197,8 @@ def test_csv_reader_handles_bom_semicolons_latin1_and_quoted_newlines(write_file
 
 
 def test_json_and_jsonl_readers_keep_values_as_text(write_file) -> None:  # type: ignore[no-untyped-def]
-    # When a JSON array with a boolean, a null and a list is read
+    # Given a JSON array of records with a number, a boolean, a null and a list
+    # When it is read
     _, arr = read_file(
         write_file("a.json", '[{"id": 1, "ok": true, "x": null}, {"id": 2, "tags": [1]}]'), "a.json"
     )
@@ -211,7 +213,8 @@ def test_json_and_jsonl_readers_keep_values_as_text(write_file) -> None:  # type
 
 
 def test_contract_errors_name_file_field_and_fix() -> None:
-    # When a contract names a type that does not exist
+    # Given a contract whose column names a type that does not exist
+    # When it is loaded
     with pytest.raises(ContractError) as err:
         load_contract_text("dataset: t\ncolumns:\n  id: {type: integer}\n", "contracts/t.yaml")
     # Then the error names the file, the field and the fix
