@@ -4,7 +4,6 @@ a rerun; the seed's example queries return the expected numbers; lineage account
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +18,7 @@ from sluice.config import CONTRACTS_DIR
 from sluice.contracts import find_contract
 from sluice.lake import SourceObject
 from sluice.local import LocalCloud
+from tests.support import eventually
 
 HEADER = "id,name,amount,date,category\n"
 FILE_A = HEADER + (
@@ -73,19 +73,18 @@ class Scenario:
 def _drain(cloud: LocalCloud) -> None:
     """Wait until the ingest queue has nothing waiting or in flight."""
     sqs = cloud.client("sqs")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def drained() -> bool:
         attrs = sqs.get_queue_attributes(
             QueueUrl=cloud.queue_urls["ingest"],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        if attrs == {
+        return attrs == {
             "ApproximateNumberOfMessages": "0",
             "ApproximateNumberOfMessagesNotVisible": "0",
-        }:
-            return
-        time.sleep(0.05)
-    raise TimeoutError("ingest queue did not drain")
+        }
+
+    eventually(drained, 30, "ingest queue drained")
 
 
 def _upload(cloud: LocalCloud, tmp: Path, name: str, text: str) -> tuple[SourceObject, Any]:
@@ -122,10 +121,13 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             name=described_c["name"] + "-r1",
             input=described_c["input"],
         )
-        deadline = time.monotonic() + 60
-        while sfn.describe_execution(executionArn=rerun["executionArn"])["status"] == "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(
+            lambda: (
+                sfn.describe_execution(executionArn=rerun["executionArn"])["status"] != "RUNNING"
+            ),
+            60,
+            "the rerun finished",
+        )
         cloud.snapshot(lakes.setdefault("rerun", tmp / "lake-rerun"))
     yield Scenario(lakes, sources)
 
@@ -143,7 +145,10 @@ def _summary(lake: Path, day: str) -> list[dict[str, Any]]:
 
 
 def test_two_files_for_one_day_give_one_summary_covering_both(scenario: Scenario) -> None:
+    # Given the lake after three files, two of which feed 2024-01-15
     lake = scenario.lakes["first"]
+    # When each day's summary is read
+    # Then 2024-01-15's covers both files' rows, and each other day its own
     assert _summary(lake, "2024-01-15") == [
         ("Marketing", 1, 30.0),
         ("Sales", 3, 160.0),
@@ -154,15 +159,21 @@ def test_two_files_for_one_day_give_one_summary_covering_both(scenario: Scenario
 
 
 def test_the_same_file_twice_changes_nothing(scenario: Scenario) -> None:
+    # Given the lake before and after the same file was uploaded again to the same key
     first, again = scenario.lakes["first"], scenario.lakes["same_again"]
+    # When their files are listed, layer by layer
     for layer in ("trusted", "delivery", "quarantine"):
         files = sorted(p.relative_to(first) for p in (first / layer).rglob("*.parquet"))
+        # Then they are the same files, and the summary is unchanged
         assert files == sorted(p.relative_to(again) for p in (again / layer).rglob("*.parquet"))
     assert _summary(again, "2024-01-15") == _summary(first, "2024-01-15")
 
 
 def test_a_new_version_replaces_its_own_rows(scenario: Scenario) -> None:
+    # Given the lake after a new version of tx_b.csv
     lake = scenario.lakes["new_version"]
+    # When 2024-01-15's summary is read
+    # Then the new version's rows replace the old version's
     assert _summary(lake, "2024-01-15") == [
         ("Marketing", 1, 30.0),
         ("Sales", 3, 190.0),
@@ -177,10 +188,13 @@ def test_a_new_version_replaces_its_own_rows(scenario: Scenario) -> None:
 
 
 def test_a_rerun_gives_identical_outputs(scenario: Scenario) -> None:
+    # Given the lake before and after a rerun of tx_c.csv's execution
     before, after = scenario.lakes["new_version"], scenario.lakes["rerun"]
     # (lineage differs, as it should: another execution, other durations)
+    # When each TRUSTED and DELIVERY file is read, without its run-time stamps
     for layer in ("trusted/transactions", "delivery/transactions"):
         old = {p.relative_to(before): p for p in (before / layer).rglob("*.parquet")}
+        # Then the rerun wrote the same files, with the same rows
         new = {p.relative_to(after): p for p in (after / layer).rglob("*.parquet")}
         assert sorted(old) == sorted(new)
         for rel, path in old.items():
@@ -197,8 +211,11 @@ def test_a_rerun_gives_identical_outputs(scenario: Scenario) -> None:
 
 
 def test_the_seed_queries_return_the_expected_numbers(scenario: Scenario) -> None:
+    # Given the lake after the three files
     lake = scenario.lakes["first"]
+    # When the seed's example queries are run on it
     per_type = query.run(lake, SEED_PER_RECORD_TYPE)
+    # Then they return the expected counts, quality and categories
     assert per_type.rows == [("DAILY_SUMMARY", 3), ("DETAIL", 5), ("QUALITY", 2)]
     quality = query.run(lake, SEED_QUALITY)
     (avg, low, high) = quality.rows[0]
@@ -209,6 +226,8 @@ def test_the_seed_queries_return_the_expected_numbers(scenario: Scenario) -> Non
 
 
 def test_quality_records_count_every_row_of_their_day(scenario: Scenario) -> None:
+    # Given the lake after the three files
+    # When its QUALITY records are queried
     rows = query.run(
         scenario.lakes["first"],
         "SELECT source_file, quality_date, rows_in, rows_trusted, rows_quarantined, duplicates,"
@@ -218,6 +237,8 @@ def test_quality_records_count_every_row_of_their_day(scenario: Scenario) -> Non
     assert [
         (
             r["source_file"].rsplit("/", 1)[1],
+            # Then each file's day counts every row it had: trusted, quarantined (by reason) or
+            # duplicate
             r["quality_date"].isoformat(),
             r["rows_in"],
             r["rows_trusted"],
@@ -236,6 +257,7 @@ def test_quality_records_count_every_row_of_their_day(scenario: Scenario) -> Non
 
 
 def test_lineage_accounts_for_every_output_file_and_input_row(scenario: Scenario) -> None:
+    # Given the lake after the three files, and the Parquet files on disk
     lake = scenario.lakes["first"]
     manifests = sorted((lake / "delivery/_lineage/manifests/transactions").glob("*.json"))
     assert len(manifests) == 3
@@ -246,9 +268,12 @@ def test_lineage_accounts_for_every_output_file_and_input_row(scenario: Scenario
     }
     listed: set[str] = set()
     links = 0
+    # When each manifest is read
     for path in manifests:
         manifest = json.loads(path.read_text())
         counts = manifest["counts"]
+        # Then its counts add up, its outputs hold every trusted and quarantined row, with every
+        # stage timed
         assert counts["rows_in"] == (
             counts["rows_trusted"] + counts["rows_quarantined"] + counts["duplicates"]
         )
@@ -262,6 +287,7 @@ def test_lineage_accounts_for_every_output_file_and_input_row(scenario: Scenario
         assert by_layer.get("quarantine", 0) == counts["rows_quarantined"]
         assert set(manifest["durations_ms"]) == {"validate", "trusted", "delivery"}
         assert all(isinstance(v, int) for v in manifest["durations_ms"].values())
+    # And together they list exactly the files on disk
     assert listed == on_disk
     # and the lineage table holds the same links (a day's summary is listed by every file in it)
     table = query.run(
@@ -272,6 +298,7 @@ def test_lineage_accounts_for_every_output_file_and_input_row(scenario: Scenario
 
 
 def test_the_ddl_declares_exactly_the_columns_written(scenario: Scenario) -> None:
+    # Given the catalog's tables for the transactions contract, and the lake after the three files
     contract = find_contract("transactions", CONTRACTS_DIR)
     assert contract is not None
     trusted, delivery = catalog.tables(contract)
@@ -280,8 +307,11 @@ def test_the_ddl_declares_exactly_the_columns_written(scenario: Scenario) -> Non
     def declared(table: catalog.Table) -> dict[str, str]:
         return {f.name: catalog.athena_type(f.type) for f in table.schema}
 
+    # When each TRUSTED, DELIVERY and lineage file's schema is read
     for path in (lake / "trusted/transactions").rglob("*.parquet"):
         written = {f.name: catalog.athena_type(f.type) for f in pq.read_schema(path)}
+        # Then it declares exactly the columns the DDL has (DELIVERY's record types together cover
+        # its union)
         assert written == declared(trusted), path
     union = declared(delivery)
     seen: set[str] = set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,6 +14,7 @@ from sluice.cli import main
 from sluice.config import PROJECT_ROOT
 from sluice.lake import SourceObject
 from sluice.local import LocalCloud
+from tests.support import eventually
 
 HEADER = "id,name,amount,date,category\n"
 SAMPLE = PROJECT_ROOT / "samples" / "transactions.csv"
@@ -242,10 +242,21 @@ def test_the_same_event_delivered_twice_gives_one_execution(tmp_path: Path) -> N
         sqs = cloud.client("sqs")
         sqs.send_message(QueueUrl=cloud.queue_urls["ingest"], MessageBody=json.dumps(event))
         batches = cloud.pump.batches
-        deadline = time.monotonic() + 30
-        while cloud.pump.batches == batches and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
+
+        def received_and_deleted() -> bool:
+            attrs = sqs.get_queue_attributes(
+                QueueUrl=cloud.queue_urls["ingest"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            return cloud.pump.batches != batches and (
+                attrs["ApproximateNumberOfMessages"],
+                attrs["ApproximateNumberOfMessagesNotVisible"],
+            ) == ("0", "0")
+
+        eventually(received_and_deleted, 30, "the starter took the event and it was deleted")
         # Then there is still one execution, the message is gone, and the outputs are unchanged
         executions = cloud.client("stepfunctions").list_executions(
             stateMachineArn=cloud.state_machine_arn

@@ -54,14 +54,18 @@ def test_run_then_query_in_every_format(tmp_path: Path, capsys) -> None:  # type
 
 
 def test_a_bad_query_is_one_clear_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # Given a lake the sample was run into
     lake_dir = tmp_path / "lake"
     assert main(["run", str(SAMPLE), "--lake", str(lake_dir)]) == 0
     capsys.readouterr()
+    # When a query names a table that does not exist
     assert main(["query", "SELECT * FROM trusted_nope", "--lake", str(lake_dir)]) == 1
+    # Then it exits 1 with one line naming the error and the tables there are
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith("sluice: Catalog Error: Table with name trusted_nope does not exist")
     assert err.endswith("(tables: delivery_transactions, lineage, trusted_transactions)")
+    # And a query of a lake that does not exist says so
     assert main(["query", "SELECT 1", "--lake", str(tmp_path / "missing")]) == 1
     assert "no lake at" in capsys.readouterr().err
 

@@ -76,6 +76,7 @@ def test_glue_tables_are_the_catalog_ddl_with_projection(dev: Synth) -> None:
         parts = value["Fn::Join"][1]
         return "".join(p if isinstance(p, str) else buckets[json.dumps(p)] for p in parts)
 
+    # When each table is compared with its declaration
     for name, props in tables.items():
         table = declared[name]
         table_input = props["TableInput"]
@@ -100,14 +101,19 @@ def test_glue_tables_are_the_catalog_ddl_with_projection(dev: Synth) -> None:
 
 
 def test_athena_workgroup_enforces_encrypted_results(dev: Synth) -> None:
+    # Given the synthesized dev stack
+    # When its Athena workgroup and results bucket are read
     (workgroup,) = dev.resources("AWS::Athena::WorkGroup").values()
     config = workgroup["Properties"]["WorkGroupConfiguration"]
+    # Then queries must use the workgroup's settings, publish metrics and encrypt results with the
+    # key
     assert config["EnforceWorkGroupConfiguration"] is True
     assert config["PublishCloudWatchMetricsEnabled"] is True
     assert config["ResultConfiguration"]["EncryptionConfiguration"] == {
         "EncryptionOption": "SSE_KMS",
         "KmsKey": dev.key_arn(dev.stack.storage.key),
     }
+    # And the results expire after 30 days
     results = dev.properties(dev.results_id)
     assert results["LifecycleConfiguration"]["Rules"][0] == {
         "Id": "expiry",
@@ -120,11 +126,14 @@ def test_athena_workgroup_enforces_encrypted_results(dev: Synth) -> None:
 
 
 def test_alarms_cover_dlqs_queue_age_executions_every_function_and_quality(dev: Synth) -> None:
+    # Given the synthesized dev stack
+    # When its alarms are listed
     alarms = {
         a["Properties"]["AlarmName"]: a["Properties"]
         for a in dev.resources("AWS::CloudWatch::Alarm").values()
     }
     stages = ("starter", "validate", "trusted", "delivery")
+    # Then there is one for each DLQ, the queue's age, executions, every function and quality
     assert set(alarms) == {
         f"sluice-dev-{name}"
         for name in [
@@ -139,6 +148,7 @@ def test_alarms_cover_dlqs_queue_age_executions_every_function_and_quality(dev: 
             "trusted-quality-score",
         ]
     }
+    # And each notifies the topic, with the right direction and missing data as no breach
     topic = {"Ref": dev.ref_id(dev.stack.monitoring.topic.topic_arn)}
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [topic]
@@ -160,7 +170,10 @@ def test_alarms_cover_dlqs_queue_age_executions_every_function_and_quality(dev: 
 
 
 def test_alarm_topic_is_encrypted_and_tls_only(dev: Synth) -> None:
+    # Given the synthesized dev stack
+    # When its alarm topic is read
     (topic,) = dev.resources("AWS::SNS::Topic").values()
+    # Then it is encrypted with the messaging key and refuses requests without TLS
     assert topic["Properties"]["KmsMasterKeyId"] == dev.key_arn(dev.stack.storage.messaging_key)
     (policy,) = dev.resources("AWS::SNS::TopicPolicy").values()
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -168,13 +181,17 @@ def test_alarm_topic_is_encrypted_and_tls_only(dev: Synth) -> None:
         s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         for s in statements
     )
+    # And nothing subscribes to it in dev
     assert dev.resources("AWS::SNS::Subscription") == {}
 
 
 def test_dashboard_shows_the_state_machine_and_the_queues(dev: Synth) -> None:
     # (The Sluice metrics it graphs: tests/infra/test_metrics.py.)
+    # Given the synthesized dev stack
+    # When its dashboard is read
     (dashboard,) = dev.resources("AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    # Then it graphs the state machine's failures and the queues' depth
     assert "ExecutionsFailed" in body and "ApproximateNumberOfMessagesVisible" in body
 
 
@@ -182,6 +199,9 @@ def test_dashboard_shows_the_state_machine_and_the_queues(dev: Synth) -> None:
 
 
 def test_sse_s3_setting_drops_the_keys(variant: Synth) -> None:
+    # Given the stack synthesized with SSE-S3 (and the other variant settings)
+    # When its keys, buckets and queues are read
+    # Then there are no KMS keys: buckets use AES256 and queues SQS's own encryption
     assert variant.resources("AWS::KMS::Key") == {}
     for bucket in variant.resources("AWS::S3::Bucket").values():
         encryption = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -191,7 +211,10 @@ def test_sse_s3_setting_drops_the_keys(variant: Synth) -> None:
 
 
 def test_object_lock_on_raw_in_governance_mode(variant: Synth, dev: Synth) -> None:
+    # Given the stack synthesized with object lock, and the dev stack without it
+    # When their RAW buckets are read
     raw = variant.properties(variant.bucket_id("raw"))
+    # Then the variant locks new objects for 30 days in governance mode, and dev does not lock
     assert raw["ObjectLockEnabled"] is True
     assert raw["ObjectLockConfiguration"] == {
         "ObjectLockEnabled": "Enabled",
@@ -201,6 +224,8 @@ def test_object_lock_on_raw_in_governance_mode(variant: Synth, dev: Synth) -> No
 
 
 def test_dataset_prefixes_filter_raw_events(variant: Synth) -> None:
+    # Given the stack synthesized with dataset prefixes
+    # When its RAW bucket's notifications are read
     (notification,) = variant.resources("Custom::S3BucketNotifications").values()
     configs = notification["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     prefixes = [
@@ -209,11 +234,15 @@ def test_dataset_prefixes_filter_raw_events(variant: Synth) -> None:
         for rule in config["Filter"]["Key"]["FilterRules"]
         if rule["Name"] == "prefix"
     ]
+    # Then events reach the queue only under those prefixes
     assert prefixes == ["transactions/", "orders/"]
 
 
 def test_stage_sizes_execution_data_and_alarm_email(variant: Synth) -> None:
+    # Given the stack synthesized with stage sizes, execution data and an alarm email
+    # When its functions, state machine and subscription are read
     trusted = variant.properties(variant.function_id("trusted"))
+    # Then each has its setting, and cdk-nag still finds nothing
     assert (trusted["MemorySize"], trusted["EphemeralStorage"]) == (10_240, {"Size": 10_240})
     validate = variant.properties(variant.function_id("validate"))
     assert validate["EphemeralStorage"] == {"Size": 3584}
@@ -236,9 +265,11 @@ CFN_LINT_IGNORED = ["W3005"]
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_cfn_lint_passes_on_the_synthesized_templates(env: str, dev: Synth, prod: Synth) -> None:
+    # Given the synthesized template of this environment
     synthesized = {"dev": dev, "prod": prod}[env]
     template = synthesized.outdir / f"{synthesized.stack.stack_name}.template.json"
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    # When cfn-lint checks it (ignoring only CDK's redundant DependsOn)
     result = subprocess.run(
         [str(cfn_lint), "--ignore-checks", *CFN_LINT_IGNORED, "--", str(template)],
         capture_output=True,
@@ -246,6 +277,7 @@ def test_cfn_lint_passes_on_the_synthesized_templates(env: str, dev: Synth, prod
         check=False,
         env={**os.environ},
     )
+    # Then it passes without a word
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -255,7 +287,10 @@ ASSET_LIMIT_BYTES = 5 * 1024 * 1024
 
 
 def test_function_asset_stays_small(dev: Synth) -> None:
+    # Given the synthesized dev stack's function asset
     key = dev.properties(dev.function_id("validate"))["Code"]["S3Key"]
     asset_dir = dev.outdir / f"asset.{key.removesuffix('.zip')}"
+    # When its files are measured
     size = sum(p.stat().st_size for p in asset_dir.rglob("*") if p.is_file())
+    # Then it holds something and stays under 5 MiB
     assert 0 < size < ASSET_LIMIT_BYTES

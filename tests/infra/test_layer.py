@@ -37,12 +37,15 @@ def _installed(name: str) -> bool:
 
 
 def test_the_layer_holds_exactly_the_pinned_packages_trimmed(dev: Synth) -> None:
+    # Given the dependency layer the dev stack synthesized
     folder = dev.stack.workflow.dependency_layer.folder
     site = folder / "python"
+    # When its packages are listed
     found = {}
     for info in site.glob("*.dist-info"):
         name, _, version = info.name.removesuffix(".dist-info").partition("-")
         found[name.lower().replace("_", "-")] = version
+    # Then they are exactly the pinned ones
     assert found == layer.pins()
     # what the stages never load is gone
     assert not list(site.glob("pyarrow/libarrow_flight.so*"))
@@ -53,9 +56,12 @@ def test_the_layer_holds_exactly_the_pinned_packages_trimmed(dev: Synth) -> None
 
 
 def test_code_and_layer_fit_lambda_unzipped_limit(dev: Synth) -> None:
+    # Given the trusted function's code and the dependency layer of the dev stack
     key = dev.properties(dev.function_id("trusted"))["Code"]["S3Key"]
     code = dev.outdir / f"asset.{key.removesuffix('.zip')}"
+    # When their unzipped sizes are added
     total = layer.size_bytes(dev.stack.workflow.dependency_layer.folder) + layer.size_bytes(code)
+    # Then they fit Lambda's 250 MiB limit
     assert total < LAMBDA_UNZIPPED_LIMIT
 
 

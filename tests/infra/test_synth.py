@@ -586,6 +586,8 @@ def _role_grants(dev: Synth, stage: str) -> set[tuple[str, str]]:
 def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quarantined_files(
     dev: Synth,
 ) -> None:
+    # Given the synthesized dev stack
+    # When the validate role's policies are read
     # Then these are exactly the validate role's permissions
     assert _role_grants(dev, "validate") == _expected(
         [
@@ -605,6 +607,9 @@ def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quaranti
 
 
 def test_trusted_may_read_staging_write_trusted_and_quarantined_rows(dev: Synth) -> None:
+    # Given the synthesized dev stack
+    # When the trusted role's policies are read
+    # Then these are exactly its permissions
     assert _role_grants(dev, "trusted") == _expected(
         [
             *_common(dev, "trusted"),
@@ -617,6 +622,9 @@ def test_trusted_may_read_staging_write_trusted_and_quarantined_rows(dev: Synth)
 
 
 def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
+    # Given the synthesized dev stack
+    # When the delivery role's policies are read
+    # Then these are exactly its permissions
     assert _role_grants(dev, "delivery") == _expected(
         [
             *_common(dev, "delivery"),
@@ -636,7 +644,10 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
 
 
 def test_starter_may_only_start_this_state_machine(dev: Synth) -> None:
+    # Given the synthesized dev stack
     queue_arn = {"Fn::GetAtt": [dev.queue_id(dev.names.ingest_queue), "Arn"]}
+    # When the starter role's policies are read
+    # Then these are exactly its permissions: this state machine, RAW, the ingest queue and its key
     assert _role_grants(dev, "starter") == _expected(
         [
             *_common(dev, "starter"),

@@ -33,32 +33,43 @@ def served_s3(access_key: str = "a") -> tuple[Any, Any]:
 
 
 def test_config_switches_exist() -> None:
+    # Given moto's default configuration
+    # When its Step Functions and Lambda sections are read
+    # Then the switches the local cloud sets are there
     assert "execute_state_machine" in default_user_config["stepfunctions"]
     assert "use_docker" in default_user_config["lambda"]
 
 
 def test_lambda_simple_backend_invoke_has_the_signature_we_replace() -> None:
+    # Given moto's LambdaSimpleBackend.invoke, as the local cloud found it
+    # When its parameters are read
     params = list(inspect.signature(_moto._original_invoke).parameters)
+    # Then they are those the local cloud's replacement takes
     assert params == ["self", "function_name", "qualifier", "body", "headers", "response_headers"]
 
 
 def test_interpreter_reads_the_server_port_from_moto_port(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given MOTO_PORT set
     monkeypatch.setenv("MOTO_PORT", "45678")
+    # When moto asks for its server's port, Then it is that one
     assert moto_server_port() == "45678"
 
 
 def test_dispatcher_installs_and_restores() -> None:
+    # Given a dispatcher that records its calls and answers with a function error
     calls: list[tuple[str, bytes]] = []
 
     def dispatcher(name: str, body: bytes) -> tuple[bytes, str | None]:
         calls.append((name, body))
         return b'{"errorType": "X"}', "Unhandled"
 
+    # When it is installed and a function is invoked through moto's backend
     _moto.install_dispatcher(dispatcher)
     try:
         headers: dict[str, str] = {}
         backend = LambdaSimpleBackend.__new__(LambdaSimpleBackend)
         payload = backend.invoke("fn", None, b"{}", {}, headers)
+        # Then the dispatcher answered, with the function error header
         assert (payload, headers, calls) == (
             b'{"errorType": "X"}',
             {"x-amz-function-error": "Unhandled"},
@@ -66,14 +77,18 @@ def test_dispatcher_installs_and_restores() -> None:
         )
     finally:
         _moto.remove_dispatcher()
+    # And once removed, moto's own invoke is back
     assert LambdaSimpleBackend.invoke is _moto._original_invoke
 
 
 def test_the_iam_enforcement_switches_exist() -> None:
+    # Given moto's settings, its authorization mixin and its base response
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.core.responses import BaseResponse
 
+    # When the switches the local cloud turns are looked up
+    # Then each is there, with the type the local cloud sets
     assert isinstance(settings.INITIAL_NO_AUTH_ACTION_COUNT, float)
     assert isinstance(ActionAuthenticatorMixin.request_count, int)
     # call_action asks a response class for its resource only if it has `_determine_resource`
@@ -83,7 +98,10 @@ def test_the_iam_enforcement_switches_exist() -> None:
 def test_the_iam_request_keeps_the_fields_we_correct() -> None:
     from moto.iam.access_control import IAMRequestBase
 
+    # Given moto's IAM request class
+    # When its source and our copy of its __init__ are read
     source = inspect.getsource(IAMRequestBase)
+    # Then it still sets the fields the local cloud corrects, and takes the same parameters
     for field in ("self._action =", "self._body =", "self._data =", "self._method ="):
         assert field in source, field
     assert "data=self._body or self._data" in source
@@ -94,7 +112,10 @@ def test_the_iam_request_keeps_the_fields_we_correct() -> None:
 def test_the_interpreter_builds_its_clients_where_we_replace_them() -> None:
     from moto.stepfunctions.parser.asl.utils import boto_client
 
+    # Given the Step Functions interpreter's client factory
+    # When its parameters and every module that imports it are read
     params = list(inspect.signature(boto_client.boto_client_for).parameters)
+    # Then it takes what our replacement takes, and every module uses the one we replace
     assert params == ["region", "service", "state_credentials"]
     for module in _moto._interpreter_modules():
         assert module.boto_client_for is boto_client.boto_client_for
@@ -105,9 +126,13 @@ def test_enforcement_switches_on_and_off() -> None:
     from moto.awslambda.responses import LambdaResponse
     from moto.stepfunctions.responses import StepFunctionResponse
 
+    # Given the keys of the local cloud's administrator
     keys = {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", "AWS_SESSION_TOKEN": "c"}
+    # When IAM is enforced
     _moto.enforce_iam(keys)
     try:
+        # Then nothing is free of authorization, Lambda and Step Functions name their resources, and
+        # the interpreter uses our clients
         assert settings.INITIAL_NO_AUTH_ACTION_COUNT == 0
         assert hasattr(LambdaResponse, "_determine_resource")
         assert hasattr(StepFunctionResponse, "_determine_resource")
@@ -116,6 +141,7 @@ def test_enforcement_switches_on_and_off() -> None:
         )
     finally:
         _moto.relax_iam()
+    # And once relaxed, every action is free again
     assert float("inf") == settings.INITIAL_NO_AUTH_ACTION_COUNT
 
 
@@ -142,6 +168,7 @@ def test_conditional_puts_are_atomic_with_one_another() -> None:
                         continue
 
         threads = [threading.Thread(target=writer) for _ in range(12)]
+        # When each writer runs at once
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -127,7 +127,10 @@ def test_a_role_missing_one_grant_fails_with_access_denied_and_passes_once_resto
 def test_a_function_past_its_memory_fails_with_runtime_out_of_memory(
     cloud: LocalCloud, tmp_path: Path
 ) -> None:
+    # Given a file named so that Trusted keeps allocating memory (the cloud's fault)
+    # When it runs
     outcome = run(cloud, tmp_path, "hog.csv", "hog")
+    # Then Trusted failed past its memory with Runtime.OutOfMemory, its letter saying it was killed
     assert failed(outcome) == (
         "FAILED",
         "trusted",
@@ -143,7 +146,10 @@ def test_a_function_past_its_memory_fails_with_runtime_out_of_memory(
 def test_a_function_past_its_timeout_fails_with_sandbox_timedout(
     cloud: LocalCloud, tmp_path: Path
 ) -> None:
+    # Given a file named so that Validate never returns (the cloud's fault)
+    # When it runs
     outcome = run(cloud, tmp_path, "hang.csv", "hang")
+    # Then Validate failed past its timeout with Sandbox.Timedout, its letter saying after how long
     assert failed(outcome) == (
         "FAILED",
         "validate",
@@ -158,7 +164,10 @@ def test_a_function_past_its_timeout_fails_with_sandbox_timedout(
 def test_a_function_filling_its_tmp_fails_the_write(cloud: LocalCloud, tmp_path: Path) -> None:
     if cloud.runtime.isolation == "none":
         pytest.skip("this machine gives no process a mount namespace")
+    # Given a file named so that Trusted writes to /tmp until it is full (the cloud's fault)
+    # When it runs
     outcome = run(cloud, tmp_path, "spill.csv", "spill")
+    # Then Trusted failed with the OSError of a full disk
     assert failed(outcome)[:2] == ("FAILED", "trusted")
     assert outcome["report"].error == "OSError"
     letter = letter_of(cloud, outcome["description"]["name"])
@@ -167,6 +176,7 @@ def test_a_function_filling_its_tmp_fails_the_write(cloud: LocalCloud, tmp_path:
 
 
 def test_clients_without_the_administrators_keys_are_refused(cloud: LocalCloud) -> None:
+    # Given a client signed with keys that are not the administrator's
     stranger = boto3.client(
         "s3",
         endpoint_url=cloud.endpoint_url,
@@ -174,6 +184,7 @@ def test_clients_without_the_administrators_keys_are_refused(cloud: LocalCloud) 
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
+    # When it lists RAW, Then it is refused as an unknown key
     with pytest.raises(ClientError) as refused:
         stranger.list_objects_v2(Bucket="raw")
     assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"

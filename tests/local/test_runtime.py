@@ -81,8 +81,11 @@ def test_an_invocation_during_the_prewarm_waits_for_that_environment() -> None:
 def test_past_its_memory_an_invocation_is_ended_with_lambdas_error(
     runtime: LambdaRuntime,
 ) -> None:
+    # Given a function that keeps growing its memory
     runtime.add_worker_fault("tests.faults:count_tmp_then_grow")
+    # When it is invoked
     error, kind = runtime.invoke("sluice-starter", {**EMPTY_BATCH, "grow": True})
+    # Then it is ended with Lambda's Runtime.OutOfMemory, killed by a signal
     assert kind == "Unhandled"
     assert error["errorType"] == "Runtime.OutOfMemory"
     assert error["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
@@ -96,22 +99,28 @@ def test_past_its_memory_an_invocation_is_ended_with_lambdas_error(
 def test_past_its_timeout_an_invocation_is_killed_with_lambdas_error(
     runtime: LambdaRuntime,
 ) -> None:
+    # Given a function that never returns
     runtime.add_worker_fault("tests.faults:hang_always")
+    # When it is invoked
     error, kind = runtime.invoke("sluice-starter", EMPTY_BATCH)
+    # Then it is killed with Lambda's Sandbox.Timedout, saying after how long
     assert (kind, error["errorType"]) == ("Unhandled", "Sandbox.Timedout")
     assert error["errorMessage"].endswith("Error: Task timed out after 2.00 seconds")
 
 
 def test_a_full_tmp_fails_the_write_inside_the_function() -> None:
+    # Given a runtime with 512 MB of /tmp, and a function that fills it
     runtime = runtime_with(ephemeral_storage_mb=512)
     if runtime.isolation == "none":
         runtime.stop()
         pytest.skip("this machine gives no process a mount namespace")
     try:
+        # When it is invoked
         runtime.add_worker_fault("tests.faults:fill_tmp_always")
         error, kind = runtime.invoke("sluice-starter", EMPTY_BATCH)
     finally:
         runtime.stop()
+    # Then the write fails inside the function, with the OSError of a full disk
     assert (kind, error["errorType"]) == ("Unhandled", "OSError")
     assert error["errorMessage"] == "[Errno 28] No space left on device"
 

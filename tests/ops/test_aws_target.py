@@ -58,8 +58,12 @@ def deploy_stack(name: str = "Sluice-dev") -> None:
 
 
 def test_the_default_stack_is_found_by_name_and_its_outputs_name_everything(aws: None) -> None:
+    # Given the dev stack deployed under its default name
     deploy_stack()
+    # When the target is resolved without naming a stack
     target = ops.resolve()
+    # Then it is that stack, in its region, and its outputs name the buckets, queues and console
+    # pages
     assert (target.stack, target.region, target.local) == ("Sluice-dev", "eu-west-1", False)
     assert target.outputs == OUTPUTS
     assert target.raw_bucket == "sluice-dev-raw-abc"
@@ -71,6 +75,8 @@ def test_the_default_stack_is_found_by_name_and_its_outputs_name_everything(aws:
 
 
 def test_a_missing_stack_is_one_line(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given no stack named Sluice-prod
+    # When a command asks for it, Then it exits 1 with one line saying so and what to do
     assert main(["status", "--stack", "Sluice-prod"]) == 1
     assert capsys.readouterr().err.strip() == (
         "sluice: stack Sluice-prod not found in eu-west-1 (deploy it, or pass --stack)"
@@ -80,6 +86,7 @@ def test_a_missing_stack_is_one_line(aws: None, capsys: pytest.CaptureFixture[st
 def test_no_credentials_is_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given no AWS credentials anywhere: no environment, no files, no instance metadata
     for name in (
         "AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
         "AWS_SESSION_TOKEN",
@@ -89,6 +96,7 @@ def test_no_credentials_is_one_line(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    # When a command needs them, Then it exits 1 with one line saying how to set them
     assert main(["executions", "list"]) == 1
     assert capsys.readouterr().err.strip().startswith("sluice: no AWS credentials: set AWS_PROFILE")
 
@@ -212,6 +220,7 @@ def test_an_execution_stopped_at_a_fail_state_gets_a_new_execution(aws: None) ->
 
 
 def test_an_old_failure_gets_a_new_execution_from_its_input(aws: None) -> None:
+    # Given the deployed stack, and a failed execution 20 days old that can no longer be redriven
     deploy_stack()
     target = ops.resolve()
     sfn = target.client("stepfunctions")
@@ -247,7 +256,9 @@ def test_an_old_failure_gets_a_new_execution_from_its_input(aws: None) -> None:
                 "input": original,
             },
         )
+        # When the failed executions of the last 30 days are rerun
         plans = ops.rerun(target, ops.plan_rerun(target, [], failed=True, since="30d"))
+        # Then a new execution started from its original input, saying why
         stub.assert_no_pending_responses()
     assert [(p.action, p.new_execution, p.reason, p.done) for p in plans] == [
         ("new", "transactions-a-0123456789abcdef-r1", "Execution is older than 14 days", True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from sluice import ops
 from sluice.cli import main
 from sluice.local import LocalCloud
+from tests.support import eventually
 
 HEADER = "id,name,amount,date,category\n"
 
@@ -39,8 +39,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
 
 def wait_for(cloud: LocalCloud, name: str, timeout: float = 60) -> str:
     sfn = cloud.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def finished() -> str | None:
         try:
             described = sfn.describe_execution(executionArn=cloud.execution_arn(name))
             status = described["status"]
@@ -52,8 +52,10 @@ def wait_for(cloud: LocalCloud, name: str, timeout: float = 60) -> str:
             status != "SUCCEEDED" or "output" in described
         ):
             return str(status)
-        time.sleep(0.05)
-    raise TimeoutError(name)
+        return None
+
+    status: str = eventually(finished, timeout, name)
+    return status
 
 
 def outputs_of(cloud: LocalCloud, dataset: str) -> dict[str, Any]:
@@ -165,12 +167,13 @@ def test_ingest_dlq_redrive_loses_nothing_when_a_send_fails(
     # When it is redriven again (through the CLI)
     code, second = run_cli(capsys, "dlq", "redrive", "ingest", "--json", *endpoint)
     assert code == 0 and [r["done"] for r in second] == [True, True]
+
     # Then every upload ran exactly once, and both DLQs are empty
-    names = {e["name"] for e in ops.executions(target, dataset="parked")}
-    deadline = time.monotonic() + 60
-    while len(names) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    def three_executions() -> set[str] | None:
         names = {e["name"] for e in ops.executions(target, dataset="parked")}
+        return names if len(names) >= 3 else None
+
+    names: set[str] = eventually(three_executions, 60, "three executions of the uploads", 0.1)
     assert len(names) == 3
     assert {wait_for(cloud, name) for name in names} == {"SUCCEEDED"}
     assert ops.dlq_list(target, "ingest") == []
@@ -179,11 +182,14 @@ def test_ingest_dlq_redrive_loses_nothing_when_a_send_fails(
 def test_status_reports_queues_executions_and_latest_metrics(
     cloud: LocalCloud, endpoint: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a file uploaded through the CLI whose execution succeeded
     path = tmp_path / "status_one.csv"
     path.write_text(HEADER + "1,A,10,2024-01-15,Sales\n", encoding="utf-8")
     _, (item,) = run_cli(capsys, "upload", str(path), "--dataset", "status", "--json", *endpoint)
     assert wait_for(cloud, item["execution"]) == "SUCCEEDED"
+    # When `sluice status --json` runs
     code, state = run_cli(capsys, "status", "--json", *endpoint)
+    # Then it reports the stack, the three queues, the day's executions and the latest run's stages
     assert code == 0
     assert set(state) == {"stack", "queues", "executions_24h", "latest"}
     assert state["stack"] == "Sluice-local"
@@ -196,10 +202,13 @@ def test_status_reports_queues_executions_and_latest_metrics(
 def test_errors_are_one_line(
     cloud: LocalCloud, endpoint: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a stack that does not exist
+    # When a command asks for it, Then it exits 1 with one line saying so and what to do
     assert main(["executions", "list", "--stack", "Sluice-nope", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     where = cloud.endpoint_url
     assert err == f"sluice: stack Sluice-nope not found in {where} (deploy it, or pass --stack)"
+    # And asked for an execution that does not exist, one line naming the error
     assert main(["executions", "show", "no-such-execution", *endpoint]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ExecutionDoesNotExist" in err

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -18,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from sluice.cli import local_cloud_setup
 from sluice.config import PROJECT_ROOT
+from tests.support import eventually
 
 OPERATIONS = PROJECT_ROOT / "docs" / "operations.md"
 
@@ -72,10 +72,11 @@ def test_up_serves_the_pipeline_once_provisioned_and_says_what_it_discards(
     )
     try:
         # Given `sluice up` starting: a client that waits for the port, not for its output
-        deadline = time.monotonic() + 60
-        while not connects(port):
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        def listening() -> bool:
+            assert server.poll() is None
+            return connects(port)
+
+        eventually(listening, 60, "sluice up listening")
         # Then the first call it makes finds the cloud whole: IAM already checks every call
         # (it is switched on last, once the stack is provisioned), so unknown keys are refused
         stranger = boto3.client(
@@ -103,14 +104,14 @@ def test_up_serves_the_pipeline_once_provisioned_and_says_what_it_discards(
             setup, f"aws s3 cp {data} s3://raw/orders/year=2026/month=11/day=29/orders.jsonl", env
         )
         assert copied.returncode == 0, copied.stderr
+
         # Then the pipeline runs, and `sluice executions list` in a third process sees it
-        rows: list[dict[str, str]] = []
-        while time.monotonic() < deadline + 60:
+        def finished() -> list[dict[str, str]] | None:
             listing = shell(setup, f"{sys.executable} -m sluice.cli executions list --json", env)
-            rows = json.loads(listing.stdout)
-            if rows and rows[0]["status"] != "RUNNING":
-                break
-            time.sleep(0.2)
+            rows: list[dict[str, str]] = json.loads(listing.stdout)
+            return rows if rows and rows[0]["status"] != "RUNNING" else None
+
+        rows: list[dict[str, str]] = eventually(finished, 120, "the execution finished", 0.2)
         assert [(r["status"], r["source_key"]) for r in rows] == [
             ("SUCCEEDED", "orders/year=2026/month=11/day=29/orders.jsonl")
         ]

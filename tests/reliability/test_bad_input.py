@@ -99,9 +99,12 @@ BAD_FILES: list[tuple[str, Any, str]] = [
 def test_bad_files(
     cloud: LocalCloud, tmp_path: Path, ledger: Ledger, name: str, body: bytes, reason: str
 ) -> None:
+    # Given a bad file of this kind
+    # When it is uploaded and its execution shown
     result = run_bad(cloud, tmp_path, name, body)
     shown = result["shown"]
     validate = next(s for s in shown["stages"] if s["name"] == "validate")
+    # Then it failed at Validate as a data error, naming its reason
     assert (shown["status"], shown["failed_stage"], shown["error"]) == (
         "FAILED",
         "validate",
@@ -111,6 +114,7 @@ def test_bad_files(
     assert validate["attempts"] == 2
     assert validate["errors"][0] == validate["errors"][1]
     assert shown["cause"].startswith(f"SluiceDataError: {reason}")
+    # And it is quarantined once, with its reason
     assert result["reason"]["reason"] == reason
     assert len(result["copy"]) == 1
 
@@ -125,17 +129,23 @@ def test_bad_files(
     ids=["bom", "latin-1"],
 )
 def test_readable_encodings(cloud: LocalCloud, tmp_path: Path, name: str, body: bytes) -> None:
+    # Given a file with a BOM, or in Latin-1
     path = tmp_path / name
     path.write_bytes(body)
+    # When it is uploaded
     source = cloud.upload(path, "encodings")
+    # Then its execution succeeds
     assert cloud.wait(source, timeout=60)["status"] == "SUCCEEDED"
 
 
 @case(14, "a file over the size limit is quarantined before it is read")
 def test_too_large(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a CSV over the size limit
     body = csv_rows(4000).encode()
     assert len(body) > SIZE_LIMIT
+    # When it is uploaded
     result = run_bad(cloud, tmp_path, "huge.csv", body)
+    # Then it is quarantined as FILE_TOO_LARGE, with its size, format and limit, and the fix named
     assert result["reason"]["reason"] == "FILE_TOO_LARGE"
     assert result["reason"]["size"] == len(body)
     assert (result["reason"]["format"], result["reason"]["limit"]) == ("csv", SIZE_LIMIT)
@@ -148,9 +158,12 @@ def test_too_large(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
 @case(15, "an xlsx zip bomb and an XML entity bomb are rejected as unsafe")
 @pytest.mark.parametrize("kind", ["zip", "entities"])
 def test_bombs(cloud: LocalCloud, tmp_path: Path, kind: str) -> None:
+    # Given an xlsx zip bomb, or one of XML entities, under the size limit
     body = zip_bomb(tmp_path) if kind == "zip" else entity_bomb(tmp_path)
     assert len(body) < SIZE_LIMIT
+    # When it is uploaded
     result = run_bad(cloud, tmp_path, f"{kind}_bomb.xlsx", body)
+    # Then it is quarantined as UNSAFE_ARCHIVE, without a retry
     assert result["reason"]["reason"] == "UNSAFE_ARCHIVE"
     assert result["shown"]["stages"][0]["attempts"] == 2  # no retry; once more after the letter
 
@@ -165,10 +178,13 @@ TRAVERSAL_KEYS = [
 
 @case(16, "path traversal and odd keys stay under their dataset prefix")
 def test_path_traversal(cloud: LocalCloud, ledger: Ledger) -> None:
+    # Given files put under keys that climb out, are escaped, hold a control character or are very
+    # long
     s3 = cloud.client("s3")
     for key in TRAVERSAL_KEYS:
         s3.put_object(Bucket="raw", Key=key, Body=csv_rows(1).encode())
 
+    # When their executions have finished
     def odd_runs() -> list[dict[str, Any]] | None:
         found = [
             e
@@ -179,6 +195,7 @@ def test_path_traversal(cloud: LocalCloud, ledger: Ledger) -> None:
         return found if done else None
 
     found = eventually(odd_runs, 60, "four executions for the odd keys")
+    # Then each succeeded, and every output stays under its dataset's prefix
     assert [e["status"] for e in found] == ["SUCCEEDED"] * 4
     for bucket in ("trusted", "delivery", "quarantine"):
         for key in keys(cloud, bucket):
@@ -192,9 +209,12 @@ def test_path_traversal(cloud: LocalCloud, ledger: Ledger) -> None:
 
 @case(16, "an absolute key has no dataset and is rejected, not processed")
 def test_absolute_key(cloud: LocalCloud) -> None:
+    # Given an object put under a key that starts with a slash
     before = len(executions(cloud))
     cloud.client("s3").put_object(Bucket="raw", Key="/transactions/abs.csv", Body=b"id\n1\n")
+    # When its event has been rejected to the DLQ
     eventually(lambda: queue_depth(cloud, "ingest_dlq")[0] >= 1, 60, "rejected event in the DLQ")
+    # Then no execution started, and the starter logged NO_DATASET
     assert len(executions(cloud)) == before
     log = "\n".join(cloud.runtime.logs["sluice-starter"])
     assert '"reason":"NO_DATASET"' in log
@@ -203,11 +223,14 @@ def test_absolute_key(cloud: LocalCloud) -> None:
 
 @case(17, "an event for an unexpected bucket is rejected and reported")
 def test_unexpected_bucket(cloud: LocalCloud) -> None:
+    # Given an event for an object in another bucket
     before = {b: keys(cloud, b) for b in ("trusted", "delivery", "quarantine")}
     count = len(executions(cloud))
     event = s3_event(SourceObject("someone-elses-bucket", "transactions/x.csv", etag="e", size=9))
+    # When it is sent to the ingest queue and rejected to the DLQ
     cloud.client("sqs").send_message(QueueUrl=cloud.queue_urls["ingest"], MessageBody=event)
     eventually(lambda: queue_depth(cloud, "ingest_dlq")[0] >= 1, 60, "rejected event in the DLQ")
+    # Then no execution started, nothing was written, and the starter logged UNEXPECTED_BUCKET
     assert len(executions(cloud)) == count
     assert {b: keys(cloud, b) for b in before} == before
     log = "\n".join(cloud.runtime.logs["sluice-starter"])
@@ -217,15 +240,18 @@ def test_unexpected_bucket(cloud: LocalCloud) -> None:
 
 @case(18, "logs hold keys, counts and hashes, never row values")
 def test_no_row_values_in_logs(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a file whose rows hold secret values, one of them invalid
     secret_name, secret_amount, secret_bad = "SECRET-NAME-4711", "98765.43", "SECRET-BAD-VALUE"
     text = HEADER + (
         f"1,{secret_name},{secret_amount},2024-01-15,Sales\n2,B,{secret_bad},2024-01-15,Sales\n"
     )
     path = tmp_path / "private.csv"
     path.write_text(text, encoding="utf-8")
+    # When it is uploaded and runs
     source = cloud.upload(path, "private")
     assert cloud.wait(source, timeout=60)["status"] == "SUCCEEDED"
     drained(cloud)
+    # Then the logs name its key but none of its values
     every_line = "\n".join(line for lines in cloud.runtime.logs.values() for line in lines)
     assert source.key in every_line  # keys are logged
     for value in (secret_name, secret_amount, secret_bad):
@@ -360,22 +386,29 @@ DEEP_FILES: list[tuple[str, bytes, str]] = [
 def test_json_oddities(
     cloud: LocalCloud, tmp_path: Path, name: str, body: bytes, reason: str
 ) -> None:
+    # Given a JSON file nested thousands deep, with a duplicate key, or a scalar document
     assert len(body) < SIZE_LIMIT
+    # When it is uploaded
     result = run_bad(cloud, tmp_path, name, body)
+    # Then it fails typed at Validate, once, and is quarantined
     assert_typed_once(result, reason)
 
 
 @case(25, "a MALFORMED_CSV reason names the row and field counts, never the row's values")
 def test_malformed_csv_keeps_values_out(cloud: LocalCloud, tmp_path: Path) -> None:
+    # Given a CSV whose fourth row has an extra field holding a secret
     secret = "SECRET-EXTRA-0042"
     body = (csv_rows(3) + f"4,N4,4.5,2024-01-15,Sales,{secret}\n").encode()
+    # When it is uploaded
     result = run_bad(cloud, tmp_path, "extra_field.csv", body)
+    # Then it fails typed at Validate as MALFORMED_CSV, naming the row and the field counts
     assert_typed_once(result, "MALFORMED_CSV")
     message = "row 4 (line 5 of the file) has 6 fields, expected 5"
     assert result["shown"]["cause"] == f"SluiceDataError: MALFORMED_CSV: {message}"
     assert {k: result["reason"][k] for k in ("message", "row", "line")} == (
         {"message": message, "row": 4, "line": 5}
     )
+    # And the secret is in no log, no reason record and no execution
     every_line = "\n".join(line for lines in cloud.runtime.logs.values() for line in lines)
     assert secret not in every_line
     assert secret not in json.dumps(result["reason"]) + json.dumps(result["shown"])

@@ -48,13 +48,16 @@ def statuses(found: list[dict[str, Any]]) -> list[str]:
 
 @case(1, "the same S3 event delivered 3 times")
 def test_same_event_three_times(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a file put while the pump is stopped, and its event sent twice more
     cloud.pump.stop()
     source = put(cloud, tmp_path, "thrice.csv", csv_rows(3), "thrice")
     send(cloud, s3_event(source))
     send(cloud, s3_event(source))
+    # When the pump runs again
     cloud.pump.start()
     found = finished(cloud, "thrice-", 1)
     drained(cloud)
+    # Then it ran once: one execution, one TRUSTED file, nothing in the DLQ, every row accounted for
     assert statuses(found) == ["SUCCEEDED"]
     assert len(executions(cloud, "thrice-")) == 1
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)
@@ -65,11 +68,14 @@ def test_same_event_three_times(cloud: LocalCloud, tmp_path: Path, ledger: Ledge
 
 @case(2, "a duplicate event after the execution finished")
 def test_duplicate_after_finish(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a file whose execution has finished
     source = put(cloud, tmp_path, "late.csv", csv_rows(2), "late")
     finished(cloud, "late-", 1)
     before = keys(cloud, "delivery", "late/")
+    # When its event is delivered again
     send(cloud, s3_event(source))
     drained(cloud)
+    # Then there is still one execution, nothing in the DLQ, and DELIVERY is unchanged
     assert statuses(executions(cloud, "late-")) == ["SUCCEEDED"]
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)
     assert keys(cloud, "delivery", "late/") == before
@@ -80,17 +86,22 @@ def test_duplicate_after_finish(cloud: LocalCloud, tmp_path: Path, ledger: Ledge
 def test_new_version_replaces_and_old_event_does_not_roll_back(
     cloud: LocalCloud, tmp_path: Path, ledger: Ledger
 ) -> None:
+    # Given an object whose first version ran
     v1 = put(cloud, tmp_path, "versions.csv", csv_rows(3, 1, "2024-01-15"), "versions")
     finished(cloud, "versions-", 1)
+    # When a second version overwrites it
     v2 = put(cloud, tmp_path, "versions.csv", csv_rows(2, 10, "2024-01-16"), "versions")
     assert (v1.key, v1.version_id != v2.version_id) == (v2.key, True)
     finished(cloud, "versions-", 2)
+    # Then both versions ran, and v2's rows replaced v1's
     assert statuses(executions(cloud, "versions-")) == ["SUCCEEDED", "SUCCEEDED"]
     ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "versions/"))
     assert ids == [10, 11]  # v2 replaced v1's rows (its day is gone)
     # a late event naming v1 (S3 events carry the version on a versioned bucket)
+    # When a late event naming v1 arrives
     send(cloud, s3_event(v1, with_version=True))
     drained(cloud)
+    # Then nothing runs again, and the rows stay v2's
     assert len(executions(cloud, "versions-")) == 2
     assert sorted(r["id"] for r in parquet_rows(cloud, "trusted", "versions/")) == [10, 11]
     ledger.record(2, len(ids))
@@ -98,8 +109,10 @@ def test_new_version_replaces_and_old_event_does_not_roll_back(
 
 @case(4, "s3:TestEvent is acknowledged with no execution and no error")
 def test_test_event(cloud: LocalCloud, ledger: Ledger) -> None:
+    # Given the pump's errors and the executions so far
     errors = list(cloud.pump.errors)
     before = len(executions(cloud))
+    # When S3's TestEvent is delivered
     send(
         cloud,
         json.dumps(
@@ -107,6 +120,7 @@ def test_test_event(cloud: LocalCloud, ledger: Ledger) -> None:
         ),
     )
     drained(cloud)
+    # Then no execution started, the pump saw no error, and nothing is in the DLQ
     assert len(executions(cloud)) == before
     assert cloud.pump.errors == errors
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)
@@ -114,12 +128,15 @@ def test_test_event(cloud: LocalCloud, ledger: Ledger) -> None:
 
 @case(5, "keys with spaces, '+', unicode and '%'")
 def test_awkward_keys(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given files whose names hold spaces, '+', accents and '%'
     names = ["a b.csv", "c+d.csv", "caf\u00e9 \u00fc.csv", "100%.csv"]
+    # When each is uploaded
     for i, name in enumerate(names):
         folder = tmp_path / str(i)
         folder.mkdir()
         put(cloud, folder, name, csv_rows(1, i + 1), "awkward")
     found = finished(cloud, "awkward-", len(names))
+    # Then each ran, every row trusted
     assert statuses(found) == ["SUCCEEDED"] * len(names)
     ids = sorted(r["id"] for r in parquet_rows(cloud, "trusted", "awkward/"))
     assert ids == [1, 2, 3, 4]
@@ -128,6 +145,7 @@ def test_awkward_keys(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None
 
 @case(6, "a batch of 10 with one poison message")
 def test_poison_message(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a pump whose responses are recorded
     responses: list[Any] = []
     invoke = cloud.pump.invoke
 
@@ -136,18 +154,21 @@ def test_poison_message(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> No
         responses.append((len(event["Records"]), result[0]))
         return result
 
+    # And nine files and one message that is no S3 event, all waiting for one batch
     cloud.pump.stop()
     for i in range(9):
         put(cloud, tmp_path, f"batch_{i}.csv", csv_rows(1, i + 1), "batch")
     send(cloud, "this is not an S3 event")
     cloud.pump.invoke = recording
     try:
+        # When the pump takes them as one batch of 10
         cloud.pump.start()
         found = finished(cloud, "batch-", 9)
         # the poison alone comes back, and after maxReceiveCount it is in the DLQ
         eventually(lambda: queue_depth(cloud, "ingest_dlq") == (1, 0), 60, "poison in the DLQ")
     finally:
         cloud.pump.invoke = invoke
+    # Then the nine ran, the batch reported the poison alone as failed, and it is in the DLQ
     assert statuses(found) == ["SUCCEEDED"] * 9
     first = next(r for n, r in responses if n == 10)
     assert len(first["batchItemFailures"]) == 1
@@ -160,6 +181,7 @@ def test_poison_message(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> No
 
 @case(7, "StartExecution throttled: the message comes back")
 def test_throttled_start(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a starter whose StartExecution is throttled twice for this file
     throttled = []
 
     def throttle(stage: str, event: dict[str, Any]) -> None:
@@ -172,11 +194,13 @@ def test_throttled_start(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
 
     cloud.runtime.add_fault(throttle)
     try:
+        # When the file is uploaded
         put(cloud, tmp_path, "throttled.csv", csv_rows(2), "throttled")
         found = finished(cloud, "throttled-", 1)
     finally:
         cloud.runtime.clear_faults()
     drained(cloud)
+    # Then the message came back until it started: one execution, nothing in the DLQ
     assert len(throttled) == 2
     assert statuses(found) == ["SUCCEEDED"]
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)
@@ -185,6 +209,7 @@ def test_throttled_start(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
 
 @case(8, "a transient Lambda error is retried with backoff")
 def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a Trusted stage that fails once with a transient error for this dataset
     failures = []
 
     def flaky(stage: str, event: dict[str, Any]) -> None:
@@ -194,10 +219,12 @@ def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledg
 
     cloud.runtime.add_fault(flaky)
     try:
+        # When the file is uploaded
         put(cloud, tmp_path, "flaky.csv", csv_rows(2), "flaky")
         (found,) = finished(cloud, "flaky-", 1)
     finally:
         cloud.runtime.clear_faults()
+    # Then Trusted was retried and succeeded, naming the error of its first attempt
     shown = ops.show(ops.resolve(None, cloud.endpoint_url), found["name"])
     trusted = next(s for s in shown["stages"] if s["name"] == "trusted")
     assert (shown["status"], trusted["attempts"]) == ("SUCCEEDED", 2)
@@ -207,11 +234,13 @@ def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledg
 
 @case(9, "a stage dies mid-write; the rerun equals a clean run")
 def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
+    # Given a file run cleanly once under one dataset
     text = csv_rows(3, 1, "2024-01-15") + csv_rows(2, 4, "2024-01-16").removeprefix(HEADER)
     put(cloud, tmp_path, "clean.csv", text, "cleanrun")
     finished(cloud, "cleanrun-", 1)
 
-    # Delivery's process is killed as it writes its second file
+    # When the same file runs under another dataset, and Delivery's process is killed as it
+    # writes its second file
     cloud.runtime.add_worker_fault("tests.faults:die_mid_delivery_write")
     try:
         put(cloud, tmp_path, "mid.csv", text, "midwrite")
@@ -221,6 +250,7 @@ def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
     described = cloud.client("stepfunctions").describe_execution(
         executionArn=failed["executionArn"]
     )
+    # Then the execution failed as its process exited
     assert (described["status"], described["error"]) == ("FAILED", "Runtime.ExitError")
     # part of DELIVERY was written (days are written at once, so how much is not fixed), but
     # no manifest says the run is complete
@@ -229,9 +259,11 @@ def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
     )
     assert keys(cloud, "delivery", "_lineage/manifests/midwrite/") == []
 
+    # When the failed execution is rerun
     target = ops.resolve(None, cloud.endpoint_url)
     plans = ops.rerun(target, ops.plan_rerun(target, [failed["name"]]))
     assert [(p.action, p.done) for p in plans] == [("new", True)]
+    # Then it completes, with a manifest
     finished(cloud, "midwrite-", 2)
     assert len(keys(cloud, "delivery", "_lineage/manifests/midwrite/")) == 1
 
@@ -242,14 +274,17 @@ def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
             (tuple(sorted((k, v) for k, v in r.items() if k not in drop)) for r in rows),
         )
 
+    # And its rows are those of the clean run
     assert content("midwrite") == content("cleanrun")
     ledger.record(5, accounted(cloud, "midwrite"))
 
 
 @case(10, "rerun after a fix reruns only the failed work, no duplicate rows")
 def test_rerun_only_failed_work(cloud: LocalCloud, ledger: Ledger) -> None:
-    # (continues case 9) the other datasets' executions were not touched, and no id repeats
+    # Given case 9's executions (this continues it)
+    # When the executions and outputs are read
     names = [e["name"] for e in executions(cloud, "midwrite-")]
+    # Then the other datasets' executions were not touched, and no id repeats
     assert sorted(n.endswith("-r1") for n in names) == [False, True]
     assert len(executions(cloud, "cleanrun-")) == 1
     for bucket, prefix in [
@@ -260,9 +295,10 @@ def test_rerun_only_failed_work(cloud: LocalCloud, ledger: Ledger) -> None:
         assert sorted(ids) == [1, 2, 3, 4, 5]
     summaries = parquet_rows(cloud, "delivery", "midwrite/record_type=DAILY_SUMMARY/")
     assert sum(r["record_count"] for r in summaries) == 5
-    # and the failure's dead letter is cleared: its execution has been rerun already
+    # When the failures DLQ is redriven
     target = ops.resolve(None, cloud.endpoint_url)
     redriven = ops.dlq_redrive(target, "failures")
+    # Then the failure's dead letter is cleared: its execution has been rerun already
     assert [(r.done, r.what.endswith("(already rerun)")) for r in redriven] == [(True, True)]
     assert queue_depth(cloud, "failures") == (0, 0)
     ledger.record(5, len(ids))
@@ -272,10 +308,13 @@ def test_rerun_only_failed_work(cloud: LocalCloud, ledger: Ledger) -> None:
 def test_state_size_for_a_million_rows(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
     from bench.generate import generate
 
+    # Given a file of a million rows
     path = tmp_path / "million.csv"
     generate(1_000_000, path)
+    # When it is uploaded and runs
     source = cloud.upload(path, "million")
     description = cloud.wait(source, timeout=300)
+    # Then it succeeds, and no state of its execution is 8 KB or more
     assert description["status"] == "SUCCEEDED"
     sfn = cloud.client("stepfunctions")
     history = sfn.get_execution_history(executionArn=description["executionArn"])["events"]
@@ -294,12 +333,14 @@ def test_state_size_for_a_million_rows(cloud: LocalCloud, tmp_path: Path, ledger
 
 @case(12, "a burst of 200 uploads")
 def test_burst_of_uploads(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> None:
-    # 200 files over 20 event days: ten deliveries race for each day's summary
+    # Given 200 files over 20 event days: ten deliveries race for each day's summary
     for i in range(200):
         day = f"2024-03-{i % 20 + 1:02d}"
         put(cloud, tmp_path, f"burst_{i:03d}.csv", csv_rows(5, i * 5 + 1, day), "burst")
+    # When they have run
     found = finished(cloud, "burst-", 200, timeout=600)
     drained(cloud)
+    # Then every one succeeded, nothing is in a DLQ, and every row is trusted once
     assert len(found) == 200
     assert statuses(found) == ["SUCCEEDED"] * 200
     assert queue_depth(cloud, "ingest_dlq") == (0, 0)

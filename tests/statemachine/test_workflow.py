@@ -122,12 +122,16 @@ def test_data_error_is_not_retried_and_reaches_the_failure_dlq(
 
 
 def test_unexpected_error_is_caught_into_the_dlq(cloud: LocalCloud, write_file) -> None:  # type: ignore[no-untyped-def]
+    # Given a Delivery stage that raises a bug's KeyError for this dataset
     def crash(stage: str, event: dict[str, Any]) -> None:
         if stage == "delivery" and event.get("dataset") == "crash":
             raise KeyError("boom")
 
     cloud.runtime.add_fault(crash)
+    # When a file of it runs
     described, report = run(cloud, write_file("crash.csv", SAMPLE), "crash")
+    # Then the execution failed at Delivery with that error, and its one letter is in the failures
+    # DLQ
     assert (described["status"], described["error"], report.failed_stage) == (
         "FAILED",
         "KeyError",

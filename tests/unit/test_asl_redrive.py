@@ -60,7 +60,11 @@ def clean_output() -> dict[str, Any]:
 
 
 def test_without_a_failure_each_stage_runs_once_and_no_letter_is_sent() -> None:
+    # Given the workflow's definition and no stage that fails
+    # When an execution runs
     run = Model(definition(), failing=()).start(INPUT)
+    # Then each stage ran once, it stopped nowhere, no letter was sent, and its output is a clean
+    # run's
     assert (run.stop, run.stages_run, run.letters) == (None, list(WORKFLOW_STAGES), [])
     assert run.output == clean_output()
 
@@ -102,9 +106,11 @@ def test_a_failed_stage_leaves_its_letter_and_stops_where_a_redrive_reruns_it(st
 
 
 def test_every_stage_task_keeps_its_retry_policy_and_the_report_knows_it() -> None:
+    # Given the workflow's definition
     states = definition()["States"]
+    # When its stage tasks are found
     tasks = {name: stage_of(state) for name, state in states.items() if stage_of(state)}
-    # Each stage has its run and its run after the letter, with the same Retry policy
+    # Then each stage has its run and its run after the letter, with the same Retry policy
     assert tasks == STAGE_STATES
     assert all(states[name]["Retry"] == LAMBDA_RETRY for name in tasks)
     # and only the first run catches: the one after the letter is where a failure stops

@@ -18,8 +18,11 @@ INT64_MAX = (1 << 63) - 1
 
 
 def test_ints_with_odd_values_keep_every_readable_one() -> None:
+    # Given text with signs, blanks, words, fractions and the edges of int64
     text = ["12", "+7", " 8 ", "x", str(INT64_MAX), str(INT64_MAX + 1), None, "-3", "1.5", "-"]
+    # When it is read as int
     result = coerce(pa.array(text, pa.string()), "int")
+    # Then every readable value is kept, and only the unreadable are invalid (a null is missing)
     assert result.values.to_pylist() == [12, 7, 8, None, INT64_MAX, None, None, -3, None, None]
     assert result.invalid.to_pylist() == [
         False, False, False, True, False, True, False, False, True, True,
@@ -27,8 +30,11 @@ def test_ints_with_odd_values_keep_every_readable_one() -> None:
 
 
 def test_floats_with_odd_values_keep_every_readable_one() -> None:
+    # Given text with signs, blanks, exponents, words and fractions with a missing digit
     text = ["12.50", "abc", "12.50.1", None, "-3", " 4 ", "1e3", "+2.", ".5", "-", "n/a"]
+    # When it is read as float
     result = coerce(pa.array(text, pa.string()), "float")
+    # Then every readable value is kept, and only the unreadable are invalid (a null is missing)
     assert result.values.to_pylist() == [
         12.5, None, None, None, -3.0, 4.0, 1000.0, 2.0, 0.5, None, None,
     ]  # fmt: skip
@@ -51,6 +57,7 @@ def _expected(value: str | None, ctype: str) -> int | float | None:
 
 @pytest.mark.parametrize("ctype", ["int", "float"])
 def test_number_parsing_agrees_with_the_pattern_on_random_text(ctype: str) -> None:
+    # Given 500 random columns of numbers and near-numbers, some of them offset into the buffers
     rng = random.Random(11)
     alphabet = "0123456789.-+eE x,a"
     plain = ["1", "-2", "3.5", "100", "0.25", "-0.5", "+7", str(INT64_MAX), str(INT64_MAX + 1)]
@@ -67,7 +74,10 @@ def test_number_parsing_agrees_with_the_pattern_on_random_text(ctype: str) -> No
         column = pa.array(values, pa.string())
         if trial % 3 == 0:
             column = column.slice(1)  # an offset into the buffers
+        # When each is read as this type
         result = coerce(column, ctype)
+        # Then every value is what the contract's pattern says, and invalid exactly where it says
+        # none
         expected = [_expected(v, ctype) for v in column.to_pylist()]
         assert result.values.to_pylist() == expected, column.to_pylist()
         assert result.invalid.to_pylist() == [
@@ -113,13 +123,18 @@ def test_non_finite_values_of_int_and_decimal_columns_are_marked_and_null(ctype:
 
 
 def test_native_float_nan_and_infinities_are_marked() -> None:
+    # Given native float columns of both widths with NaN, an infinity and a null
     for arrow_type in (pa.float64(), pa.float32()):
+        # When they are read as float
         result = coerce(pa.array([1.0, math.nan, math.inf, None], arrow_type), "float")
+        # Then NaN and the infinity are marked non-finite, and nothing is invalid
         assert _masks(result) == ([False] * 4, [False, True, True, False])
 
 
 def test_decimals_past_36_integer_digits_are_invalid_not_garbage() -> None:
+    # Given decimals with 35, 36 and 50 integer digits
     result = coerce(pa.array(["1.25", "1e35", "1e36", "-1e50", "0.29"], pa.string()), "decimal")
+    # When they are read as decimal, Then those past 36 digits are invalid, not garbage
     assert result.values.to_pylist() == [
         Decimal("1.25"), Decimal("99999999999999996863366107917975552.00"), None, None,
         Decimal("0.29"),
@@ -170,12 +185,15 @@ def test_iso_timestamps_with_zones_and_fractions_read_as_utc(alone: bool) -> Non
 
 
 def test_dates_read_in_every_iso_form_and_a_time_of_day_is_not_a_date() -> None:
+    # Given dates in every ISO form, with a time of midnight, and text that is not a date
     texts = [
         "2024-01-31", "20240131", "2024-031", "2024-01-31T00:00:00", "2024-01-31T00:00:00.000Z",
         "2024-01-31T00:00:00+05:30", "2024/01/31", "31/01/2024", " 2024-01-31 ",
         "2024-01-31T10:00:00", "2024-02-30", "2023-366", "20241301", "x",
     ]  # fmt: skip
+    # When they are read as dates
     result = coerce(pa.array(texts, pa.string()), "date")
+    # Then the ISO forms are the date, and a time of day or an impossible date is invalid
     assert result.values.to_pylist() == [date(2024, 1, 31)] * 9 + [None] * 5
     assert result.invalid.to_pylist() == [False] * 9 + [True] * 5
 
@@ -195,7 +213,10 @@ NESTED = [
 def test_nested_values_are_type_mismatches_of_every_type_but_string(
     column: pa.Array, _: list[str | None], ctype: str
 ) -> None:
+    # Given a struct, list or map column
+    # When it is read as any type but string
     result = coerce(column, ctype)
+    # Then every value is a type mismatch, and a null stays missing
     assert result.values.to_pylist() == [None, None, None]
     assert result.values.type == coerce_mod.ARROW_TYPES[ctype]
     assert result.invalid.to_pylist() == [True, False, True]
@@ -206,32 +227,45 @@ def test_nested_values_read_as_a_string_are_their_json_text(
     column: pa.Array, text: list[str | None]
 ) -> None:
     # (as the JSON reader hands a nested JSON value to a string column)
+    # Given a struct, list or map column
+    # When it is read as string
     result = coerce(column, "string")
+    # Then each value is its JSON text
     assert result.values.to_pylist() == text
     assert result.invalid.to_pylist() == [False, False, False]
 
 
 def test_bytes_read_as_their_utf8_text_and_other_bytes_are_type_mismatches() -> None:
+    # Given bytes that are UTF-8 text, bytes that are not, and a null
     column = pa.array([b"12", b"\xff\xfe", None, "é".encode()], pa.binary())
+    # When they are read as int
     as_int = coerce(column, "int")
+    # Then the number is read and the bytes that are no int text are type mismatches
     assert as_int.values.to_pylist() == [12, None, None, None]
     assert as_int.invalid.to_pylist() == [False, True, False, True]
+    # And read as string, each is its UTF-8 text, and the bytes that are not UTF-8 mismatch
     as_text = coerce(column, "string")
     assert as_text.values.to_pylist() == ["12", None, None, "é"]
     assert as_text.invalid.to_pylist() == [False, True, False, False]
 
 
 def test_dictionary_and_large_string_columns_read_as_their_text() -> None:
+    # Given a dictionary-encoded and a large-string column
     for column in (
         pa.array(["1.5", "x", None]).dictionary_encode(),
         pa.array(["1.5", "x", None], pa.large_string()),
     ):
+        # When each is read as float
         result = coerce(column, "float")
+        # Then it is read as its text
         assert result.values.to_pylist() == [1.5, None, None]
         assert result.invalid.to_pylist() == [False, True, False]
 
 
 def test_an_inferred_column_holding_nan_is_not_numeric() -> None:
+    # Given columns of numbers, of numbers with a nan, and of an ISO time with an offset
+    # When each one's type is inferred
+    # Then the numbers are float, the column holding nan is string, and the time a timestamp
     assert coerce_mod.infer_type(pa.array(["1", "2.5"])) == "float"
     assert coerce_mod.infer_type(pa.array(["1", "nan"])) == "string"
     assert coerce_mod.infer_type(pa.array(["2024-01-31T10:00:00+05:30"])) == "timestamp"

@@ -9,6 +9,8 @@ from tests.conftest import load_event
 
 
 def test_test_event_is_acknowledged_without_records() -> None:
+    # Given S3's TestEvent
+    # When it is parsed, Then it holds no records
     assert parse_s3_notification(json.dumps(load_event("s3_test_event.json"))) == []
 
 
@@ -31,5 +33,7 @@ def test_keys_are_url_decoded_and_only_created_objects_kept() -> None:
 
 @pytest.mark.parametrize("body", ["not json", "[1, 2]", '{"foo": 1}'])
 def test_other_messages_are_errors(body: str) -> None:
+    # Given a message that is not JSON, not an object, or not a notification
+    # When it is parsed, Then it is an EventError
     with pytest.raises(EventError):
         parse_s3_notification(body)

@@ -92,18 +92,25 @@ def throttled() -> ClientError:
 def test_transient_errors_and_bugs_are_not_data_errors(
     make: Callable[[], object], stage: str
 ) -> None:
+    # Given an error that is transient or a bug of Sluice's own, raised in this stage
+    # When it is mapped, Then it has no data reason and is no data error
     assert reason_of(raised(make), stage) is None
     assert as_data_error(raised(make), stage) is None
 
 
 def test_a_data_error_stands_for_itself() -> None:
+    # Given a data error
     error = SluiceDataError("EMPTY_FILE", "file has no content")
+    # When it is mapped, Then it is itself
     assert as_data_error(error, "validate") is error
 
 
 def test_the_message_step_functions_records_carries_no_input_values() -> None:
+    # Given a cast error whose text holds an input value
     error = raised(lambda: pc.cast(pa.array(["secret-value"]), pa.int64()))
+    # When it is mapped to a data error
     mapped = as_data_error(error, "trusted")
+    # Then its message (which Step Functions records) does not hold the value; only its detail does
     assert mapped is not None
     assert "secret-value" not in str(mapped)
     assert "secret-value" in mapped.to_dict()["detail"]  # reason.json, beside the file's copy

@@ -199,6 +199,8 @@ def test_gb_seconds_sum_memory_times_time_over_the_stages(simple_costs: None) ->
     ],
 )
 def test_a_name_says_which_limit_applies(name: str, expected: str | None) -> None:
+    # Given an object's name
+    # When the limit that applies to it is read from the name, Then it is its format's, gzip or not
     assert limit_format_of_name(name) == expected
 
 

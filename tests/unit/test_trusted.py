@@ -81,9 +81,11 @@ def all_rows(result: trusted.TrustedResult, quarantine: bool = False) -> list[di
 def test_each_rule_fails_exactly_the_rows_that_break_it(
     ctype: str, rule: Rule, values: list[str | None], failing: list[bool]
 ) -> None:
+    # Given the values typed as the column's type
     from sluice.stages.coerce import coerce
 
     typed = coerce(pa.array(values, pa.string()), ctype).values
+    # When the rule is judged, Then exactly the rows that break it fail
     assert rules.rule_failures(rule, typed, NOW).tolist() == failing
 
 
@@ -104,12 +106,14 @@ def test_reject_rules_quarantine_and_flag_rules_mark(tmp_path: Path) -> None:
 
 
 def test_null_policies_reject_fill_and_flag(tmp_path: Path) -> None:
+    # Given a column that rejects nulls, one that fills them, and one with no policy
     c = contract(
         "columns:\n  id: {type: int, required: true}\n"
         "  a: {type: string, nulls: reject}\n"
         "  b: {type: int, nulls: fill, default: 7}\n"
         "  note: {type: string}\n"
     )
+    # When rows with a null in each are judged
     result = run(
         c,
         tmp_path,
@@ -118,6 +122,7 @@ def test_null_policies_reject_fill_and_flag(tmp_path: Path) -> None:
         b=[None, "1", "2"],
         note=["k", "k", None],
     )
+    # Then the rejected null is quarantined, the filled one flagged FILLED and the other NULL
     assert [(r["id"], r["b"], r["note"], r["quality_flags"]) for r in all_rows(result)] == [
         (1, 7, "k", ["FILLED:b"]),
         (3, 2, None, ["NULL:note"]),
@@ -127,6 +132,7 @@ def test_null_policies_reject_fill_and_flag(tmp_path: Path) -> None:
 
 
 def test_quality_score_matches_the_hand_worked_example(tmp_path: Path) -> None:
+    # Given the example docs/quality.md works by hand
     # docs/quality.md works this example by hand: 4 columns, 2 flag checks, weight 0.5.
     c = contract(
         "columns:\n  id: {type: int, required: true}\n"
@@ -135,6 +141,7 @@ def test_quality_score_matches_the_hand_worked_example(tmp_path: Path) -> None:
         "  kind: {type: string, nulls: fill, default: other,"
         " rules: [{allowed: [a, b, other], action: flag}]}\n"
     )
+    # When its rows are judged
     result = run(
         c,
         tmp_path,
@@ -144,27 +151,36 @@ def test_quality_score_matches_the_hand_worked_example(tmp_path: Path) -> None:
         kind=["a", "a", "z", None],
     )
     scores = [r["data_quality_score"] for r in all_rows(result)]
+    # Then each row's score is the hand-worked one
     # 1: C=4/4, R=2/2 -> 1.0        2: C=3/4, R=2/2 -> 0.875
     # 3: C=4/4, R=0/2 -> 0.5        4: C=2/4 (name missing, kind filled), R=1/2 -> 0.5
     assert scores == [1.0, 0.875, 0.5, 0.5]
 
 
 def test_without_flag_checks_the_score_is_completeness(tmp_path: Path) -> None:
+    # Given a contract with no flag checks
     c = contract("columns:\n  id: {type: int, required: true}\n  a: string\n  b: string\n")
+    # When rows missing some values are judged
     result = run(c, tmp_path, id=["1", "2"], a=["x", None], b=[None, None])
+    # Then each row's score is the share of its values present
     assert [r["data_quality_score"] for r in all_rows(result)] == [0.6667, 0.3333]
 
 
 @pytest.mark.parametrize("batch_rows", [1, 2, 3, 100])
 def test_duplicates_are_found_across_batch_boundaries(tmp_path: Path, batch_rows: int) -> None:
+    # Given a primary key, and ids repeated across rows
     c = contract("columns:\n  id: {type: int, required: true}\n  v: string\nprimary_key: [id]\n")
+    # When the rows are judged in batches of this size
     result = run(c, tmp_path, batch_rows, id=["1", "2", "1", "3", "2", "1"], v=list("abcdef"))
+    # Then the first row of each id is kept and the later copies are duplicates
     assert [(r["id"], r["v"]) for r in all_rows(result)] == [(1, "a"), (2, "b"), (3, "d")]
     assert (result.rows_in, result.rows_trusted, result.duplicates) == (6, 3, 3)
 
 
 def test_without_a_primary_key_exact_rows_are_duplicates(tmp_path: Path) -> None:
+    # Given a contract without a primary key
     c = contract("columns:\n  k: string\n  v: float\n  d: date\n")
+    # When rows that repeat once typed are judged in batches of two
     result = run(
         c,
         tmp_path,
@@ -173,6 +189,7 @@ def test_without_a_primary_key_exact_rows_are_duplicates(tmp_path: Path) -> None
         v=["1", "1.0", "2", "1", "1", "1"],
         d=["2024-01-01"] * 6,
     )
+    # Then the exact repeats are duplicates:
     # "1" and "1.0" are the same float once typed; null keys match each other
     assert [(r["k"], r["v"]) for r in all_rows(result)] == [
         ("a", 1.0),
@@ -184,8 +201,11 @@ def test_without_a_primary_key_exact_rows_are_duplicates(tmp_path: Path) -> None
 
 
 def test_string_primary_keys_hash_per_value() -> None:
+    # Given string keys, an empty one and a null among them
     values = pa.array(["abc", "", None, "abc", "ab", "c", "bca"]).slice(0)
+    # When they are hashed
     h = keys.hash_array(values)
+    # Then equal values hash alike and different ones apart
     assert h[0] == h[3]
     assert len({int(x) for x in h[[0, 1, 2, 4, 5, 6]]}) == 6
     # a slice hashes its own values, not the parent's
@@ -221,6 +241,7 @@ def test_rows_without_a_primary_key_are_deduplicated_on_a_bool_column_with_nulls
 
 
 def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
+    # Given an IQR outlier check per group, and a missing amount
     c = contract(
         "columns:\n  id: {type: int, required: true}\n  amount: float\n  g: string\n"
         "primary_key: [id]\n"
@@ -231,19 +252,25 @@ def test_iqr_outliers_are_flagged_per_group(tmp_path: Path) -> None:
     amounts: list[str | None] = [str(v) for v in [*range(1, 9), 100, *range(100, 108)]]
     amounts.append(None)
     groups = ["a"] * 9 + ["b"] * 8 + ["a"]
+    # When the rows are judged
     result = run(c, tmp_path, id=[str(i) for i in range(18)], amount=amounts, g=groups)
+    # Then only a's 100 is flagged
     flagged = [(r["g"], r["amount"]) for r in all_rows(result) if r["is_outlier"]]
     assert flagged == [("a", 100.0)]
     assert result.outliers == 1
 
 
 def test_robust_z_fences_and_small_groups() -> None:
+    # Given a robust z check and six values
     spec = Outliers("v", "robust_z", 3.5, (), 4)
     values = np.array([10.0, 11, 12, 13, 14, 100])
+    # When the fences are found over two chunks
     found = fences_by_group(spec, {0: [values[:3], values[3:]]}, 1)
+    # Then they are the median plus or minus its reach:
     # median 12.5, MAD 1.5: reach = 3.5 * 1.5 / 0.6745
     reach = 3.5 * 1.5 / 0.6745
     assert (found.low[0], found.high[0]) == (12.5 - reach, 12.5 + reach)
+    # And a group smaller than its minimum size, or no group at all, has no fences
     small = fences_by_group(Outliers("v", "iqr", 1.5, (), 8), {0: [values]}, 1)
     assert (small.low[0], small.high[0]) == (-np.inf, np.inf)
     nothing = fences_by_group(spec, {}, 1)
@@ -251,6 +278,7 @@ def test_robust_z_fences_and_small_groups() -> None:
 
 
 def test_bands_and_derived_fields_enrich_kept_rows(tmp_path: Path) -> None:
+    # Given bands on amount and derived fields of a date and a string
     c = contract(
         "columns:\n  id: {type: int, required: true}\n  amount: float\n  d: date\n  s: string\n"
         "event_date: d\n"
@@ -258,6 +286,7 @@ def test_bands_and_derived_fields_enrich_kept_rows(tmp_path: Path) -> None:
         "derived:\n  weekday: {column: d, function: day_of_week}\n"
         "  q: {column: d, function: quarter}\n  up: {column: s, function: upper}\n"
     )
+    # When rows at the band edges, with a missing amount and a missing string, are judged
     result = run(
         c,
         tmp_path,
@@ -266,6 +295,7 @@ def test_bands_and_derived_fields_enrich_kept_rows(tmp_path: Path) -> None:
         d=["2024-01-15", "2024-01-21", "2024-04-01", "2024-01-15"],
         s=["a", "b", None, "d"],
     )
+    # Then each kept row has its band, weekday, quarter and upper-cased text
     assert [(r["size"], r["weekday"], r["q"], r["up"]) for r in all_rows(result)] == [
         ("LOW", 1, 1, "A"),
         (None, 1, 1, "D"),
@@ -285,7 +315,9 @@ def test_every_row_is_accounted_for_and_written_once_per_day(tmp_path: Path) -> 
         "  amount: {type: float, rules: [non_negative]}\n  d: date\n"
         "primary_key: [id]\nevent_date: d\n"
     )
+    # When they are judged
     result = run(c, tmp_path, 64, id=ids, amount=amounts, d=days)
+    # Then every row is trusted, quarantined or a duplicate, and each day has its rows once
     assert result.rows_in == n == result.rows_trusted + result.rows_quarantined + result.duplicates
     assert (result.rows_quarantined, result.duplicates) == (20, 98)
     assert sorted(result.trusted) == [date(2024, 1, d) for d in range(10, 15)]
@@ -300,10 +332,13 @@ def test_every_row_is_accounted_for_and_written_once_per_day(tmp_path: Path) -> 
 
 
 def test_code_lists_builds_lists_without_python_loops() -> None:
+    # Given two codes and which rows each marks
     lists = rules.code_lists(
         ["A", "B"], [np.array([True, False, True]), np.array([True, False, False])], 3
     )
+    # When the lists are built, Then each row lists its codes, in order
     assert lists.to_pylist() == [["A", "B"], [], ["A"]]
+    # And no codes give empty lists
     assert rules.code_lists([], [], 2).to_pylist() == [[], []]
 
 
@@ -312,8 +347,11 @@ def test_code_lists_builds_lists_without_python_loops() -> None:
     [("nan", "NON_FINITE:v"), ("inf", "NON_FINITE:v"), ("1e400x", "TYPE_MISMATCH:v")],
 )
 def test_floats_that_are_not_numbers_are_rejected(tmp_path: Path, value: str, code: str) -> None:
+    # Given a float column
     c = contract("columns:\n  id: {type: int, required: true}\n  v: float\n")
+    # When a value that is not a finite number is judged
     result = run(c, tmp_path, id=["1", "2"], v=["1.5", value])
+    # Then it is quarantined with its code
     assert [r["reason_codes"] for r in all_rows(result, quarantine=True)] == [[code]]
 
 
