@@ -1,4 +1,5 @@
-"""Everything that touches moto's internals, kept in one place.
+"""Everything that touches moto's internals, kept in one place: this module, with its IAM
+enforcement in `_moto_iam` and its server in `_moto_server` (both re-exported here).
 
 moto interprets Step Functions for real, but cannot run Lambda code without Docker. Its
 Docker-less Lambda backend has one method, `invoke`, that answers every call; Sluice replaces
@@ -12,21 +13,26 @@ import contextlib
 import functools
 import importlib
 import importlib.util
-import io
 import logging
-import selectors
-import socket
 import sys
 import threading
 import types
 import urllib.request
 from collections.abc import Callable, Iterator
-from types import ModuleType
 from typing import Any
-from urllib.parse import unquote
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
+
+from sluice.local._moto_iam import _boto_client_for as _boto_client_for
+from sluice.local._moto_iam import _interpreter_modules as _interpreter_modules
+from sluice.local._moto_iam import _original_iam_init as _original_iam_init
+from sluice.local._moto_iam import enforce_iam as enforce_iam
+from sluice.local._moto_iam import relax_iam as relax_iam
+from sluice.local._moto_server import gated_server as gated_server
+from sluice.local._moto_server import keep_connections_alive as keep_connections_alive
+from sluice.local._moto_server import server as server
+from sluice.local._moto_server import stop_server as stop_server
 
 # (function name or ARN, request body) -> (payload, function error or None)
 Dispatcher = Callable[[str, bytes], tuple[bytes, str | None]]
@@ -91,124 +97,6 @@ def remove_dispatcher() -> None:
     setattr(LambdaSimpleBackend, "invoke", _original_invoke)  # noqa: B010
 
 
-# -- IAM enforcement ---------------------------------------------------------------------------
-# moto checks every request against the caller's policies once INITIAL_NO_AUTH_ACTION_COUNT
-# requests have gone by. Three gaps would make it refuse what AWS allows, or allow what AWS
-# refuses; each is closed here:
-# - Lambda's Invoke is authorized as `lambda:Invoke`; IAM's action is `lambda:InvokeFunction`;
-#   SQS batch actions need their single action's permission on AWS, not one of their own;
-#   a GET without a body is signed as empty (moto hashed its parsed parameters).
-# - Lambda and Step Functions requests are checked against resource `*`, so a statement naming
-#   a function or state machine ARN never matched; they now name the resource they act on.
-# - the Step Functions interpreter calls Lambda and SQS with fixed dummy keys; it now signs
-#   with the credentials of the state machine's role, as Step Functions does on AWS.
-
-# Batch actions are authorized by their single action's permission on AWS.
-_IAM_ACTIONS = {
-    "lambda:Invoke": "lambda:InvokeFunction",
-    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
-    "sqs:SendMessageBatch": "sqs:SendMessage",
-}
-_state_machine_credentials: dict[str, str] = {}
-
-
-def _lambda_resource(self: Any) -> str:
-    path = unquote(str(getattr(self, "path", "")))
-    marker = "/functions/"
-    if marker not in path:
-        return "*"
-    name = path.split(marker, 1)[1].split("/", 1)[0]
-    if name.startswith("arn:"):
-        return name.split(":$", 1)[0]
-    return f"arn:aws:lambda:{self.region}:{self.current_account}:function:{name}"
-
-
-def _states_resource(self: Any) -> str:
-    for param in ("stateMachineArn", "executionArn"):
-        try:
-            value = self._get_param(param)
-        except Exception:  # a body that is not JSON: the action itself will say so
-            value = None
-        if value:
-            return str(value)
-    return "*"
-
-
-def _iam_request_init(self: Any, *args: Any, **kwargs: Any) -> None:
-    _original_iam_init(self, *args, **kwargs)
-    self._action = _IAM_ACTIONS.get(self._action, self._action)
-    if not self._body and self._method in ("GET", "HEAD", "DELETE"):
-        # moto signs a request without a body as its parsed parameters, so every Lambda GET
-        # failed with SignatureDoesNotMatch: sign it as empty, as the client did.
-        self._data = {}
-
-
-def _boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-    import boto3
-    from botocore.config import Config
-    from moto.settings import moto_server_port
-
-    return boto3.client(
-        service_name=service,  # type: ignore[call-overload]
-        region_name=region,
-        endpoint_url=f"http://localhost:{moto_server_port()}",
-        aws_access_key_id=_state_machine_credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=_state_machine_credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=_state_machine_credentials["AWS_SESSION_TOKEN"],
-        # A Lambda may run 900 s: the interpreter waits for it (botocore's default is 60 s).
-        config=Config(
-            parameter_validation=False,
-            retries={"total_max_attempts": 1},
-            connect_timeout=60,
-            read_timeout=960,
-        ),
-    )
-
-
-def _interpreter_modules() -> list[ModuleType]:
-    import moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils as lam
-    import moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs as sqs  # noqa: E501
-
-    return [lam, sqs]
-
-
-from moto.awslambda.responses import LambdaResponse  # noqa: E402
-from moto.iam.access_control import IAMRequestBase  # noqa: E402
-from moto.stepfunctions.responses import StepFunctionResponse  # noqa: E402
-
-_original_iam_init = IAMRequestBase.__init__
-
-
-def enforce_iam(state_machine_credentials: dict[str, str]) -> None:
-    """From now on every request must be signed by a principal whose policies allow it."""
-    from moto import settings
-    from moto.core.authorization import ActionAuthenticatorMixin
-
-    _state_machine_credentials.clear()
-    _state_machine_credentials.update(state_machine_credentials)
-    setattr(LambdaResponse, "_determine_resource", _lambda_resource)  # noqa: B010
-    setattr(StepFunctionResponse, "_determine_resource", _states_resource)  # noqa: B010
-    setattr(IAMRequestBase, "__init__", _iam_request_init)  # noqa: B010
-    for module in _interpreter_modules():
-        setattr(module, "boto_client_for", _boto_client_for)  # noqa: B010
-    ActionAuthenticatorMixin.request_count = 0
-    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-
-
-def relax_iam() -> None:
-    """Back to moto's default: no request is checked (before provisioning, and on stop)."""
-    from moto import settings
-    from moto.core.authorization import ActionAuthenticatorMixin
-    from moto.stepfunctions.parser.asl.utils import boto_client
-
-    settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-    ActionAuthenticatorMixin.request_count = 0
-    for module in _interpreter_modules():
-        setattr(module, "boto_client_for", boto_client.boto_client_for)  # noqa: B010
-    setattr(IAMRequestBase, "__init__", _original_iam_init)  # noqa: B010
-
-
 # -- atomic conditional writes ----------------------------------------------------------------
 # moto checks PutObject's If-Match / If-None-Match and then stores the object without a lock, so
 # two compare-and-swaps of one key at once can both succeed; S3 answers the second with 412.
@@ -252,163 +140,6 @@ def _backend_for_host(self: Any, host: str | None) -> Any:
 
 def remember_backends() -> None:
     setattr(DomainDispatcherApplication, "get_backend_for_host", _backend_for_host)  # noqa: B010
-
-
-# -- the server ---------------------------------------------------------------------------------
-# moto's threaded server loops in socketserver's `serve_forever`, which looks at a stop request
-# only between polls of half a second: stopping is answered at once when a connection wakes it.
-
-
-# -- connections kept alive --------------------------------------------------------------------
-# Werkzeug's server closes every connection after one response (it cannot tell where a request
-# body it did not read ends), and after the response it drains the socket for up to 10 ms. A
-# client of S3 keeps its connections open, so locally every request paid a TCP connect, a server
-# thread and that drain. The local cloud's handler reads a request's body whole before the
-# application runs (its length is known: Content-Length), so the next request starts where the
-# body ends, and keeps HTTP/1.1 connections open. A chunked body, a short one, or a client that
-# asks to close is served as before: one request, then close.
-
-_keep = threading.local()
-
-
-class _NoDrain:
-    """`werkzeug.serving.selectors` for a kept-alive request: a socket that reports nothing to
-    drain (the body is already read; what follows is the client's next request)."""
-
-    EVENT_READ = selectors.EVENT_READ
-
-    class _Idle:
-        def register(self, *args: Any) -> None:
-            pass
-
-        def select(self, timeout: float | None = None) -> list[Any]:
-            return []
-
-        def close(self) -> None:
-            pass
-
-    def DefaultSelector(self) -> Any:  # the name werkzeug calls
-        return self._Idle() if getattr(_keep, "alive", False) else selectors.DefaultSelector()
-
-
-def _keep_alive_handler() -> type:
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-
-    class KeepAliveHandler(MotoRequestHandler):
-        def setup(self) -> None:
-            super().setup()
-            # A response is written as headers, then body: with Nagle's algorithm the body
-            # waits for the client's (delayed) acknowledgement of the headers, 40 ms a request
-            # on a kept-alive connection, so both go out at once.
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-        def make_environ(self) -> dict[str, Any]:
-            environ: dict[str, Any] = super().make_environ()
-            _keep.alive = False
-            if environ.get("wsgi.input_terminated"):  # chunked: where it ends is werkzeug's
-                return environ
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                return environ
-            body = self.rfile.read(length) if length > 0 else b""
-            environ["wsgi.input"] = io.BytesIO(body)
-            _keep.alive = (
-                len(body) == max(length, 0)
-                and self.request_version == "HTTP/1.1"
-                and self.headers.get("Connection", "").lower() != "close"
-            )
-            return environ
-
-        def send_header(self, keyword: str, value: str) -> None:
-            if keyword.lower() == "connection" and getattr(_keep, "alive", False):
-                return  # werkzeug's `close`: this connection stays open
-            super().send_header(keyword, value)
-
-        def handle_one_request(self) -> None:
-            _keep.alive = False
-            try:
-                super().handle_one_request()
-            finally:
-                if not getattr(_keep, "alive", False):
-                    self.close_connection = True
-                _keep.alive = False
-
-    return KeepAliveHandler
-
-
-@functools.cache
-def keep_connections_alive() -> None:
-    """Moto's servers (plain and gated) answer with the keep-alive handler from here on."""
-    import moto.moto_server.threaded_moto_server as threaded
-    import werkzeug.serving
-
-    handler = _keep_alive_handler()
-    setattr(threaded, "MotoRequestHandler", handler)  # noqa: B010
-    setattr(werkzeug.serving, "selectors", _NoDrain())  # noqa: B010
-
-
-def server(host: str, port: int) -> Any:
-    from moto.server import ThreadedMotoServer
-
-    keep_connections_alive()
-    return ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-
-
-def gated_server(host: str, port: int) -> Any:
-    """moto's server on a port taken at once (so its number is known, and no one else takes
-    it) that accepts connections only once `start()` is called: a client that waits for the
-    port finds the cloud provisioned, never half-built."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from moto.server import ThreadedMotoServer
-    from werkzeug.serving import make_server
-
-    keep_connections_alive()
-    handler = _keep_alive_handler()
-
-    class GatedServer(ThreadedMotoServer):
-        def __init__(self) -> None:
-            super().__init__(ip_address=host, port=port, verbose=False)
-            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._socket.bind((host, port))  # bound, not listening: connections are refused
-
-        def _server_entry(self) -> None:
-            self._socket.listen(128)
-            self._server = make_server(
-                host,
-                self._socket.getsockname()[1],
-                DomainDispatcherApplication(create_backend_app),
-                True,
-                request_handler=handler,
-                fd=self._socket.fileno(),
-            )
-            self._server_ready_event.set()
-            self._server.serve_forever()
-
-        def get_host_and_port(self) -> tuple[str, int]:
-            bound = self._socket.getsockname()
-            return str(bound[0]), int(bound[1])
-
-        def stop(self) -> None:
-            if self._thread is not None:
-                super().stop()
-            self._socket.close()
-
-    return GatedServer()
-
-
-def stop_server(running: Any) -> None:
-    host, port = running.get_host_and_port()
-    if getattr(running, "_thread", None) is None:  # never started: nothing to wake
-        running.stop()
-        return
-    stopping = threading.Thread(target=running.stop, name="moto-stop", daemon=True)
-    stopping.start()
-    while stopping.is_alive():
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-            pass
-        stopping.join(0.01)
 
 
 # -- requests counted ---------------------------------------------------------------------------

@@ -6,15 +6,10 @@ Sluice's in-process runtime) and IAM; a pump plays the SQS → starter event sou
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import os
-import shutil
 import time
-import warnings
-import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -22,25 +17,18 @@ from typing import Any
 
 import boto3
 
-from sluice import asl, grants, lake, sizing
-from sluice.config import (
-    LAYERS,
-    LOCAL_STACK,
-    STAGES,
-    STAGING_PREFIX,
-    PipelineNames,
-    Settings,
-    function_environment,
-)
+from sluice import lake, sizing
+from sluice.config import LAYERS, PipelineNames, Settings
 from sluice.environments import EnvironmentSettings, StageSettings
 from sluice.handlers import reset_runtime
 from sluice.lake import SourceObject
 from sluice.local import _moto
+from sluice.local.provision import ACCOUNT as ACCOUNT
+from sluice.local.provision import REGION as REGION
+from sluice.local.provision import Provisioning
 from sluice.local.pump import QueuePump
-from sluice.local.runtime import FunctionConfig, LambdaRuntime
-
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+from sluice.local.runtime import LambdaRuntime
+from sluice.local.snapshots import LakeSnapshots
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 # How often `wait` asks after an execution: soon after a function answered, then at most this.
@@ -48,7 +36,7 @@ WAIT_MIN_SECONDS = 0.02
 WAIT_MAX_SECONDS = 0.5
 
 
-class LocalCloud:
+class LocalCloud(Provisioning, LakeSnapshots):
     """Start with `with LocalCloud() as cloud:`; everything lives as long as the object.
 
     moto's backends are process-wide, so one process runs one local cloud at a time.
@@ -276,225 +264,6 @@ class LocalCloud:
         attrs = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         return str(attrs["Attributes"]["QueueArn"])
 
-    # -- provisioning ------------------------------------------------------------------------
-
-    def _provision(self, roles: dict[str, str]) -> None:
-        """Everything but the roles (`_start` creates those first)."""
-        self._create_buckets()
-        self._create_queues()
-        self._create_functions(roles)
-        self._create_state_machine(roles["pipeline"])
-        if self.publish_stack:
-            self._publish_stack()
-        self._create_administrator()
-
-    def _function_configs(self) -> list[FunctionConfig]:
-        configs = []
-        for stage in STAGES:
-            size = self.stages[stage]
-            configs.append(
-                FunctionConfig(
-                    name=self.names.function(stage),
-                    stage=stage,
-                    memory_mb=size.memory_mb,
-                    timeout_seconds=size.timeout_seconds,
-                    ephemeral_storage_mb=size.ephemeral_storage_mb,
-                    environment=function_environment(stage, self.settings),
-                    concurrency=self.environment.max_concurrency,
-                )
-            )
-        return configs
-
-    def _credentials_of(self, stage: str) -> dict[str, str]:
-        return self.role_credentials[stage]
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        """The deployed stack's outputs, as the CDK app names them."""
-        return {
-            "RawBucketName": self.buckets["raw"],
-            "TrustedBucketName": self.buckets["trusted"],
-            "DeliveryBucketName": self.buckets["delivery"],
-            "QuarantineBucketName": self.buckets["quarantine"],
-            "IngestQueueUrl": self.queue_urls["ingest"],
-            "IngestDeadLetterQueueUrl": self.queue_urls["ingest_dlq"],
-            "FailureQueueUrl": self.queue_urls["failures"],
-            "StateMachineArn": self.state_machine_arn,
-        }
-
-    def _publish_stack(self) -> None:
-        template = {
-            "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-            "Outputs": {key: {"Value": value} for key, value in self.outputs.items()},
-        }
-        with warnings.catch_warnings():
-            # moto keeps a resource type it cannot build as a placeholder; that is all it is.
-            warnings.simplefilter("ignore", UserWarning)
-            self.client("cloudformation").create_stack(
-                StackName=LOCAL_STACK, TemplateBody=json.dumps(template)
-            )
-
-    def _create_buckets(self) -> None:
-        s3 = self.client("s3")
-        for bucket in self.buckets.values():
-            s3.create_bucket(Bucket=bucket)
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-
-    def _create_queues(self) -> None:
-        sqs = self.client("sqs")
-        dlq = sqs.create_queue(QueueName=self.names.ingest_dlq)["QueueUrl"]
-        redrive = {
-            "deadLetterTargetArn": self._queue_arn(dlq),
-            "maxReceiveCount": str(self.max_receive_count),
-        }
-        ingest = sqs.create_queue(
-            QueueName=self.names.ingest_queue,
-            Attributes={
-                "VisibilityTimeout": str(self.visibility_timeout),
-                "RedrivePolicy": json.dumps(redrive),
-            },
-        )["QueueUrl"]
-        failures = sqs.create_queue(QueueName=self.names.failure_dlq)["QueueUrl"]
-        # moto names a queue's URL after the host asked; the cloud's own is the one to publish.
-        self.queue_urls = {
-            which: url.replace(self._setup_url or self.endpoint_url, self.endpoint_url, 1)
-            for which, url in {"ingest": ingest, "ingest_dlq": dlq, "failures": failures}.items()
-        }
-        self.client("s3").put_bucket_notification_configuration(
-            Bucket=self.buckets["raw"],
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {"QueueArn": self._queue_arn(ingest), "Events": ["s3:ObjectCreated:*"]}
-                ]
-            },
-        )
-
-    def arn_of(self, resource: grants.Resource) -> str | None:
-        """A resource of the grant definition, as this cloud names it (None: not here)."""
-        match resource:
-            case grants.Objects(layer, pattern):
-                return f"arn:aws:s3:::{self.buckets[layer]}/{pattern}"
-            case grants.Bucket(layer):
-                return f"arn:aws:s3:::{self.buckets[layer]}"
-            case grants.Function(stage):
-                return self.function_arn(stage)
-            case grants.LogGroup(stage):
-                group = f"/aws/lambda/{self.names.function(stage)}"
-                return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{group}:*"
-            case grants.FailureQueue():
-                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.names.failure_dlq}"
-            case grants.IngestQueue():
-                return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{self.names.ingest_queue}"
-            case grants.StateMachine():
-                return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self.names.state_machine}"
-            case grants.Key():
-                return None  # no KMS here: the buckets and queues are unencrypted
-        raise ValueError(f"no resource for {resource!r}")
-
-    def role_policies(self) -> dict[str, dict[str, Any]]:
-        """Each role's one policy: the function roles and `pipeline` (the state machine's)."""
-        policies = {
-            stage: grants.policy(grants.STAGE_GRANTS[stage], self.arn_of) for stage in STAGES
-        }
-        # The event source mapping polls the ingest queue as the starter.
-        policies["starter"] = grants.policy(
-            grants.STAGE_GRANTS["starter"] + grants.EVENT_SOURCE_GRANTS, self.arn_of
-        )
-        policies["pipeline"] = grants.policy(grants.STATE_MACHINE_GRANTS, self.arn_of)
-        return policies
-
-    def _create_roles(self) -> dict[str, str]:
-        iam = self.client("iam")
-        arns: dict[str, str] = {}
-        for who, document in self.role_policies().items():
-            service = "states" if who == "pipeline" else "lambda"
-            trust = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"{service}.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-            name = f"{self.names.prefix}-{who}-role"
-            role = iam.create_role(
-                RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(trust),
-                MaxSessionDuration=43200,
-            )
-            iam.put_role_policy(
-                RoleName=name, PolicyName="grants", PolicyDocument=json.dumps(document)
-            )
-            arns[who] = str(role["Role"]["Arn"])
-        return arns
-
-    def _create_administrator(self) -> None:
-        iam = self.client("iam")
-        name = f"{self.names.prefix}-admin"
-        iam.create_user(UserName=name)
-        everything = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-        }
-        iam.put_user_policy(
-            UserName=name, PolicyName="administrator", PolicyDocument=json.dumps(everything)
-        )
-        key = iam.create_access_key(UserName=name)["AccessKey"]
-        self.credentials = {
-            "AWS_ACCESS_KEY_ID": str(key["AccessKeyId"]),
-            "AWS_SECRET_ACCESS_KEY": str(key["SecretAccessKey"]),
-        }
-
-    def _assume_roles(self, roles: dict[str, str]) -> None:
-        """Each role's session, as the Lambda and Step Functions services would take it."""
-        sts = self.client("sts")
-        for who, arn in roles.items():
-            session = sts.assume_role(
-                RoleArn=arn, RoleSessionName=f"{who}-local", DurationSeconds=43200
-            )["Credentials"]
-            self.role_credentials[who] = {
-                "AWS_ACCESS_KEY_ID": str(session["AccessKeyId"]),
-                "AWS_SECRET_ACCESS_KEY": str(session["SecretAccessKey"]),
-                "AWS_SESSION_TOKEN": str(session["SessionToken"]),
-            }
-
-    def _create_functions(self, roles: dict[str, str]) -> None:
-        # The code runs in the local runtime; moto only needs a function to route invokes to.
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w") as zf:
-            zf.writestr("README.txt", "Runs in sluice.local.runtime from functions/<stage>/")
-        lam = self.client("lambda")
-        for stage in STAGES:
-            size = self.stages[stage]
-            lam.create_function(
-                FunctionName=self.names.function(stage),
-                Runtime="python3.12",
-                Role=roles[stage],
-                Handler=f"functions/{stage}/handler.handler",
-                Code={"ZipFile": archive.getvalue()},
-                Timeout=size.timeout_seconds,
-                MemorySize=size.memory_mb,
-                EphemeralStorage={"Size": size.ephemeral_storage_mb},
-            )
-
-    def _create_state_machine(self, role: str) -> None:
-        definition = asl.render(
-            {
-                "ValidateFunctionArn": self.function_arn("validate"),
-                "TrustedFunctionArn": self.function_arn("trusted"),
-                "DeliveryFunctionArn": self.function_arn("delivery"),
-                "FailureQueueUrl": self.queue_urls["failures"],
-            }
-        )
-        created = self.client("stepfunctions").create_state_machine(
-            name=self.names.state_machine, definition=definition, roleArn=role, type="STANDARD"
-        )
-        # The functions were given the ARN before the state machine existed (see _start).
-        if created["stateMachineArn"] != self.state_machine_arn:
-            raise RuntimeError(f"state machine ARN {created['stateMachineArn']} is not the one")
-
     # -- using it ----------------------------------------------------------------------------
 
     def upload(
@@ -576,104 +345,3 @@ class LocalCloud:
         raise TimeoutError(
             f"no finished execution for s3://{source.bucket}/{source.key} after {timeout:.0f}s"
         )
-
-    def datasets(self) -> list[str]:
-        """The datasets RAW holds objects of (the first folder of each key)."""
-        found = {
-            lake.dataset_from_key(key)
-            for key, _ in _moto.stored_objects(ACCOUNT, self.buckets["raw"])
-            if not key.startswith("_")
-        }
-        return sorted(d for d in found if lake.is_valid_dataset(d))
-
-    def snapshot(self, directory: Path, datasets: Iterable[str] = ()) -> dict[str, int]:
-        """Copy every bucket to `directory/<layer>/<key>`; files written per layer.
-
-        What is replaced is each dataset's own part of the lake: for every dataset this cloud
-        holds (and those named), its folder in each layer and its entries in the pipeline's
-        folders (staging, partial summaries, summary states, lineage), and `_logs/`. Other
-        datasets and anything else in `directory` are left as they are. A dataset is replaced
-        whole, not file by file: its day summaries are this cloud's, so TRUSTED files of an
-        earlier run kept beside them would not add up to them. A key that would leave its
-        folder (`..`, absolute paths) is skipped, never written.
-        """
-        counts: dict[str, int] = {}
-        replaced = sorted({*self.datasets(), *datasets})
-        for layer, bucket in self.buckets.items():
-            root = (directory / layer).resolve()
-            for dataset in replaced:
-                _remove_dataset(root, dataset)
-            root.mkdir(parents=True, exist_ok=True)
-            counts[layer] = 0
-            for key, body in _moto.stored_objects(ACCOUNT, bucket):
-                target = (root / key).resolve()
-                if key.endswith("/") or not target.is_relative_to(root):
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(body)
-                counts[layer] += 1
-        logs = directory / "_logs"
-        if logs.exists():
-            _remove_tree(logs)
-        logs.mkdir(parents=True)
-        for function, lines in self.runtime.logs.items():
-            (logs / f"{function}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return counts
-
-    def discarded(self) -> dict[str, int]:
-        """What stopping this cloud throws away: executions (and how many still run), objects
-        in the buckets and messages in the queues. Nothing of it outlives the process."""
-        sfn = self.client("stepfunctions")
-        statuses = [
-            e["status"]
-            for page in sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=self.state_machine_arn
-            )
-            for e in page["executions"]
-        ]
-        sqs = self.client("sqs")
-        messages = 0
-        for url in self.queue_urls.values():
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )["Attributes"]
-            messages += sum(int(v) for v in attrs.values())
-        return {
-            "executions": len(statuses),
-            "running": statuses.count("RUNNING"),
-            "objects": sum(
-                1 for bucket in self.buckets.values() for _ in _moto.stored_objects(ACCOUNT, bucket)
-            ),
-            "messages": messages,
-        }
-
-
-# Where a dataset's files are, in each layer, besides its own folder: the pipeline's folders
-# that keep one subfolder per dataset, and the lineage records named `<dataset>-...`.
-_DATASET_FOLDERS = (
-    STAGING_PREFIX,
-    lake.PARTIALS_PREFIX,
-    lake.LINEAGE_MANIFESTS,
-)
-
-
-def _remove_dataset(root: Path, dataset: str) -> None:
-    """Remove a dataset's part of one layer folder (dataset names are `[a-z0-9_]`)."""
-    for folder in ("", *_DATASET_FOLDERS):
-        path = root / folder / dataset
-        if path.is_dir() and not path.is_symlink():
-            _remove_tree(path)
-        elif path.exists() or path.is_symlink():
-            path.unlink()
-    records = root / lake.LINEAGE_RECORDS
-    if records.is_dir():
-        for record in records.glob(f"{dataset}-*"):
-            record.unlink()
-
-
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path)

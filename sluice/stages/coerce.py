@@ -11,50 +11,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_INT = r"^\s*[+-]?\d{1,38}\s*$"
-_FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+from sluice.stages.arrow_types import ARROW_TYPES as ARROW_TYPES
+from sluice.stages.numbers import _FLOAT as _FLOAT
+from sluice.stages.numbers import _INT as _INT
+from sluice.stages.numbers import (
+    _NON_FINITE,
+    _decimal,
+    _fast_cast,
+    _non_finite,
+    _number_cast,
+    _spelled_non_finite,
+)
+from sluice.stages.temporal import _parse_dates, _parse_timestamps
+
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y")
-# ISO 8601 dates a date column also reads: basic (20240131) and ordinal (2024-031).
-_ISO_DATE_FORMATS = ("%Y%m%d", "%Y-%j")
-_TIMESTAMP_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%SZ",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-)
-
-# NaN and the infinities as text (Arrow's own float parser reads every one of these).
-_NON_FINITE = r"(?i)^\s*[+-]?(nan|inf|infinity)\s*$"
-# decimal128(38, 2) holds 36 digits before the point.
-_DECIMAL_LIMIT = 1e36
-# ISO 8601 timestamps, extended (2024-01-31T10:00:00.123456789+05:30) and basic
-# (20240131T100000Z): the date, then an optional time (hours, minutes, seconds, a fraction of
-# up to 9 digits after '.' or ','), then an optional zone (Z or an offset).
-_ISO_ZONE = r"(?P<zone>[Zz]|[+-]\d{2}(?::?\d{2})?)?"
-_ISO_EXTENDED = (
-    r"^(?P<date>\d{4}-\d{2}-\d{2})"
-    r"(?:[Tt ](?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})"
-    r"(?:[.,](?P<fraction>\d{1,9}))?)?)?" + _ISO_ZONE + r")?$"
-)
-_ISO_BASIC = (
-    r"^(?P<date>\d{8})"
-    r"(?:[Tt](?P<hour>\d{2})(?:(?P<minute>\d{2})(?:(?P<second>\d{2})"
-    r"(?:[.,](?P<fraction>\d{1,9}))?)?)?" + _ISO_ZONE + r")?$"
-)
-_ISO_PARTS = ("date", "hour", "minute", "second", "fraction", "zone")
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "int": pa.int64(),
-    "float": pa.float64(),
-    "decimal": pa.decimal128(38, 2),
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-}
 
 
 @dataclass(frozen=True)
@@ -77,236 +48,8 @@ def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return column
 
 
-def _parse_one(text: pa.Array, fmt: str) -> pa.Array:
-    parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
-    # strptime rolls impossible dates over (2024-02-30 becomes 2024-03-01): a value is only
-    # valid if formatting it back gives the same text.
-    # (%S prints fractions for sub-second units, so compare at whole seconds.)
-    same = pc.equal(pc.strftime(pc.cast(parsed, pa.timestamp("s")), format=fmt), text)
-    return pc.if_else(pc.fill_null(same, False), parsed, pa.scalar(None, parsed.type))
-
-
-def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
-    # Leading/trailing blanks are common in hand-made files and carry no meaning.
-    text = pc.utf8_trim_whitespace(text)
-    result = _parse_one(text, formats[0])
-    for fmt in formats[1:]:
-        if result.null_count == text.null_count:
-            break
-        result = pc.coalesce(result, _parse_one(text, fmt))
-    return result
-
-
-def _parse_dates(text: pa.Array) -> pa.Array:
-    # Fast path: Arrow's own parser accepts exactly YYYY-MM-DD and rejects impossible dates,
-    # so when it reads every value there is nothing else to check.
-    try:
-        return pc.cast(text, pa.date32())
-    except pa.ArrowInvalid:
-        pass  # another format, or an impossible date such as 2024-02-30: value by value
-    text = pc.utf8_trim_whitespace(text)
-    result = pc.cast(_parse_times(text, _DATE_FORMATS), pa.date32())
-    if result.null_count == text.null_count:
-        return result
-    return pc.coalesce(result, _iso_dates(text))
-
-
-def _iso_dates(text: pa.Array) -> pa.Array:
-    """Basic and ordinal ISO dates, and ISO timestamps at midnight (`2024-01-31T00:00:00Z`,
-    as JSON and spreadsheet exports write dates): the date as written. Any other time of day
-    does not read as a date."""
-    calendar = pc.cast(_parse_times(text, _ISO_DATE_FORMATS), pa.date32())
-    local, _ = _iso_times(text)
-    midnight = pc.equal(pc.floor_temporal(local, unit="day"), local)
-    at_midnight = pc.if_else(midnight, pc.cast(local, pa.date32()), pa.scalar(None, pa.date32()))
-    return pc.coalesce(calendar, at_midnight)
-
-
-def _part(parts: list[pa.Array], name: str) -> pa.Array:
-    return pc.coalesce(*(pc.struct_field(p, name) for p in parts))
-
-
-def _two_digits(text: pa.Array) -> pa.Array:
-    """An optional two-digit field of a timestamp: '00' where it was left out."""
-    return pc.if_else(pc.equal(text, ""), "00", text)
-
-
-def _iso_times(text: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """(the time as written, the same time in UTC) of each ISO 8601 timestamp in `text`
-    (trimmed), as timestamp[us]; null where a value is not one. Fractions past microseconds
-    are truncated; a value without a zone is taken as UTC."""
-    parts = [pc.extract_regex(text, pattern) for pattern in (_ISO_EXTENDED, _ISO_BASIC)]
-    day = _part(parts, "date")
-    basic = pc.equal(pc.utf8_length(day), 8)
-    day = pc.if_else(
-        basic,
-        pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(day, 0, 4),
-            pc.utf8_slice_codeunits(day, 4, 6),
-            pc.utf8_slice_codeunits(day, 6, 8),
-            "-",
-        ),
-        day,
-    )
-    clock = pc.binary_join_element_wise(
-        *(_two_digits(_part(parts, name)) for name in ("hour", "minute", "second")), ":"
-    )
-    whole = _parse_one(pc.binary_join_element_wise(day, clock, "T"), "%Y-%m-%dT%H:%M:%S")
-    digits = pc.utf8_slice_codeunits(pc.utf8_rpad(_part(parts, "fraction"), 9, "0"), 0, 6)
-    micros = pc.cast(pc.cast(digits, pa.int64()), pa.duration("us"))
-    local = pc.add(whole, micros)
-    zone = pc.replace_substring(pc.utf8_upper(_part(parts, "zone")), ":", "")
-    named = pc.greater(pc.utf8_length(zone), 1)  # an offset, not '' or 'Z'
-    hours = pc.cast(pc.if_else(named, pc.utf8_slice_codeunits(zone, 1, 3), "0"), pa.int64())
-    minutes_text = pc.utf8_slice_codeunits(zone, 3, 5)
-    minutes = pc.cast(pc.if_else(pc.equal(minutes_text, ""), "0", minutes_text), pa.int64())
-    fits = pc.and_(pc.less(hours, 24), pc.less(minutes, 60))
-    sign = pc.if_else(pc.starts_with(zone, "-"), -1, 1)
-    offset = pc.multiply(sign, pc.multiply(pc.add(pc.multiply(hours, 60), minutes), 60_000_000))
-    utc = pc.subtract(local, pc.cast(offset, pa.duration("us")))
-    no_time = pa.scalar(None, pa.timestamp("us"))
-    return pc.if_else(fits, local, no_time), pc.if_else(fits, utc, no_time)
-
-
-def _parse_timestamps(text: pa.Array) -> pa.Array:
-    text = pc.utf8_trim_whitespace(text)
-    try:  # ISO 8601 without a zone, fractions up to microseconds: Arrow's own parser
-        return pc.cast(text, ARROW_TYPES["timestamp"])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass  # a zone, nanoseconds, another format or a bad value: value by value
-    _, values = _iso_times(text)
-    if values.null_count == text.null_count:
-        return values
-    return pc.coalesce(values, _parse_times(text, _TIMESTAMP_FORMATS + _DATE_FORMATS))
-
-
 def _none_invalid(n: int) -> pa.Array:
     return pa.array(np.zeros(n, dtype=bool))
-
-
-def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
-    """Arrow's own parser when every value is clean (the common case); None if any is not.
-    (Arrow reads `nan`, `inf`, `-Infinity` and `1e400` as floats: `_non_finite` finds them.)"""
-    if ctype not in ("int", "float"):
-        return None
-    try:
-        return pc.cast(text, ARROW_TYPES[ctype])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-
-
-def _non_finite(values: pa.Array) -> pa.Array | None:
-    """The NaN and infinite values of a float array; None when there are none."""
-    if not pa.types.is_floating(values.type):
-        return None
-    mask = pc.and_(pc.is_valid(values), pc.invert(pc.fill_null(pc.is_finite(values), True)))
-    return mask if pc.any(mask).as_py() else None
-
-
-def _spelled_non_finite(text: pa.Array, values: pa.Array) -> pa.Array:
-    """`values` with NaN and the infinities where `text` spells one (`nan`, `-Infinity`, any
-    case): the number pattern leaves them out."""
-    spelled = pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
-    if not pc.any(spelled).as_py():
-        return values
-    read = pc.cast(pc.utf8_trim_whitespace(pc.if_else(spelled, text, None)), pa.float64())
-    return pc.if_else(spelled, read, values)
-
-
-def _weights(digits: str, dot: bool) -> np.ndarray:
-    """Per byte value, its cost in a plain number: digits (and signs, where allowed) 0, '.' 1,
-    anything else more than any number of dots can add up to."""
-    weights = np.full(256, 1 << 20, dtype=np.int32)
-    weights[np.frombuffer(digits.encode(), np.uint8)] = 0
-    if dot:
-        weights[ord(".")] = 1
-    return weights
-
-
-@dataclass(frozen=True)
-class _Plain:
-    """What a plain number looks like, byte by byte: the cost of each byte as its first and
-    as a later one, the total cost allowed (its dots), and its longest length (an int of 18
-    digits cannot overflow)."""
-
-    first: np.ndarray
-    rest: np.ndarray
-    dots: int
-    longest: int
-
-
-_PLAIN = {
-    "int": _Plain(_weights("0123456789-", False), _weights("0123456789", False), 0, 18),
-    "float": _Plain(_weights("0123456789+-", True), _weights("0123456789", True), 1, 1 << 20),
-}
-
-
-@cache
-def _int64_range() -> tuple[pa.Scalar, pa.Scalar]:
-    # Built on first use, not at import: pyarrow's `pa.scalar` imports pandas when it is
-    # installed, and no handler should pay for pandas to be imported.
-    return (
-        pa.scalar(-(1 << 63), pa.decimal128(38, 0)),
-        pa.scalar((1 << 63) - 1, pa.decimal128(38, 0)),
-    )
-
-
-def _plain_numbers(text: pa.Array, plain: _Plain, present: np.ndarray) -> np.ndarray | None:
-    """Rows whose text looks like a plain number (an optional sign, digits, at most one '.'),
-    found from the bytes with no regex. Arrow's parser reads these, or rejects the column.
-    `present`: the rows that hold a value."""
-    if not pa.types.is_string(text.type):
-        return None
-    n = len(text)
-    _, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int32)[text.offset : text.offset + n + 1]
-    lengths = np.diff(offsets)
-    filled = (lengths > 0) & (lengths <= plain.longest) & present
-    if data_buffer is None or not filled.any():
-        return None
-    low = int(offsets[0])
-    data = np.frombuffer(data_buffer, np.uint8)[low : int(offsets[-1])]
-    cost = plain.rest[data]
-    starts = offsets[:-1] - low
-    first = starts[filled]
-    cost[first] = plain.first[data[first]]
-    # Sums over each value's bytes; an empty or null value sums its neighbour's first byte,
-    # which is harmless since `filled` leaves it out.
-    sums = np.add.reduceat(cost, np.minimum(starts, max(len(data) - 1, 0)))
-    return np.asarray(filled & (sums <= plain.dots), dtype=bool)
-
-
-def _pattern_cast(text: pa.Array, ctype: str) -> pa.Array:
-    """Values that match the number pattern (blanks and a '+' allowed), null for the rest."""
-    if ctype == "int":
-        ok = pc.match_substring_regex(text, _INT)
-        digits = pc.utf8_ltrim(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), "+")
-        # Through a wide decimal, so a value past int64's range is invalid, not an error.
-        wide = pc.cast(digits, pa.decimal128(38, 0))
-        low, high = _int64_range()
-        fits = pc.and_(pc.greater_equal(wide, low), pc.less_equal(wide, high))
-        return pc.cast(pc.if_else(fits, wide, pa.scalar(None, wide.type)), pa.int64())
-    ok = pc.match_substring_regex(text, _FLOAT)
-    return pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), pa.float64())
-
-
-def _number_cast(text: pa.Array, ctype: str) -> pa.Array:
-    """`ctype` ("int" or "float") values of a column holding some odd texts. Arrow's parser
-    reads the plain ones; only the rest are matched against the full pattern (a regex costs
-    about 10x the parser per value)."""
-    present = np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    plain = _plain_numbers(text, _PLAIN[ctype], present)
-    if plain is None or not plain.any():
-        return _pattern_cast(text, ctype)
-    try:
-        values = pc.cast(pc.if_else(pa.array(plain), text, None), ARROW_TYPES[ctype])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _pattern_cast(text, ctype)  # e.g. a lone '-': the pattern decides every row
-    odd = ~plain & present
-    if not odd.any():
-        return values
-    others = _pattern_cast(text.take(pa.array(np.flatnonzero(odd))), ctype)
-    return pc.replace_with_mask(values, pa.array(odd), others)
 
 
 _CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
@@ -489,16 +232,6 @@ def _coerce_text(text: pa.Array, ctype: str) -> Coerced:
     elif non_finite is not None:
         invalid = pc.and_(invalid, pc.invert(non_finite))
     return Coerced(values, invalid, non_finite)
-
-
-def _decimal(values: pa.Array, non_finite: pa.Array | None) -> pa.Array:
-    """Floats as decimal128(38, 2): NaN, the infinities and values past its 36 integer digits
-    (which a cast would silently turn into garbage) are null."""
-    fits = pc.less(pc.abs(values), _DECIMAL_LIMIT)
-    if non_finite is not None:
-        fits = pc.and_(fits, pc.invert(non_finite))
-    kept = pc.if_else(fits, values, pa.scalar(None, pa.float64()))
-    return pc.cast(kept, ARROW_TYPES["decimal"], safe=False)
 
 
 def infer_type(column: pa.Array | pa.ChunkedArray) -> str:
