@@ -61,13 +61,29 @@ class PipelineNames:
         return f"{self.prefix}-failures"
 
 
+# The `${...}` placeholders of `statemachine/pipeline.asl.json`: each workflow stage's function
+# ARN, and the failure dead-letter queue's URL.
+ASL_FUNCTION_ARN_KEYS = {
+    "validate": "ValidateFunctionArn",
+    "trusted": "TrustedFunctionArn",
+    "delivery": "DeliveryFunctionArn",
+}
+ASL_FAILURE_QUEUE_KEY = "FailureQueueUrl"
+
+
 def asl_substitution_keys() -> dict[str, str]:
     """The `${...}` placeholders of `statemachine/pipeline.asl.json` and what each stands for."""
     return {
-        "ValidateFunctionArn": "ARN of the validate function",
-        "TrustedFunctionArn": "ARN of the trusted function",
-        "DeliveryFunctionArn": "ARN of the delivery function",
-        "FailureQueueUrl": "URL of the failure dead-letter queue",
+        **{key: f"ARN of the {stage} function" for stage, key in ASL_FUNCTION_ARN_KEYS.items()},
+        ASL_FAILURE_QUEUE_KEY: "URL of the failure dead-letter queue",
+    }
+
+
+def asl_substitutions(function_arns: Mapping[str, str], failure_queue_url: str) -> dict[str, str]:
+    """Each placeholder's value, from each workflow stage's function ARN and the queue's URL."""
+    return {
+        **{key: function_arns[stage] for stage, key in ASL_FUNCTION_ARN_KEYS.items()},
+        ASL_FAILURE_QUEUE_KEY: failure_queue_url,
     }
 
 
