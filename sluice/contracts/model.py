@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sluice.lake import DATE_PARTITIONS, RECORD_TYPE
 from sluice.reasons import RowCode
 
 TYPES = ("int", "float", "decimal", "string", "bool", "date", "timestamp")
@@ -244,7 +245,7 @@ class Contract:
 # Partition columns and the columns every layer adds: a dataset column may not take them.
 RESERVED_NAMES = frozenset(
     {
-        "year", "month", "day", "record_type", "is_outlier", "quality_flags",
+        *DATE_PARTITIONS, RECORD_TYPE, "is_outlier", "quality_flags",
         "data_quality_score", "processed_timestamp", "source_file", "source_version",
         "pipeline_version", "processing_layer", "delivery_timestamp", "reason_codes", "_row",
     }
