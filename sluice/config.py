@@ -31,6 +31,10 @@ DEFAULT_STACK_ENV = "dev"
 # the outputs the CDK stack has, so the CLI finds either the same way.
 LOCAL_STACK = "Sluice-local"
 STAGING_PREFIX = "_staging"
+# The file size limit of settings made without one (a handler environment without
+# SLUICE_MAX_FILE_BYTES, settings built in code). cdk.json sets each environment's; an
+# environment without it gets what its stages serve (sluice.environments).
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class Settings:
     delivery_bucket: str
     quarantine_bucket: str
     state_machine_arn: str = ""
-    max_file_bytes: int = 2 * 1024**3
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     pipeline_version: str = ""
     # Each format's size limit (keys of `sluice.formats.LIMIT_FORMATS`; a gzip stream's is on
     # its inflated bytes), as `EnvironmentSettings.file_limits` computes them from the stage
@@ -132,7 +136,7 @@ class Settings:
             delivery_bucket=env["SLUICE_DELIVERY_BUCKET"],
             quarantine_bucket=env["SLUICE_QUARANTINE_BUCKET"],
             state_machine_arn=env.get("SLUICE_STATE_MACHINE_ARN", ""),
-            max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(2 * 1024**3))),
+            max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES))),
             pipeline_version=env.get("SLUICE_PIPELINE_VERSION", __version__),
             file_limits={
                 str(fmt): int(limit)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import sizing
-from sluice.config import DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
+from sluice.config import DEFAULT_MAX_FILE_BYTES, DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
 from sluice.formats import LIMIT_FORMATS
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -63,7 +63,7 @@ class EnvironmentSettings:
     max_batching_window_seconds: int = 5
     max_concurrency: int = 10
     # Files over this are quarantined before download; a format's own limit may be lower.
-    max_file_bytes: int = 2 * 1024**3
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     # Limits per format (keys of `sluice.formats.LIMIT_FORMATS`) set in `cdk.json`.
     max_file_bytes_by_format: Mapping[str, int] = field(default_factory=dict)
     # Every format's limit as Validate holds files to it (empty: `max_file_bytes` for all).
