@@ -36,6 +36,19 @@ STAGING_PREFIX = "_staging"
 # environment without it gets what its stages serve (sluice.environments).
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 
+# Step Functions' execution statuses: an execution is RUNNING until it ends in a terminal one.
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+TIMED_OUT = "TIMED_OUT"
+ABORTED = "ABORTED"
+TERMINAL_STATUSES = (SUCCEEDED, FAILED, TIMED_OUT, ABORTED)
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution `name` of the state machine `state_machine_arn`."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
 
 @dataclass(frozen=True)
 class PipelineNames:

@@ -26,12 +26,15 @@ from sluice import asl, grants, lake, sizing
 from sluice.config import (
     LAYERS,
     LOCAL_STACK,
+    RUNNING,
     STAGES,
     STAGING_PREFIX,
+    TERMINAL_STATUSES,
     WORKFLOW_STAGES,
     PipelineNames,
     Settings,
     asl_substitutions,
+    execution_arn,
     function_environment,
 )
 from sluice.environments import EnvironmentSettings, StageSettings
@@ -44,7 +47,6 @@ from sluice.local.runtime import FunctionConfig, LambdaRuntime
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 # How often `wait` asks after an execution: soon after a function answered, then at most this.
 WAIT_MIN_SECONDS = 0.02
 WAIT_MAX_SECONDS = 0.5
@@ -534,7 +536,7 @@ class LocalCloud:
         _moto.reset_requests()
 
     def execution_arn(self, name: str) -> str:
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        return execution_arn(self.state_machine_arn, name)
 
     def find_execution(self, source: SourceObject) -> dict[str, Any] | None:
         """The execution for this object version, if the starter has started it yet."""
@@ -568,7 +570,7 @@ class LocalCloud:
                     raise RuntimeError(f"the starter function is failing: {errors[-1]}")
             if arn:
                 described = dict(sfn.describe_execution(executionArn=arn))
-                if described["status"] in TERMINAL:
+                if described["status"] in TERMINAL_STATUSES:
                     return described
             answered = self.runtime.wait_for_answer(seen, pause)
             pause = WAIT_MIN_SECONDS if answered != seen else min(2 * pause, WAIT_MAX_SECONDS)
@@ -644,7 +646,7 @@ class LocalCloud:
             messages += sum(int(v) for v in attrs.values())
         return {
             "executions": len(statuses),
-            "running": statuses.count("RUNNING"),
+            "running": statuses.count(RUNNING),
             "objects": sum(
                 1 for bucket in self.buckets.values() for _ in _moto.stored_objects(ACCOUNT, bucket)
             ),
