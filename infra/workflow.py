@@ -21,9 +21,11 @@ from sluice.config import (
     ASL_PATH,
     PROJECT_ROOT,
     STAGES,
+    WORKFLOW_STAGES,
     PipelineNames,
     Settings,
     asl_substitution_keys,
+    asl_substitutions,
     function_environment,
 )
 
@@ -42,14 +44,6 @@ CODE_EXCLUDE = [
     "__pycache__",
     "*.pyc",
 ]
-
-# Each workflow stage's placeholder in statemachine/pipeline.asl.json.
-_ASL_FUNCTION_KEYS = {
-    "validate": "ValidateFunctionArn",
-    "trusted": "TrustedFunctionArn",
-    "delivery": "DeliveryFunctionArn",
-}
-_ASL_FAILURE_QUEUE_KEY = "FailureQueueUrl"
 
 # What CDK grants for X-Ray tracing and state machine log delivery is `Resource: *` by necessity.
 _RUNTIME_REASON = (
@@ -225,10 +219,10 @@ class Workflow(Construct):
         return function_environment(stage, runtime_settings)
 
     def _state_machine(self) -> sfn.StateMachine:
-        substitutions = {
-            key: self.functions[stage].function_arn for stage, key in _ASL_FUNCTION_KEYS.items()
-        }
-        substitutions[_ASL_FAILURE_QUEUE_KEY] = self.failure_queue.queue_url
+        substitutions = asl_substitutions(
+            {stage: self.functions[stage].function_arn for stage in WORKFLOW_STAGES},
+            self.failure_queue.queue_url,
+        )
         missing = sorted(set(asl_substitution_keys()) - set(substitutions))
         if missing:
             raise ValueError(f"{ASL_PATH.name} placeholders without a value: {', '.join(missing)}")

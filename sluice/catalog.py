@@ -16,13 +16,20 @@ import pyarrow as pa
 
 from sluice.config import PROJECT_ROOT
 from sluice.contracts import Contract
-from sluice.lake import LINEAGE_RECORDS
+from sluice.lake import (
+    DAY,
+    DELIVERY_PARTITIONS,
+    LINEAGE_RECORDS,
+    MONTH,
+    RECORD_TYPE,
+    TRUSTED_PARTITIONS,
+    YEAR,
+)
 from sluice.sql import athena_name, athena_string
 from sluice.stages import delivery
 from sluice.stages import trusted as trusted_stage
 
 CATALOG_DIR = PROJECT_ROOT / "catalog"
-DATE_PARTITIONS = ("year", "month", "day")
 PLACEHOLDERS = ("Database", "TrustedBucket", "DeliveryBucket")
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 
@@ -84,18 +91,18 @@ class Table:
             properties.append(("projection.enabled", "true"))
             if self.record_types:
                 properties += [
-                    ("projection.record_type.type", "enum"),
-                    ("projection.record_type.values", ",".join(self.record_types)),
+                    (f"projection.{RECORD_TYPE}.type", "enum"),
+                    (f"projection.{RECORD_TYPE}.values", ",".join(self.record_types)),
                 ]
             properties += [
-                ("projection.year.type", "integer"),
-                ("projection.year.range", f"{FIRST_YEAR},{LAST_YEAR}"),
-                ("projection.month.type", "integer"),
-                ("projection.month.range", "1,12"),
-                ("projection.month.digits", "2"),
-                ("projection.day.type", "integer"),
-                ("projection.day.range", "1,31"),
-                ("projection.day.digits", "2"),
+                (f"projection.{YEAR}.type", "integer"),
+                (f"projection.{YEAR}.range", f"{FIRST_YEAR},{LAST_YEAR}"),
+                (f"projection.{MONTH}.type", "integer"),
+                (f"projection.{MONTH}.range", "1,12"),
+                (f"projection.{MONTH}.digits", "2"),
+                (f"projection.{DAY}.type", "integer"),
+                (f"projection.{DAY}.range", "1,31"),
+                (f"projection.{DAY}.digits", "2"),
             ]
             template = self.location + "/".join(f"{p}=${{{p}}}" for p in self.partitions)
             properties.append(("storage.location.template", template))
@@ -131,13 +138,13 @@ def tables(contract: Contract) -> list[Table]:
             f"trusted_{name}",
             trusted_stage.output_schema(contract),
             f"s3://${{TrustedBucket}}/{name}/",
-            DATE_PARTITIONS,
+            TRUSTED_PARTITIONS,
         ),
         Table(
             f"delivery_{name}",
             delivery_schema(contract),
             f"s3://${{DeliveryBucket}}/{name}/",
-            ("record_type", *DATE_PARTITIONS),
+            DELIVERY_PARTITIONS,
             delivery.RECORD_TYPES,
         ),
     ]

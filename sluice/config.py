@@ -31,6 +31,23 @@ DEFAULT_STACK_ENV = "dev"
 # the outputs the CDK stack has, so the CLI finds either the same way.
 LOCAL_STACK = "Sluice-local"
 STAGING_PREFIX = "_staging"
+# The file size limit of settings made without one (a handler environment without
+# SLUICE_MAX_FILE_BYTES, settings built in code). cdk.json sets each environment's; an
+# environment without it gets what its stages serve (sluice.environments).
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+
+# Step Functions' execution statuses: an execution is RUNNING until it ends in a terminal one.
+RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
+FAILED = "FAILED"
+TIMED_OUT = "TIMED_OUT"
+ABORTED = "ABORTED"
+TERMINAL_STATUSES = (SUCCEEDED, FAILED, TIMED_OUT, ABORTED)
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of the execution `name` of the state machine `state_machine_arn`."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
 
 @dataclass(frozen=True)
@@ -61,13 +78,29 @@ class PipelineNames:
         return f"{self.prefix}-failures"
 
 
+# The `${...}` placeholders of `statemachine/pipeline.asl.json`: each workflow stage's function
+# ARN, and the failure dead-letter queue's URL.
+ASL_FUNCTION_ARN_KEYS = {
+    "validate": "ValidateFunctionArn",
+    "trusted": "TrustedFunctionArn",
+    "delivery": "DeliveryFunctionArn",
+}
+ASL_FAILURE_QUEUE_KEY = "FailureQueueUrl"
+
+
 def asl_substitution_keys() -> dict[str, str]:
     """The `${...}` placeholders of `statemachine/pipeline.asl.json` and what each stands for."""
     return {
-        "ValidateFunctionArn": "ARN of the validate function",
-        "TrustedFunctionArn": "ARN of the trusted function",
-        "DeliveryFunctionArn": "ARN of the delivery function",
-        "FailureQueueUrl": "URL of the failure dead-letter queue",
+        **{key: f"ARN of the {stage} function" for stage, key in ASL_FUNCTION_ARN_KEYS.items()},
+        ASL_FAILURE_QUEUE_KEY: "URL of the failure dead-letter queue",
+    }
+
+
+def asl_substitutions(function_arns: Mapping[str, str], failure_queue_url: str) -> dict[str, str]:
+    """Each placeholder's value, from each workflow stage's function ARN and the queue's URL."""
+    return {
+        **{key: function_arns[stage] for stage, key in ASL_FUNCTION_ARN_KEYS.items()},
+        ASL_FAILURE_QUEUE_KEY: failure_queue_url,
     }
 
 
@@ -80,7 +113,7 @@ class Settings:
     delivery_bucket: str
     quarantine_bucket: str
     state_machine_arn: str = ""
-    max_file_bytes: int = 2 * 1024**3
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     pipeline_version: str = ""
     # Each format's size limit (keys of `sluice.formats.LIMIT_FORMATS`; a gzip stream's is on
     # its inflated bytes), as `EnvironmentSettings.file_limits` computes them from the stage
@@ -116,7 +149,7 @@ class Settings:
             delivery_bucket=env["SLUICE_DELIVERY_BUCKET"],
             quarantine_bucket=env["SLUICE_QUARANTINE_BUCKET"],
             state_machine_arn=env.get("SLUICE_STATE_MACHINE_ARN", ""),
-            max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(2 * 1024**3))),
+            max_file_bytes=int(env.get("SLUICE_MAX_FILE_BYTES", str(DEFAULT_MAX_FILE_BYTES))),
             pipeline_version=env.get("SLUICE_PIPELINE_VERSION", __version__),
             file_limits={
                 str(fmt): int(limit)

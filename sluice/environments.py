@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import sizing
-from sluice.config import DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
+from sluice.config import DEFAULT_MAX_FILE_BYTES, DEFAULT_STACK_ENV, PROJECT_ROOT, STAGES
 from sluice.formats import LIMIT_FORMATS
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -63,7 +63,7 @@ class EnvironmentSettings:
     max_batching_window_seconds: int = 5
     max_concurrency: int = 10
     # Files over this are quarantined before download; a format's own limit may be lower.
-    max_file_bytes: int = 2 * 1024**3
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     # Limits per format (keys of `sluice.formats.LIMIT_FORMATS`) set in `cdk.json`.
     max_file_bytes_by_format: Mapping[str, int] = field(default_factory=dict)
     # Every format's limit as Validate holds files to it (empty: `max_file_bytes` for all).
@@ -127,32 +127,53 @@ class EnvironmentSettings:
             name=env_name,
             prefix=reader.text("prefix", pattern_hint="lowercase letters, digits and '-'"),
             stages=stages,
-            architecture_name=reader.choice("architecture", ARCHITECTURES, default="arm64"),
-            log_retention_days=reader.choice("log_retention_days", RETENTION_DAYS, default=30),
+            architecture_name=reader.choice(
+                "architecture", ARCHITECTURES, default=_DEFAULTS.architecture_name
+            ),
+            log_retention_days=reader.choice(
+                "log_retention_days", RETENTION_DAYS, default=_DEFAULTS.log_retention_days
+            ),
             removal_policy_name=reader.choice(
-                "removal_policy", REMOVAL_POLICIES, default="destroy"
+                "removal_policy", REMOVAL_POLICIES, default=_DEFAULTS.removal_policy_name
             ),
             # Lambda's SQS event source: batch size up to 10,000 once a batching window is set.
-            batch_size=reader.integer("batch_size", default=10, minimum=1, maximum=10_000),
-            max_batching_window_seconds=reader.integer(
-                "max_batching_window_seconds", default=5, minimum=0, maximum=300
+            batch_size=reader.integer(
+                "batch_size", default=_DEFAULTS.batch_size, minimum=1, maximum=10_000
             ),
-            max_concurrency=reader.integer("max_concurrency", default=10, minimum=2, maximum=1000),
+            max_batching_window_seconds=reader.integer(
+                "max_batching_window_seconds",
+                default=_DEFAULTS.max_batching_window_seconds,
+                minimum=0,
+                maximum=300,
+            ),
+            max_concurrency=reader.integer(
+                "max_concurrency", default=_DEFAULTS.max_concurrency, minimum=2, maximum=1000
+            ),
             max_file_bytes=max(limits.values()) if max_file_bytes is None else max_file_bytes,
             max_file_bytes_by_format=by_format,
             file_limits=limits,
             account=reader.optional_text("account"),
             region=reader.optional_text("region"),
-            encryption=reader.choice("encryption", _ENCRYPTIONS, default="kms"),
+            encryption=reader.choice("encryption", _ENCRYPTIONS, default=_DEFAULTS.encryption),
             noncurrent_version_days=reader.integer(
-                "noncurrent_version_days", default=30, minimum=1, maximum=3650
+                "noncurrent_version_days",
+                default=_DEFAULTS.noncurrent_version_days,
+                minimum=1,
+                maximum=3650,
             ),
-            access_log_days=reader.integer("access_log_days", default=365, minimum=1),
+            access_log_days=reader.integer(
+                "access_log_days", default=_DEFAULTS.access_log_days, minimum=1
+            ),
             raw_object_lock_days=reader.integer(
-                "raw_object_lock_days", default=0, minimum=0, maximum=36500
+                "raw_object_lock_days",
+                default=_DEFAULTS.raw_object_lock_days,
+                minimum=0,
+                maximum=36500,
             ),
             datasets=reader.names("datasets"),
-            log_execution_data=reader.boolean("log_execution_data", default=False),
+            log_execution_data=reader.boolean(
+                "log_execution_data", default=_DEFAULTS.log_execution_data
+            ),
             alarm_email=reader.optional_text("alarm_email"),
         )
         reader.reject_unknown()
@@ -162,6 +183,11 @@ class EnvironmentSettings:
                 "(SQS event sources allow more than 10 messages only with a batching window)"
             )
         return settings
+
+
+# What a key left out of cdk.json stands for: the dataclasses' defaults, written once there.
+_DEFAULTS = EnvironmentSettings(name="", prefix="", stages={})
+_STAGE_DEFAULTS = StageSettings()
 
 
 def load_cdk_context(path: Path = CDK_JSON) -> dict[str, Any]:
@@ -225,10 +251,17 @@ def _read_stages(where: str, raw: Mapping[str, Any]) -> dict[str, StageSettings]
     for stage in STAGES:
         reader = _Reader(f"{where}.{stage}", raw.get(stage, {}))
         stages[stage] = StageSettings(
-            memory_mb=reader.integer("memory_mb", default=512, minimum=128, maximum=10_240),
-            timeout_seconds=reader.integer("timeout_seconds", default=300, minimum=1, maximum=900),
+            memory_mb=reader.integer(
+                "memory_mb", default=_STAGE_DEFAULTS.memory_mb, minimum=128, maximum=10_240
+            ),
+            timeout_seconds=reader.integer(
+                "timeout_seconds", default=_STAGE_DEFAULTS.timeout_seconds, minimum=1, maximum=900
+            ),
             ephemeral_storage_mb=reader.integer(
-                "ephemeral_storage_mb", default=512, minimum=512, maximum=10_240
+                "ephemeral_storage_mb",
+                default=_STAGE_DEFAULTS.ephemeral_storage_mb,
+                minimum=512,
+                maximum=10_240,
             ),
         )
         reader.reject_unknown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.config import DATA_ERROR, TRANSIENT_ERROR
+from sluice.reasons import EventReason, ReasonCode
 
 
 class SluiceError(Exception):
@@ -14,7 +15,7 @@ class SluiceError(Exception):
 class SluiceDataError(SluiceError):
     """The input itself is wrong: retrying cannot help. The object is quarantined with `reason`."""
 
-    def __init__(self, reason: str, message: str, **details: Any) -> None:
+    def __init__(self, reason: ReasonCode | EventReason, message: str, **details: Any) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message

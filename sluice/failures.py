@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from sluice.contracts import ContractError
 from sluice.errors import SluiceDataError
+from sluice.reasons import ReasonCode
 
 # Libraries that read the user's bytes: a KeyError, TypeError or IndexError raised inside one
 # of them (openpyxl looks up a workbook's parts by name) is the file's fault, not Sluice's.
@@ -71,20 +72,20 @@ def _is_transient(error: BaseException) -> bool:
     return module.startswith(("botocore", "boto3", "urllib3", "s3transfer"))
 
 
-def reason_of(error: BaseException, stage: str) -> str | None:
+def reason_of(error: BaseException, stage: str) -> ReasonCode | None:
     """The reason code bad input that raised `error` in `stage` ("validate" reads the file,
     "trusted" judges its values) is reported under, or None if `error` is not bad input."""
     if isinstance(error, MemoryError | OSError) or _is_transient(error):
         return None  # ArrowMemoryError, a full /tmp, the network: not the file's fault
     if isinstance(error, ContractError) or _is_yaml_error(error):
-        return "INVALID_CONTRACT"
+        return ReasonCode.INVALID_CONTRACT
     if isinstance(error, pa.ArrowInvalid) and "regular expression" in str(error):
-        return "INVALID_CONTRACT"  # a contract pattern RE2 cannot compile
+        return ReasonCode.INVALID_CONTRACT  # a contract pattern RE2 cannot compile
     if isinstance(error, RecursionError):
-        return "TOO_DEEP"
+        return ReasonCode.TOO_DEEP
     if isinstance(error, UnicodeError):
-        return "UNREADABLE_ENCODING"
-    data = "UNREADABLE" if stage == "validate" else "UNPROCESSABLE"
+        return ReasonCode.UNREADABLE_ENCODING
+    data = ReasonCode.UNREADABLE if stage == "validate" else ReasonCode.UNPROCESSABLE
     if isinstance(error, _ARROW):
         return data
     if stage == "validate":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.config import STAGES, STAGING_PREFIX, WORKFLOW_STAGES
+from sluice.lake import RECORD_TYPE
 
 # The key a dataset without a contract keeps its inferred contract under, in TRUSTED.
 INFERRED_CONTRACT = "_inferred_contract.yaml"
@@ -129,7 +130,7 @@ STAGE_GRANTS: Mapping[str, tuple[Grant, ...]] = {
         Grant((*_WRITE, "s3:AbortMultipartUpload"), (Objects("delivery"),)),
         # A day's summary is kept by compare-and-swap: Delivery reads it (and the day's state
         # it carries) before putting it back.
-        Grant(("s3:GetObject",), (Objects("delivery", "*/record_type=DAILY_SUMMARY/*"),)),
+        Grant(("s3:GetObject",), (Objects("delivery", f"*/{RECORD_TYPE}=DAILY_SUMMARY/*"),)),
         _data_key(),
     ),
 }

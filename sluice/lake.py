@@ -16,6 +16,16 @@ from typing import Any
 from sluice.config import STAGING_PREFIX
 
 MAX_EXECUTION_NAME = 80
+
+# The partition columns, as the keys spell them (`year=2024/month=01/day=31/`); DELIVERY's files
+# are under their record type first (`record_type=DETAIL/`). Athena's tables and the DuckDB
+# views take them from the keys.
+YEAR, MONTH, DAY = "year", "month", "day"
+RECORD_TYPE = "record_type"
+DATE_PARTITIONS = (YEAR, MONTH, DAY)
+TRUSTED_PARTITIONS = DATE_PARTITIONS
+DELIVERY_PARTITIONS = (RECORD_TYPE, *DATE_PARTITIONS)
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -123,7 +133,7 @@ def dataset_from_filename(filename: str) -> str:
 
 
 def date_partition(day: date) -> str:
-    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}"
+    return f"{YEAR}={day.year:04d}/{MONTH}={day.month:02d}/{DAY}={day.day:02d}"
 
 
 def raw_key(dataset: str, filename: str, upload_day: date) -> str:
@@ -167,7 +177,7 @@ LINEAGE_RECORDS = "_lineage/records"
 
 def record_type_prefix(dataset: str, record_type: str) -> str:
     """Where a DELIVERY record type's files are, each under its day's folder."""
-    return f"{dataset}/record_type={record_type}/"
+    return f"{dataset}/{RECORD_TYPE}={record_type}/"
 
 
 def delivery_key(dataset: str, record_type: str, day: date, source: SourceObject | None) -> str:
@@ -183,7 +193,7 @@ def quarantine_file_prefix(dataset: str, source: SourceObject) -> str:
     return f"{dataset}/files/{safe_token(source.stem, 60)}-{source.object_id}/"
 
 
-_PARTITION = re.compile(r"year=(\d{4})/month=(\d{2})/day=(\d{2})/")
+_PARTITION = re.compile(rf"{YEAR}=(\d{{4}})/{MONTH}=(\d{{2}})/{DAY}=(\d{{2}})/")
 
 
 def day_of_key(key: str) -> date | None:

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice.lake import LINEAGE_RECORDS, is_valid_dataset
+from sluice.lake import DELIVERY_PARTITIONS, LINEAGE_RECORDS, TRUSTED_PARTITIONS, is_valid_dataset
 from sluice.sql import duckdb_name, duckdb_string
 from sluice.tables import format_table
 
@@ -79,8 +79,8 @@ def tables(lake_dir: Path) -> dict[str, str]:
     """View name -> the DuckDB table function reading it, for what the lake holds."""
     found: dict[str, str] = {}
     for layer, partitions in (
-        ("trusted", ("year", "month", "day")),
-        ("delivery", ("record_type", "year", "month", "day")),
+        ("trusted", TRUSTED_PARTITIONS),
+        ("delivery", DELIVERY_PARTITIONS),
     ):
         base = lake_dir / layer
         if not base.is_dir():

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sluice.config import DATA_ERROR, WORKFLOW_STAGES
+from sluice.config import DATA_ERROR, FAILED, RUNNING, SUCCEEDED, WORKFLOW_STAGES
 
 # The Task states that run each stage (statemachine/pipeline.asl.json): its run, and its run
 # once more after the dead letter, where a failed execution stops and a redrive resumes.
@@ -42,12 +42,12 @@ class ExecutionReport:
 
     @property
     def failed_stage(self) -> str:
-        return next((s.name for s in self.stages if s.status == "FAILED"), "")
+        return next((s.name for s in self.stages if s.status == FAILED), "")
 
     @property
     def failure(self) -> Failure | None:
         """Why the execution did not succeed, in a few words (None when it did or still runs)."""
-        if self.status in ("SUCCEEDED", "RUNNING"):
+        if self.status in (SUCCEEDED, RUNNING):
             return None
         return failure_of(self.name, self.status, self.failed_stage, self.error, self.cause)
 
@@ -83,7 +83,7 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
             current = STAGE_STATES.get(event["stateEnteredEventDetails"]["name"])
             entered = event["timestamp"]
             if current:
-                stages[current].status = "RUNNING"
+                stages[current].status = RUNNING
                 stages[current].entered = stages[current].entered or entered
         elif current is None:
             continue
@@ -95,9 +95,9 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
             )
             stages[current].errors.append(str(details.get("error", kind)))
             stages[current].causes.append(error_message(str(details.get("cause", ""))))
-            stages[current].status = "FAILED"
+            stages[current].status = FAILED
         elif kind == "TaskSucceeded":
-            stages[current].status = "SUCCEEDED"
+            stages[current].status = SUCCEEDED
         elif kind == "TaskStateExited":
             if entered is not None:
                 stages[current].duration_ms += _ms(entered, event["timestamp"])

@@ -17,6 +17,7 @@ from sluice.errors import SluiceDataError
 from sluice.events import parse_s3_notification
 from sluice.lake import SourceObject
 from sluice.ports import HeadsObjects, WorkflowClient
+from sluice.reasons import EventReason
 
 
 @dataclass
@@ -78,12 +79,15 @@ def start_executions(
             continue
         if source.bucket != settings.raw_bucket:
             raise SluiceDataError(
-                "UNEXPECTED_BUCKET", f"event for bucket {source.bucket!r}, not the RAW bucket"
+                EventReason.UNEXPECTED_BUCKET,
+                f"event for bucket {source.bucket!r}, not the RAW bucket",
             )
         dataset = lake.dataset_from_key(source.key)
         if not lake.is_valid_dataset(dataset):
             raise SluiceDataError(
-                "NO_DATASET", "RAW keys must start with '<dataset>/'", key_hash=source.object_id
+                EventReason.NO_DATASET,
+                "RAW keys must start with '<dataset>/'",
+                key_hash=source.object_id,
             )
         name = lake.execution_name(source, dataset)
         standing = _standing(store, source)

@@ -7,6 +7,7 @@ import argparse
 from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import counted, emit, progress, short
+from sluice.config import RUNNING
 from sluice.tables import format_table
 
 
@@ -57,6 +58,6 @@ def _letter_result(letter: ops.Redrive, args: argparse.Namespace) -> str:
         return letter.error
     if letter.outcome in ops.TERMINAL:
         return f"kept: the rerun {letter.outcome} again"
-    if letter.outcome == "RUNNING":
+    if letter.outcome == RUNNING:
         return f"kept: the rerun is still running after {args.wait:g} s"
     return "kept"

@@ -7,6 +7,7 @@ import argparse
 from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import emit, progress
+from sluice.config import SUCCEEDED
 from sluice.tables import format_table
 
 
@@ -16,8 +17,8 @@ def _rerun_result(plan: ops.Rerun, wait_seconds: float) -> str:
         return plan.error
     if plan.action == "skip":
         return "-"
-    if plan.outcome == "SUCCEEDED":
-        return "SUCCEEDED"
+    if plan.outcome == SUCCEEDED:
+        return SUCCEEDED
     if plan.outcome in ops.TERMINAL:
         return f"{plan.outcome} again"
     return f"still running after {wait_seconds:g} s"

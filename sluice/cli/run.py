@@ -13,6 +13,7 @@ from typing import Any
 from sluice import lake, query
 from sluice.cli.inputs import check_dataset, existing_files, key_clash
 from sluice.cli.render import progress
+from sluice.config import SUCCEEDED
 from sluice.lake import SourceObject
 from sluice.ops import UsageError
 from sluice.report import ExecutionReport, build_report, execution_history
@@ -127,13 +128,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         for run in runs:
             _print_report(run)
         layers = ", ".join(f"{layer} {n}" for layer, n in counts.items())
-        ok = sum(1 for r in runs if r.report.status == "SUCCEEDED")
+        ok = sum(1 for r in runs if r.report.status == SUCCEEDED)
         print(f"lake: {lake_dir}/ ({layers} files; logs in {lake_dir}/_logs/)")
         print(f"{len(runs)} file(s): {ok} succeeded, {len(runs) - ok} failed")
         if result is not None:
             print()
             print(query.render(result, "table"))
-    return 0 if all(r.report.status == "SUCCEEDED" for r in runs) else 1
+    return 0 if all(r.report.status == SUCCEEDED for r in runs) else 1
 
 
 def cmd_query(args: argparse.Namespace) -> int:

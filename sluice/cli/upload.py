@@ -12,6 +12,7 @@ from sluice import lake, ops
 from sluice.cli.inputs import check_dataset, existing_files, key_clash
 from sluice.cli.options import resolve_target
 from sluice.cli.render import emit
+from sluice.config import RUNNING, SUCCEEDED
 from sluice.report import Failure
 
 
@@ -43,7 +44,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         for i in items
     ]
     emit(args, items, "\n".join(lines))
-    return 0 if all(i["outcome"] == "SUCCEEDED" for i in items) else 1
+    return 0 if all(i["outcome"] == SUCCEEDED for i in items) else 1
 
 
 def _upload_result(item: dict[str, Any], wait_seconds: float) -> str:
@@ -51,6 +52,6 @@ def _upload_result(item: dict[str, Any], wait_seconds: float) -> str:
         return Failure(**item["failure"]).summary()
     if item["outcome"] == "NOT_STARTED":
         return f"not started after {wait_seconds:g} s"
-    if item["outcome"] == "RUNNING":
+    if item["outcome"] == RUNNING:
         return f"still running after {wait_seconds:g} s"
     return str(item["outcome"])

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sluice.lake import DATE_PARTITIONS, RECORD_TYPE
+from sluice.reasons import RowCode
+
 TYPES = ("int", "float", "decimal", "string", "bool", "date", "timestamp")
 NUMERIC = ("int", "float", "decimal")
 NULL_POLICIES = ("reject", "fill", "flag")
@@ -28,14 +31,14 @@ DERIVED_FUNCTIONS = {
     "abs": NUMERIC,
 }
 # rule name -> (reason code, types the rule applies to, what its argument is)
-RULES: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "non_negative": ("NEGATIVE", NUMERIC, "true"),
-    "not_future": ("FUTURE", ("date", "timestamp"), "true"),
-    "min": ("BELOW_MIN", (*NUMERIC, "date", "timestamp"), "a number or date"),
-    "max": ("ABOVE_MAX", (*NUMERIC, "date", "timestamp"), "a number or date"),
-    "allowed": ("NOT_ALLOWED", ("string", "int", "bool"), "a list of values"),
-    "regex": ("PATTERN_MISMATCH", ("string",), "a regular expression"),
-    "max_length": ("TOO_LONG", ("string",), "a positive integer"),
+RULES: dict[str, tuple[RowCode, tuple[str, ...], str]] = {
+    "non_negative": (RowCode.NEGATIVE, NUMERIC, "true"),
+    "not_future": (RowCode.FUTURE, ("date", "timestamp"), "true"),
+    "min": (RowCode.BELOW_MIN, (*NUMERIC, "date", "timestamp"), "a number or date"),
+    "max": (RowCode.ABOVE_MAX, (*NUMERIC, "date", "timestamp"), "a number or date"),
+    "allowed": (RowCode.NOT_ALLOWED, ("string", "int", "bool"), "a list of values"),
+    "regex": (RowCode.PATTERN_MISMATCH, ("string",), "a regular expression"),
+    "max_length": (RowCode.TOO_LONG, ("string",), "a positive integer"),
 }
 
 
@@ -78,7 +81,7 @@ class Rule:
 
     @property
     def code(self) -> str:
-        return f"{RULES[self.kind][0]}:{self.column}"
+        return RULES[self.kind][0].of(self.column)
 
     def to_dict(self) -> dict[str, Any]:
         return {self.kind: _plain(self.value), "action": self.action}
@@ -135,7 +138,7 @@ class Outliers:
 
     @property
     def code(self) -> str:
-        return f"OUTLIER:{self.column}"
+        return RowCode.OUTLIER.of(self.column)
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -242,7 +245,7 @@ class Contract:
 # Partition columns and the columns every layer adds: a dataset column may not take them.
 RESERVED_NAMES = frozenset(
     {
-        "year", "month", "day", "record_type", "is_outlier", "quality_flags",
+        *DATE_PARTITIONS, RECORD_TYPE, "is_outlier", "quality_flags",
         "data_quality_score", "processed_timestamp", "source_file", "source_version",
         "pipeline_version", "processing_layer", "delivery_timestamp", "reason_codes", "_row",
     }

@@ -14,6 +14,7 @@ from sluice.edges.common import Outputs
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.grants import INFERRED_CONTRACT
 from sluice.ports import StageStore
+from sluice.reasons import ReasonCode
 
 if TYPE_CHECKING:
     pass
@@ -50,7 +51,7 @@ def adopter(out: Outputs, settings: Settings, dataset: str) -> Callable[[Contrac
         key = _inferred_key(dataset)
         if not inferred.columns:
             raise SluiceDataError(
-                "INVALID_CONTRACT",
+                ReasonCode.INVALID_CONTRACT,
                 f"{dataset} has no contract and no column of the file can be one of its columns: "
                 "each is reserved or not a safe name (fix: rename the file's columns as "
                 "docs/contracts.md, Loading limits, says, or write the dataset's contract)",
@@ -60,14 +61,18 @@ def adopter(out: Outputs, settings: Settings, dataset: str) -> Callable[[Contrac
             # What is adopted must load again for every later file, as any contract does.
             contracts.load_contract_bytes(body, f"s3://{settings.trusted_bucket}/{key}")
         except ContractError as exc:
-            raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+            raise SluiceDataError(
+                ReasonCode.INVALID_CONTRACT, str(exc), contract=exc.source
+            ) from exc
         if out.store.put_if(settings.trusted_bucket, key, body, "application/yaml", None):
             out.count(len(body))
             return inferred
         try:
             adopted = _inferred_before(out.store, settings, dataset)
         except ContractError as exc:
-            raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+            raise SluiceDataError(
+                ReasonCode.INVALID_CONTRACT, str(exc), contract=exc.source
+            ) from exc
         if adopted is None:
             # Another file's write is still in flight (S3 answered 409): it will be there.
             raise SluiceTransientError(f"{key}: being adopted by another file, not yet readable")
@@ -96,10 +101,10 @@ def contract_for(
                 store, settings, dataset
             )
     except ContractError as exc:
-        raise SluiceDataError("INVALID_CONTRACT", str(exc), contract=exc.source) from exc
+        raise SluiceDataError(ReasonCode.INVALID_CONTRACT, str(exc), contract=exc.source) from exc
     if contract is not None and contract.dataset != dataset:
         raise SluiceDataError(
-            "INVALID_CONTRACT",
+            ReasonCode.INVALID_CONTRACT,
             f"{contract.source}: dataset: is {contract.dataset!r}, expected {dataset!r} "
             f"(fix: set 'dataset: {dataset}')",
         )

@@ -36,6 +36,7 @@ from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
 from sluice.ports import StageStore
 from sluice.prefetch import prefetch
+from sluice.reasons import ReasonCode
 from sluice.stages.validate import check_columns, sample_of
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def stage_file(
     finally:
         batches.close()
     if rows == 0:
-        raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
+        raise SluiceDataError(ReasonCode.HEADER_ONLY, "file has a header but no rows")
     return Staged(opened.format, rows, judged_by, opened.sheets)
 
 
@@ -126,7 +127,7 @@ def _check_size(size: int, fmt: str | None, settings: Settings) -> int:
         named = f"{fmt} limit" if fmt else "largest limit (of any format)"
         setting = f"max_file_bytes_by_format.{fmt}" if fmt else "max_file_bytes"
         raise SluiceDataError(
-            "FILE_TOO_LARGE",
+            ReasonCode.FILE_TOO_LARGE,
             f"{size} bytes is over the {named} of {limit}; raise {setting} "
             "(with stage sizes that serve it)",
             size=size,
@@ -135,9 +136,6 @@ def _check_size(size: int, fmt: str | None, settings: Settings) -> int:
             raise_setting=setting,
         )
     return limit
-
-
-SOURCE_GONE = "SOURCE_GONE"
 
 
 @contextlib.contextmanager
@@ -150,7 +148,7 @@ def _source_gone(source: SourceObject) -> Iterator[None]:
         code = str(exc.response.get("Error", {}).get("Code"))
         if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
             raise SluiceDataError(
-                SOURCE_GONE,
+                ReasonCode.SOURCE_GONE,
                 "the object, or the version the event named, is no longer in RAW",
                 key_hash=source.object_id,
             ) from exc
@@ -193,7 +191,7 @@ def validate(
             key = lake.staged_key(dataset, source)
             out.put_file(settings.trusted_bucket, key, staged_path)
     except SluiceDataError as error:
-        if error.reason != SOURCE_GONE:  # nothing left to copy aside
+        if error.reason != ReasonCode.SOURCE_GONE:  # nothing left to copy aside
             quarantine_file(store, settings, dataset, source, error)
         raise
     except Exception as exc:

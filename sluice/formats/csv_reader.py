@@ -16,6 +16,7 @@ from sluice.formats.batches import Batches
 from sluice.formats.encoding import file_encoding
 from sluice.formats.limits import ReadLimits
 from sluice.formats.stream import open_stream, read_head
+from sluice.reasons import ReasonCode
 
 NULL_VALUES = ["", "NULL", "null", "None"]
 # Arrow's streaming CSV reader reads up to 32 blocks ahead of its consumer, so the block size
@@ -30,7 +31,7 @@ def _csv_header(sample: str) -> tuple[str, list[str]]:
     """(delimiter, column names) from the first lines of a CSV file."""
     sample = sample.removeprefix("\ufeff")
     if not sample.strip():
-        raise SluiceDataError("EMPTY_FILE", "file has no content")
+        raise SluiceDataError(ReasonCode.EMPTY_FILE, "file has no content")
     try:
         dialect = csv.Sniffer().sniff(sample.split("\n", 20)[0] + "\n", delimiters=",;\t|")
         delimiter = dialect.delimiter
@@ -39,13 +40,17 @@ def _csv_header(sample: str) -> tuple[str, list[str]]:
     try:
         header = next(csv.reader(io.StringIO(sample), delimiter=delimiter))
     except csv.Error as exc:
-        raise SluiceDataError("MALFORMED_CSV", f"the header line does not read: {exc}") from exc
+        raise SluiceDataError(
+            ReasonCode.MALFORMED_CSV, f"the header line does not read: {exc}"
+        ) from exc
     names = [h.strip() for h in header]
     if not any(names):
-        raise SluiceDataError("NO_HEADER", "the first line holds no column names")
+        raise SluiceDataError(ReasonCode.NO_HEADER, "the first line holds no column names")
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise SluiceDataError("DUPLICATE_COLUMNS", f"repeated column names: {', '.join(dupes)}")
+        raise SluiceDataError(
+            ReasonCode.DUPLICATE_COLUMNS, f"repeated column names: {', '.join(dupes)}"
+        )
     return delimiter, names
 
 
@@ -94,19 +99,21 @@ def _csv_error(
         if message.startswith(parse):
             message = parse + message.removeprefix(parse).split(": ", 1)[0]
         safe = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
-        return SluiceDataError("MALFORMED_CSV", f"not valid CSV after row {emitted}: {safe}")
+        return SluiceDataError(
+            ReasonCode.MALFORMED_CSV, f"not valid CSV after row {emitted}: {safe}"
+        )
     expected, found = int(counts.group(1)), int(counts.group(2))
     located = _locate_bad_row(path, encoding, delimiter, expected)
     if located is None:
         return SluiceDataError(
-            "MALFORMED_CSV",
+            ReasonCode.MALFORMED_CSV,
             f"a row after row {emitted} has {found} fields, expected {expected}",
             expected_fields=expected,
             found_fields=found,
         )
     row, line, found = located
     return SluiceDataError(
-        "MALFORMED_CSV",
+        ReasonCode.MALFORMED_CSV,
         f"row {row} (line {line} of the file) has {found} fields, expected {expected}",
         row=row,
         line=line,
@@ -152,7 +159,7 @@ def _csv_batches(
                 raise _csv_error(exc, path, encoding, delimiter, emitted) from exc
             if block >= CSV_MAX_BLOCK_BYTES:
                 raise SluiceDataError(
-                    "ROW_TOO_LARGE",
+                    ReasonCode.ROW_TOO_LARGE,
                     f"a row after row {emitted} is longer than {CSV_MAX_BLOCK_BYTES} bytes "
                     "(a huge field, or a quote that is never closed)",
                     after_row=emitted,
@@ -162,12 +169,14 @@ def _csv_batches(
         except UnicodeDecodeError as exc:
             # Every byte was checked before the read began: this is a file changed under it.
             raise SluiceDataError(
-                "UNREADABLE_ENCODING",
+                ReasonCode.UNREADABLE_ENCODING,
                 f"not valid {encoding} after row {emitted} ({exc.reason})",
                 encoding=encoding,
             ) from exc
         except (OSError, EOFError) as exc:
-            raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
+            raise SluiceDataError(
+                ReasonCode.UNREADABLE, f"compressed stream is corrupt: {exc}"
+            ) from exc
 
 
 def open_csv(path: Path, limits: ReadLimits | None = None, encoding: str | None = None) -> Batches:

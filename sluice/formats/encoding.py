@@ -11,6 +11,7 @@ from pathlib import Path
 from sluice.errors import SluiceDataError
 from sluice.formats.limits import ReadLimits
 from sluice.formats.stream import SNIFF_BYTES, read_chunks
+from sluice.reasons import ReasonCode
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 # UTF-32 LE's BOM starts with UTF-16 LE's; both are refused unless a contract names them.
@@ -34,7 +35,7 @@ def _refuse_binary(head: bytes, declared: str | None) -> None:
     for bom, name in _WIDE_BOMS.items():
         if head.startswith(bom) and declared is None:
             raise SluiceDataError(
-                "UNREADABLE_ENCODING",
+                ReasonCode.UNREADABLE_ENCODING,
                 f"file starts with a {name} byte-order mark; to read it, set 'encoding: "
                 f"{name.split()[0].lower()}' in the dataset's contract",
                 encoding=name,
@@ -43,7 +44,7 @@ def _refuse_binary(head: bytes, declared: str | None) -> None:
     nul = head.find(b"\x00", 0, SNIFF_BYTES)
     if nul >= 0:
         raise SluiceDataError(
-            "UNREADABLE_ENCODING",
+            ReasonCode.UNREADABLE_ENCODING,
             f"file is binary or UTF-16, not text: a NUL byte at offset {nul}; a UTF-16 file "
             "needs 'encoding: utf-16' in its contract",
             offset=nul,
@@ -52,7 +53,7 @@ def _refuse_binary(head: bytes, declared: str | None) -> None:
 
 def _invalid(codec: str, offset: int, why: str) -> SluiceDataError:
     return SluiceDataError(
-        "UNREADABLE_ENCODING",
+        ReasonCode.UNREADABLE_ENCODING,
         f"the byte at offset {offset} is not valid {codec} ({why}); the file is not read in "
         "another encoding instead: fix the byte, or set the contract's 'encoding:' to the "
         "file's encoding",

@@ -15,6 +15,7 @@ import pyarrow as pa
 from sluice.errors import SluiceDataError
 from sluice.formats.batches import SheetReport, value_text
 from sluice.formats.limits import ReadHints, ReadLimits
+from sluice.reasons import ReasonCode
 
 
 def _check_archive(path: Path, limits: ReadLimits) -> None:
@@ -23,11 +24,13 @@ def _check_archive(path: Path, limits: ReadLimits) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as exc:
-        raise SluiceDataError("UNREADABLE", f"not a readable xlsx (zip) file: {exc}") from exc
+        raise SluiceDataError(
+            ReasonCode.UNREADABLE, f"not a readable xlsx (zip) file: {exc}"
+        ) from exc
     total = sum(m.file_size for m in members)
     if total > limits.xlsx_max_uncompressed_bytes:
         raise SluiceDataError(
-            "UNSAFE_ARCHIVE",
+            ReasonCode.UNSAFE_ARCHIVE,
             f"xlsx inflates to {total} bytes, over the cap of {limits.xlsx_max_uncompressed_bytes}",
             uncompressed=total,
         )
@@ -35,7 +38,7 @@ def _check_archive(path: Path, limits: ReadLimits) -> None:
         ratio = member.file_size / max(member.compress_size, 1)
         if member.file_size > 1024 * 1024 and ratio > limits.xlsx_max_ratio:
             raise SluiceDataError(
-                "UNSAFE_ARCHIVE",
+                ReasonCode.UNSAFE_ARCHIVE,
                 f"xlsx member {member.filename!r} is compressed {ratio:.0f}:1, "
                 f"over the cap of {limits.xlsx_max_ratio}:1",
                 member=member.filename,
@@ -72,7 +75,9 @@ class _Cells:
         for row in sheet.iter_rows(values_only=True):
             self.count += len(row)
             if self.count > self.cap:
-                raise SluiceDataError("UNSAFE_ARCHIVE", f"xlsx holds more than {self.cap} cells")
+                raise SluiceDataError(
+                    ReasonCode.UNSAFE_ARCHIVE, f"xlsx holds more than {self.cap} cells"
+                )
             if any(v is not None for v in row):
                 yield row
 
@@ -84,7 +89,7 @@ def _sheet_header(title: str, row: tuple[Any, ...]) -> list[str]:
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
         raise SluiceDataError(
-            "DUPLICATE_COLUMNS",
+            ReasonCode.DUPLICATE_COLUMNS,
             f"sheet {title!r} repeats column names: {', '.join(dupes)}",
             sheet=title,
         )
@@ -124,7 +129,7 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
     if hints.sheet is not None and hints.sheet not in titles:
         listed = ", ".join(repr(t) for t in titles[: SheetReport.LISTED])
         raise SluiceDataError(
-            "MISSING_SHEET",
+            ReasonCode.MISSING_SHEET,
             f"the contract's sheet {hints.sheet!r} is not in the workbook (its sheets: {listed})",
             sheet=hints.sheet,
         )
@@ -173,12 +178,12 @@ def _choose_sheets(book: Any, cells: _Cells, hints: ReadHints) -> tuple[list[_Sh
         skipped.pop(taken[0][0].title, None)
     if not taken and hints.sheet is not None:
         raise SluiceDataError(
-            "EMPTY_FILE",
+            ReasonCode.EMPTY_FILE,
             f"the contract's sheet {hints.sheet!r} is empty (the other sheets are not read)",
             sheet=hints.sheet,
         )
     if not taken:
-        raise SluiceDataError("EMPTY_FILE", "every worksheet is empty")
+        raise SluiceDataError(ReasonCode.EMPTY_FILE, "every worksheet is empty")
     sheets = []
     for sheet, names, _ in taken:
         cells.count -= peek_cost[sheet.title]
@@ -242,12 +247,12 @@ def _xlsx_error(exc: Exception, what: str) -> SluiceDataError:
     forbidden = _xlsx_forbidden(exc)
     if forbidden is not None:
         return SluiceDataError(
-            "UNSAFE_ARCHIVE", f"xlsx holds forbidden XML ({type(forbidden).__name__})"
+            ReasonCode.UNSAFE_ARCHIVE, f"xlsx holds forbidden XML ({type(forbidden).__name__})"
         )
     position = getattr(exc, "position", None)
     where = f" at line {position[0]}, column {position[1]}" if position else ""
     return SluiceDataError(
-        "UNREADABLE", f"{what} is not readable xlsx ({type(exc).__name__}{where})"
+        ReasonCode.UNREADABLE, f"{what} is not readable xlsx ({type(exc).__name__}{where})"
     )
 
 

@@ -11,6 +11,7 @@ import pyarrow as pa
 from sluice.errors import SluiceDataError
 from sluice.formats.batches import value_text
 from sluice.formats.encoding import decode_text
+from sluice.reasons import ReasonCode
 
 # How deep a record may nest objects and arrays (the record itself is level 1); deeper is
 # TOO_DEEP, and so is a document too deep for the parser itself.
@@ -59,20 +60,20 @@ def _parse_json(text: str, where: str, **details: Any) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise SluiceDataError(
-            "MALFORMED_JSON",
+            ReasonCode.MALFORMED_JSON,
             f"{where} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
             **details,
         ) from exc
     except RecursionError as exc:
         raise SluiceDataError(
-            "TOO_DEEP",
+            ReasonCode.TOO_DEEP,
             f"{where} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels",
             max_depth=MAX_JSON_DEPTH,
             **details,
         ) from exc
     except _DuplicateKey as exc:
         raise SluiceDataError(
-            "MALFORMED_JSON",
+            ReasonCode.MALFORMED_JSON,
             f"{where} has an object that gives one key twice",
             key=exc.key,
             **details,
@@ -94,10 +95,12 @@ def _depth(value: Any) -> int:
 def _check_record(value: Any, where: str, **details: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         kind = "an array" if isinstance(value, list) else "a scalar"
-        raise SluiceDataError("MALFORMED_JSON", f"{where} is {kind}, not a JSON object", **details)
+        raise SluiceDataError(
+            ReasonCode.MALFORMED_JSON, f"{where} is {kind}, not a JSON object", **details
+        )
     if _depth(value) > MAX_JSON_DEPTH:
         raise SluiceDataError(
-            "TOO_DEEP",
+            ReasonCode.TOO_DEEP,
             f"{where} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels",
             max_depth=MAX_JSON_DEPTH,
             **details,
@@ -112,7 +115,7 @@ def _records_to_table(records: list[dict[str, Any]], places: list[str]) -> pa.Ta
         for name in record:
             if name not in names and not _encodable(name):
                 raise SluiceDataError(
-                    "MALFORMED_JSON",
+                    ReasonCode.MALFORMED_JSON,
                     f"{places[i]}: a key holds an unpaired UTF-16 surrogate escape "
                     "(\\ud800-\\udfff), which no UTF-8 text can hold",
                 )
@@ -126,7 +129,7 @@ def _records_to_table(records: list[dict[str, Any]], places: list[str]) -> pa.Ta
             # `"\ud800"` is valid JSON syntax, but no UTF-8 text holds an unpaired surrogate.
             bad = next(i for i, v in enumerate(values) if v is not None and not _encodable(v))
             raise SluiceDataError(
-                "MALFORMED_JSON",
+                ReasonCode.MALFORMED_JSON,
                 f"{places[bad]}: column {name!r} holds an unpaired UTF-16 surrogate escape "
                 "(\\ud800-\\udfff), which no UTF-8 text can hold",
                 column=name,
@@ -149,7 +152,7 @@ def read_json(data: bytes, encoding: str | None = None) -> pa.Table:
         document = [document]
     if not isinstance(document, list):
         raise SluiceDataError(
-            "MALFORMED_JSON", "the file is a JSON scalar: expected an array of objects"
+            ReasonCode.MALFORMED_JSON, "the file is a JSON scalar: expected an array of objects"
         )
     places = [f"record {i}" for i in range(1, len(document) + 1)]
     records = [_check_record(r, places[i], record=i + 1) for i, r in enumerate(document)]

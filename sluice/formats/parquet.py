@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from sluice.errors import SluiceDataError
 from sluice.formats.batches import RECORD_BATCH_ROWS, Batches
+from sluice.reasons import ReasonCode
 
 
 def open_parquet(path: Path) -> Batches:
@@ -17,7 +18,7 @@ def open_parquet(path: Path) -> Batches:
         source = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SluiceDataError(
-            "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
+            ReasonCode.UNREADABLE, f"not a readable Parquet file: {_first_line(exc)}"
         ) from exc
 
     schema = _without_views(source.schema_arrow)
@@ -28,7 +29,7 @@ def open_parquet(path: Path) -> Batches:
                 yield batch if batch.schema == schema else batch.cast(schema)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SluiceDataError(
-                "UNREADABLE", f"not a readable Parquet file: {_first_line(exc)}"
+                ReasonCode.UNREADABLE, f"not a readable Parquet file: {_first_line(exc)}"
             ) from exc
 
     return Batches("parquet", schema, batches())

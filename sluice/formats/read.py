@@ -15,6 +15,7 @@ from sluice.formats.json_reader import read_json, read_jsonl
 from sluice.formats.limits import ReadHints, ReadLimits
 from sluice.formats.parquet import open_parquet
 from sluice.formats.stream import read_all
+from sluice.reasons import ReasonCode
 
 
 def _whole(fmt: str, table: pa.Table, sheets: SheetReport | None = None) -> Batches:
@@ -28,7 +29,7 @@ def open_file(
     """A RAW file as batches, or a `SluiceDataError` saying why it cannot be read."""
     hints = hints or ReadHints()
     if path.stat().st_size == 0:
-        raise SluiceDataError("EMPTY_FILE", "file has no content")
+        raise SluiceDataError(ReasonCode.EMPTY_FILE, "file has no content")
     with path.open("rb") as fh:
         head = fh.read(8)
     fmt = detect_format(name, head)

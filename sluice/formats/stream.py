@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from sluice.errors import SluiceDataError
 from sluice.formats.limits import ReadLimits
+from sluice.reasons import ReasonCode
 
 SNIFF_BYTES = 64 * 1024
 
@@ -37,7 +38,7 @@ def read_chunks(
                 if cap is not None and inflated > cap:
                     assert limits is not None
                     raise SluiceDataError(
-                        "FILE_TOO_LARGE",
+                        ReasonCode.FILE_TOO_LARGE,
                         f"inflates past the {limits.limit_format} limit of {cap} bytes; raise "
                         f"max_file_bytes_by_format.{limits.limit_format} (with stage sizes "
                         "that serve it)",
@@ -47,7 +48,9 @@ def read_chunks(
                     )
                 yield chunk
     except (OSError, EOFError, pa.ArrowInvalid) as exc:
-        raise SluiceDataError("UNREADABLE", f"compressed stream is corrupt: {exc}") from exc
+        raise SluiceDataError(
+            ReasonCode.UNREADABLE, f"compressed stream is corrupt: {exc}"
+        ) from exc
 
 
 def read_head(path: Path) -> bytes:
@@ -61,5 +64,5 @@ def read_head(path: Path) -> bytes:
 def read_all(path: Path, limits: ReadLimits | None = None) -> bytes:
     data = b"".join(read_chunks(path, limits=limits))
     if not data.strip():
-        raise SluiceDataError("EMPTY_FILE", "file has no content")
+        raise SluiceDataError(ReasonCode.EMPTY_FILE, "file has no content")
     return data

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 
 from sluice import lake, sizing
-from sluice.config import LAYERS, PipelineNames, Settings
+from sluice.config import LAYERS, TERMINAL_STATUSES, PipelineNames, Settings, execution_arn
 from sluice.environments import EnvironmentSettings, StageSettings
 from sluice.handlers import reset_runtime
 from sluice.lake import SourceObject
@@ -30,7 +30,6 @@ from sluice.local.pump import QueuePump
 from sluice.local.runtime import LambdaRuntime
 from sluice.local.snapshots import LakeSnapshots
 
-TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 # How often `wait` asks after an execution: soon after a function answered, then at most this.
 WAIT_MIN_SECONDS = 0.02
 WAIT_MAX_SECONDS = 0.5
@@ -303,7 +302,7 @@ class LocalCloud(Provisioning, LakeSnapshots):
         _moto.reset_requests()
 
     def execution_arn(self, name: str) -> str:
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        return execution_arn(self.state_machine_arn, name)
 
     def find_execution(self, source: SourceObject) -> dict[str, Any] | None:
         """The execution for this object version, if the starter has started it yet."""
@@ -337,7 +336,7 @@ class LocalCloud(Provisioning, LakeSnapshots):
                     raise RuntimeError(f"the starter function is failing: {errors[-1]}")
             if arn:
                 described = dict(sfn.describe_execution(executionArn=arn))
-                if described["status"] in TERMINAL:
+                if described["status"] in TERMINAL_STATUSES:
                     return described
             answered = self.runtime.wait_for_answer(seen, pause)
             pause = WAIT_MIN_SECONDS if answered != seen else min(2 * pause, WAIT_MAX_SECONDS)

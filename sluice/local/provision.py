@@ -14,8 +14,10 @@ from sluice import asl, grants
 from sluice.config import (
     LOCAL_STACK,
     STAGES,
+    WORKFLOW_STAGES,
     PipelineNames,
     Settings,
+    asl_substitutions,
     function_environment,
 )
 from sluice.environments import EnvironmentSettings, StageSettings
@@ -256,12 +258,10 @@ class Provisioning:
 
     def _create_state_machine(self, role: str) -> None:
         definition = asl.render(
-            {
-                "ValidateFunctionArn": self.function_arn("validate"),
-                "TrustedFunctionArn": self.function_arn("trusted"),
-                "DeliveryFunctionArn": self.function_arn("delivery"),
-                "FailureQueueUrl": self.queue_urls["failures"],
-            }
+            asl_substitutions(
+                {stage: self.function_arn(stage) for stage in WORKFLOW_STAGES},
+                self.queue_urls["failures"],
+            )
         )
         created = self.client("stepfunctions").create_state_machine(
             name=self.names.state_machine, definition=definition, roleArn=role, type="STANDARD"

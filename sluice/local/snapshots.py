@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sluice import lake
-from sluice.config import STAGING_PREFIX
+from sluice.config import RUNNING, STAGING_PREFIX
 from sluice.local import _moto
 from sluice.local.provision import ACCOUNT
 from sluice.local.runtime import LambdaRuntime
@@ -94,7 +94,7 @@ class LakeSnapshots:
             messages += sum(int(v) for v in attrs.values())
         return {
             "executions": len(statuses),
-            "running": statuses.count("RUNNING"),
+            "running": statuses.count(RUNNING),
             "objects": sum(
                 1 for bucket in self.buckets.values() for _ in _moto.stored_objects(ACCOUNT, bucket)
             ),

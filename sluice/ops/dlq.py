@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.config import SUCCEEDED
 from sluice.events import parse_s3_notification
 from sluice.ops.executions import error_text
 from sluice.ops.rerun import DEFAULT_RERUN_WAIT, Rerun, await_reruns, base_name, plan_rerun, rerun
@@ -210,11 +211,11 @@ def _settle(target: Target, letters: list[tuple[dict[str, Any], Redrive]], plan:
     for message, result in letters:
         if plan.action == "skip" and resolved:
             result.what += (
-                " (already succeeded)" if plan.status == "SUCCEEDED" else " (already rerun)"
+                " (already succeeded)" if plan.status == SUCCEEDED else " (already rerun)"
             )
         elif plan.action == "skip":
             result.what += f" ({plan.reason})"
-        result.outcome = plan.outcome or ("SUCCEEDED" if resolved else None)
+        result.outcome = plan.outcome or (SUCCEEDED if resolved else None)
         if resolved:
             _delete(target, "failures", message)
             result.done = True

@@ -7,12 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sluice.config import ABORTED, FAILED, RUNNING, SUCCEEDED, TERMINAL_STATUSES, TIMED_OUT
 from sluice.ops.target import Target, UsageError, aws_errors
 from sluice.report import ExecutionReport, build_report, error_message, execution_history
 
-TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-RERUNNABLE = ("FAILED", "TIMED_OUT", "ABORTED")
-STATUSES = ("RUNNING", *TERMINAL)
+TERMINAL = TERMINAL_STATUSES
+RERUNNABLE = (FAILED, TIMED_OUT, ABORTED)
+STATUSES = (RUNNING, *TERMINAL)
 
 
 def parse_since(text: str | None) -> datetime | None:
@@ -74,9 +75,9 @@ def confirmed_status(arn: str, status: str, description: dict[str, Any], seen: s
     """`status`, except that the first SUCCEEDED seen of an execution without its output counts
     as RUNNING: the local cloud may say SUCCEEDED a moment before it records the output.
     `seen` holds the executions already looked at so, across the looks of one wait."""
-    if status == "SUCCEEDED" and "output" not in description and arn not in seen:
+    if status == SUCCEEDED and "output" not in description and arn not in seen:
         seen.add(arn)
-        return "RUNNING"
+        return RUNNING
     return status
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sluice.config import RUNNING, SUCCEEDED
 from sluice.ops.executions import (
     RERUNNABLE,
     TERMINAL,
@@ -68,13 +69,13 @@ class Rerun:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome == "SUCCEEDED"
+        return self.outcome == SUCCEEDED
 
     @property
     def settled(self) -> bool:
         """Nothing is left to rerun: this rerun, the execution itself or an earlier rerun of it
         SUCCEEDED."""
-        return self.succeeded or self.status == "SUCCEEDED" or self.rerun_by is not None
+        return self.succeeded or self.status == SUCCEEDED or self.rerun_by is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,8 +132,8 @@ def plan_rerun(
     for item in chosen:
         base = base_name(item["name"])
         family = by_base.get(base, [])
-        succeeded = [f["name"] for f in family if f["status"] == "SUCCEEDED"]
-        running = [f["name"] for f in family if f["status"] == "RUNNING"]
+        succeeded = [f["name"] for f in family if f["status"] == SUCCEEDED]
+        running = [f["name"] for f in family if f["status"] == RUNNING]
         plan = Rerun(item["name"], item["executionArn"], item["status"], "skip")
         if item["status"] not in RERUNNABLE:
             plan.reason = f"{item['status']}: nothing to rerun"
@@ -222,7 +223,7 @@ def await_reruns(
             if plan.action == "redrive" and int(description.get("redriveCount") or 0) <= (
                 plan.redrive_count
             ):
-                status = "RUNNING"  # the status is still the failed attempt's
+                status = RUNNING  # the status is still the failed attempt's
             status = confirmed_status(plan.rerun_arn, status, description, seen_bare_success)
             plan.outcome = status
             if status in TERMINAL:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from sluice.config import SUCCEEDED
 from sluice.ops.executions import (
     STATUSES,
     list_executions,
@@ -34,8 +35,8 @@ def status(target: Target) -> dict[str, Any]:
     recent = list_executions(target, None, parse_since("24h"))
     by_status = Counter(e["status"] for e in recent)
     latest: dict[str, Any] = {}
-    succeeded = [e for e in recent if e["status"] == "SUCCEEDED"] or list_executions(
-        target, "SUCCEEDED", None
+    succeeded = [e for e in recent if e["status"] == SUCCEEDED] or list_executions(
+        target, SUCCEEDED, None
     )[:1]
     if succeeded:
         description, report = report_of(target, succeeded[0]["executionArn"])

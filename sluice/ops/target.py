@@ -20,7 +20,7 @@ from botocore.exceptions import (
     NoRegionError,
 )
 
-from sluice.config import DEFAULT_STACK_ENV, LOCAL_STACK
+from sluice.config import DEFAULT_STACK_ENV, LOCAL_STACK, execution_arn
 
 LOCAL_REGION = "us-east-1"
 
@@ -104,7 +104,7 @@ class Target:
     def execution_arn(self, name_or_arn: str) -> str:
         if name_or_arn.startswith("arn:"):
             return name_or_arn
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name_or_arn}"
+        return execution_arn(self.state_machine_arn, name_or_arn)
 
     def console_url(self, execution_arn: str) -> str | None:
         if self.local:

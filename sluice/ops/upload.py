@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import lake
+from sluice.config import RUNNING, SUCCEEDED
 from sluice.lake import SourceObject
 from sluice.ops.executions import TERMINAL, confirmed_status, report_of
 from sluice.ops.progress import Progress
@@ -107,7 +108,7 @@ def await_uploads(
     sfn = target.client("stepfunctions")
     poll = poll_seconds if poll_seconds is not None else (0.1 if target.local else 2.0)
     for item in items:
-        item["outcome"] = "RUNNING" if item["started"] else "NOT_STARTED"
+        item["outcome"] = RUNNING if item["started"] else "NOT_STARTED"
     pending = list(items)
     seen_bare_success: set[str] = set()
     deadline = time.monotonic() + wait_seconds
@@ -126,12 +127,12 @@ def await_uploads(
             item["outcome"] = status
             if status in TERMINAL:
                 pending.remove(item)
-                if status != "SUCCEEDED":
+                if status != SUCCEEDED:
                     _, report = report_of(target, arn)
                     failure = report.failure
                     item["failure"] = failure.to_dict() if failure else None
         if not pending or time.monotonic() >= deadline:
             for item in pending:
-                item["outcome"] = "RUNNING" if item["started"] else "NOT_STARTED"
+                item["outcome"] = RUNNING if item["started"] else "NOT_STARTED"
             return items
         time.sleep(poll)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import Band, Column, Contract, Derived, Rule, full_match_regex
+from sluice.reasons import RowCode
 from sluice.stages.coerce import ARROW_TYPES, coerce
 
 
@@ -25,9 +26,9 @@ def flag_codes(contract: Contract) -> list[str]:
     codes: list[str] = []
     for col in contract.columns:
         if col.nulls == "flag":
-            codes.append(f"NULL:{col.name}")
+            codes.append(RowCode.NULL.of(col.name))
         elif col.nulls == "fill":
-            codes.append(f"FILLED:{col.name}")
+            codes.append(RowCode.FILLED.of(col.name))
     codes += [rule.code for rule in contract.rules if rule.action == "flag"]
     codes += [spec.code for spec in contract.outliers]
     return codes
@@ -123,11 +124,11 @@ def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Che
     for col in contract.columns:
         values, invalid, non_finite = _column(batch, col)
         if invalid.any():
-            checked.rejects.append((f"TYPE_MISMATCH:{col.name}", invalid))
+            checked.rejects.append((RowCode.TYPE_MISMATCH.of(col.name), invalid))
         # NaN and the infinities are rejected unless the column allows them (float only), so
         # they never reach a sum, mean, band or outlier fence unasked.
         if non_finite.any() and col.non_finite != "allow":
-            checked.rejects.append((f"NON_FINITE:{col.name}", non_finite))
+            checked.rejects.append((RowCode.NON_FINITE.of(col.name), non_finite))
             # Not a number any rule can judge: the row has its one reason for the value.
             values = pc.if_else(pa.array(non_finite), pa.scalar(None, values.type), values)
         valid = _mask(pc.is_valid(values))
@@ -136,13 +137,13 @@ def check_batch(batch: pa.RecordBatch, contract: Contract, now: datetime) -> Che
         checked.nulls[col.name] = int(missing.sum())
         if col.nulls == "reject":
             if missing.any():
-                checked.rejects.append((f"NULL:{col.name}", missing))
+                checked.rejects.append((RowCode.NULL.of(col.name), missing))
         elif col.nulls == "fill":
-            checked.flags[f"FILLED:{col.name}"] = missing
+            checked.flags[RowCode.FILLED.of(col.name)] = missing
             if missing.any():
                 values = pc.fill_null(values, _scalar(col.default, values.type))
         else:
-            checked.flags[f"NULL:{col.name}"] = missing
+            checked.flags[RowCode.NULL.of(col.name)] = missing
         for rule in col.rules:
             failed = rule_failures(rule, values, now)
             if rule.action == "reject":

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from sluice.contracts import Contract
 from sluice.errors import SluiceDataError
+from sluice.reasons import ReasonCode
 from sluice.stages.infer import infer_contract
 
 # Rows an inferred contract is guessed from.
@@ -43,9 +44,9 @@ def check_columns(
     the dataset's contract: this one if it is the first, else the one adopted before it, by
     which the file is then judged like any other."""
     if len(schema) == 0:
-        raise SluiceDataError("EMPTY_FILE", "file has no columns")
+        raise SluiceDataError(ReasonCode.EMPTY_FILE, "file has no columns")
     if sample.num_rows == 0:
-        raise SluiceDataError("HEADER_ONLY", "file has a header but no rows")
+        raise SluiceDataError(ReasonCode.HEADER_ONLY, "file has a header but no rows")
     if contract is None:
         inferred = infer_contract(dataset, sample)
         contract = inferred if adopt is None else adopt(inferred)
@@ -55,7 +56,7 @@ def check_columns(
     missing = [name for name in contract.required if name not in present]
     if missing:
         raise SluiceDataError(
-            "MISSING_COLUMNS",
+            ReasonCode.MISSING_COLUMNS,
             f"required columns missing: {', '.join(missing)}",
             missing=missing,
             found=schema.names,

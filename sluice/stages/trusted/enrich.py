@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from sluice.contracts import Contract
+from sluice.reasons import RowCode
 from sluice.stages import keys as keys_mod
 from sluice.stages import rules
 from sluice.stages.outliers import Fences
@@ -122,7 +123,7 @@ class Enricher:
                 quality.add_scores(score[bounds[d] : bounds[d + 1]])
                 for code, counts in zip(self.flag_codes, per_flag, strict=True):
                     kind, _, column = code.partition(":")
-                    if kind in ("NULL", "FILLED"):
+                    if kind in (RowCode.NULL, RowCode.FILLED):
                         add_count(quality.nulls, column, int(counts[d]))
             for code, counts in zip(self.flag_codes, per_flag, strict=True):
                 add_count(self.result.flags, code, int(counts.sum()))
