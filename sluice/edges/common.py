@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,9 +36,14 @@ else:
     trusted_stage = LazyModule("sluice.stages.trusted")
 
 
-def write_parquet(table: pa.Table) -> bytes:
+def write_parquet(table: pa.Table, metadata: Mapping[str, str] | None = None) -> bytes:
+    """The table as one Parquet object; `metadata` goes into the file's key-value metadata
+    (once: not also into the Arrow schema stored beside it)."""
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression=PARQUET_COMPRESSION, row_group_size=1 << 20)
+    with pq.ParquetWriter(sink, table.schema, compression=PARQUET_COMPRESSION) as writer:
+        writer.write_table(table, row_group_size=1 << 20)
+        if metadata:
+            writer.add_key_value_metadata(dict(metadata))
     return sink.getvalue()
 
 

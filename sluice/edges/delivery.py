@@ -25,7 +25,7 @@ from sluice.edges.common import (
     read_parquet,
     write_parquet,
 )
-from sluice.edges.summary import Partials, keep_summary, new_days
+from sluice.edges.summary import Partials, keep_summary, new_days, summary_key
 from sluice.lake import SourceObject
 from sluice.memory import use_returning_pool
 from sluice.ports import StageStore
@@ -163,10 +163,9 @@ def deliver(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
     version = settings.pipeline_version
     out = Outputs(store)
 
-    def key_of(record_type: str, day: str, per_source: bool = True) -> str:
-        return lake.delivery_key(
-            dataset, record_type, date.fromisoformat(day), source if per_source else None
-        )
+    def key_of(record_type: str, day: str) -> str:
+        """This source object's file of `record_type` for `day`."""
+        return lake.delivery_key(dataset, record_type, date.fromisoformat(day), source)
 
     lineage_columns = {
         "source_file": f"s3://{source.bucket}/{source.key}",
@@ -216,7 +215,7 @@ def deliver(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
                 written.append(
                     {
                         "bucket": bucket,
-                        "key": key_of(delivery_stage.DAILY_SUMMARY, day_text, per_source=False),
+                        "key": summary_key(dataset, day),
                         "record_type": delivery_stage.DAILY_SUMMARY,
                         "day": day_text,
                         "rows": kept.rows,

@@ -10,13 +10,14 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sluice import lake
 from sluice.config import Settings
 from sluice.contracts import (
     Contract,
 )
-from sluice.edges.common import PARQUET
+from sluice.edges.common import PARQUET, write_parquet
 from sluice.errors import SluiceTransientError
 from sluice.lake import SourceObject
 from sluice.ports import StageStore
@@ -39,6 +40,23 @@ class KeptSummary:
     bytes_written: int
 
 
+def summary_key(dataset: str, day: date) -> str:
+    """The day's DAILY_SUMMARY object (one for the day, whatever files feed it)."""
+    return lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+
+
+def summary_object(state: delivery_stage.DayState, contract: Contract, day: date) -> bytes:
+    """The day's DAILY_SUMMARY file: the state's rows, and the state in its footer. Readers of
+    the table see only the rows."""
+    return write_parquet(state.summary_table(contract, day), state.footer(contract))
+
+
+def state_of(body: bytes, contract: Contract) -> delivery_stage.DayState:
+    """The state a DAILY_SUMMARY file (`summary_object`) carries."""
+    metadata = pq.ParquetFile(pa.BufferReader(body)).metadata.metadata or {}
+    return delivery_stage.DayState.from_footer(metadata, contract)
+
+
 # A file of at least this many days lists which of them have a summary before it merges
 # (one LIST per 1,000 days): the days without one are put without a read first.
 LIST_SUMMARY_DAYS = 8
@@ -55,7 +73,7 @@ def new_days(
         return lambda day: False
 
     def key(day: date) -> str:
-        return lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+        return summary_key(dataset, day)
 
     prefix = lake.record_type_prefix(dataset, delivery_stage.DAILY_SUMMARY)
     after = f"{prefix}{lake.date_partition(days[0])}/"  # (the first day's folder: before its key)
@@ -149,7 +167,7 @@ def keep_summary(
     day's summaries were listed) is first put where none is, without a read.
     """
     bucket = settings.delivery_bucket
-    key = lake.delivery_key(dataset, delivery_stage.DAILY_SUMMARY, day, None)
+    key = summary_key(dataset, day)
     partial_key = lake.partials_key(dataset, source)
     mine = partials.day(partial_key, day)
 
@@ -166,9 +184,9 @@ def keep_summary(
     guess = new_day
     for attempt in range(SUMMARY_ATTEMPTS):
         found = None if guess else store.get_if_exists(bucket, key)
-        state = delivery_stage.DayState.of_summary(found[0], contract) if found else None
+        state = state_of(found[0], contract) if found else None
         new = _next_state(state, partial_key, mine, contract, day_partials)
-        body = new.summary_object(contract, day)
+        body = summary_object(new, contract, day)
         if store.put_if(bucket, key, body, PARQUET, found[1] if found else None):
             return KeptSummary(new.summary_rows(), len(body))
         if guess:  # the day got a summary since it was listed: read it, at once

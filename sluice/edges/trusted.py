@@ -208,10 +208,9 @@ def _put_day_rows(
     if len(days) < DAY_ROWS_MIN_DAYS:
         return []
     table = pa.concat_tables([pq.ParquetFile(files[d].path).read() for d in days])
-    metadata = {DAY_ROWS_SOURCE: json.dumps(source.to_dict(), sort_keys=True)}
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    whose = {DAY_ROWS_SOURCE: json.dumps(source.to_dict(), sort_keys=True)}
     key = lake.day_rows_key(dataset, source)
-    out.put_bytes(bucket, key, write_parquet(table), PARQUET)
+    out.put_bytes(bucket, key, write_parquet(table, whose), PARQUET)
     return [
         {
             "bucket": bucket,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal, localcontext
@@ -15,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sluice.contracts import Contract
 from sluice.errors import SluiceError
@@ -194,26 +192,21 @@ class DayState:
         contributions = json.loads(metadata.get(_CONTRIBUTIONS, b"{}"))
         return cls(contributions, totals, int(metadata.get(_GENERATION, b"0")))
 
-    def summary_object(self, contract: Contract, day: date) -> bytes:
-        """The day's DAILY_SUMMARY object: its rows (none once every contribution has left),
-        and this state (`encode`, deflated, in base64) in the file's key-value metadata, where
-        the next merge reads it. Readers of the table see only the rows."""
-        table = (
-            self.summary(contract, day) if self.has_rows else summary_schema(contract).empty_table()
-        )
-        # (compressed: most of a busy day's state is its contributions' keys and digests, which
-        # every reader of the file fetches with its footer)
-        state = base64.b64encode(zlib.compress(self.encode(contract))).decode("ascii")
-        sink = io.BytesIO()
-        with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
-            writer.write_table(table, row_group_size=1 << 20)
-            writer.add_key_value_metadata({_STATE: state})
-        return sink.getvalue()
+    def summary_table(self, contract: Contract, day: date) -> pa.Table:
+        """The day's DAILY_SUMMARY rows; none once every contribution has left."""
+        if not self.has_rows:
+            return summary_schema(contract).empty_table()
+        return self.summary(contract, day)
+
+    def footer(self, contract: Contract) -> dict[str, str]:
+        """This state as the DAILY_SUMMARY file's key-value metadata, where the next merge
+        reads it: `encode`, deflated (most of a busy day's state is its contributions' keys and
+        digests, which every reader of the file fetches with its footer), in base64."""
+        return {_STATE: base64.b64encode(zlib.compress(self.encode(contract))).decode("ascii")}
 
     @classmethod
-    def of_summary(cls, body: bytes, contract: Contract) -> DayState:
-        """The state a DAILY_SUMMARY object (`summary_object`) carries."""
-        metadata = pq.ParquetFile(pa.BufferReader(body)).metadata.metadata or {}
+    def from_footer(cls, metadata: Mapping[bytes, bytes], contract: Contract) -> DayState:
+        """The state a DAILY_SUMMARY file's key-value metadata (`footer`) carries."""
         state = metadata.get(_STATE.encode())
         if state is None:
             raise SluiceError(

@@ -89,7 +89,7 @@ def deliver(
 def state_of(store: MemoryStore) -> delivery.DayState:
     """The day's state, as the DAILY_SUMMARY object carries it."""
     assert CONTRACT is not None
-    return delivery.DayState.of_summary(store.objects[("delivery", SUMMARY)][0], CONTRACT)
+    return summary_edge.state_of(store.objects[("delivery", SUMMARY)][0], CONTRACT)
 
 
 def summary(store: MemoryStore) -> list[tuple[Any, ...]]:
@@ -227,7 +227,10 @@ def test_a_day_that_never_settles_is_a_transient_error(tmp_path: Path) -> None:
         assert CONTRACT is not None
         if key == SUMMARY:
             current = state_of(store).unchanged()
-            store.objects[("delivery", SUMMARY)] = (current.summary_object(CONTRACT, DAY), {})
+            store.objects[("delivery", SUMMARY)] = (
+                summary_edge.summary_object(current, CONTRACT, DAY),
+                {},
+            )
 
     store.before_put = someone_else_commits
     b = put_partial(store, "b", partial(tmp_path, [(2, "50", "Sales")]))
@@ -362,7 +365,7 @@ def test_int_and_decimal_measures_and_a_null_group_merge_exactly_and_survive_the
     # summary object that carries it
     ab = delivery.DayState.empty().merged("a", "da", a, ORDERS).merged("b", "db", b, ORDERS)
     ba = delivery.DayState.empty().merged("b", "db", b, ORDERS).merged("a", "da", a, ORDERS)
-    again = delivery.DayState.of_summary(ab.summary_object(ORDERS, DAY), ORDERS)
+    again = summary_edge.state_of(summary_edge.summary_object(ab, ORDERS, DAY), ORDERS)
     # Then each gives what combining all the partials at once gives
     at_once = delivery.daily_summary(pa.concat_tables([a, b]), ORDERS, DAY)
     for state in (ab, ba, again):
