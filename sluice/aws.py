@@ -11,6 +11,7 @@ does (the starter, Delivery) does not load it: ~70 ms of its cold start.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +33,6 @@ from sluice.object_files import StreamingUpload as StreamingUpload
 from sluice.object_store import SINGLE_PUT_BYTES as SINGLE_PUT_BYTES
 from sluice.object_store import TRANSFER_THREADS as TRANSFER_THREADS
 from sluice.object_store import ObjectStore as ObjectStore
-from sluice.object_store import _pool_lock
 
 _TRANSIENT_CODES = {
     "SlowDown",
@@ -56,13 +56,14 @@ _CONFIG = Config(
 
 
 _session: botocore.session.Session | None = None
+_session_lock = threading.Lock()
 
 
 def client(service: str, endpoint_url: str | None = None) -> Any:
     """A client (botocore's, as boto3 makes them); `AWS_ENDPOINT_URL` (or `endpoint_url`)
     points it at a local cloud."""
     global _session
-    with _pool_lock:
+    with _session_lock:
         if _session is None:
             _session = botocore.session.get_session()
         session = _session

@@ -20,8 +20,8 @@ from sluice.edges.common import (
     DAY_ROWS_SOURCE,
     PARQUET,
     PARQUET_COMPRESSION,
-    SMALL_DAY_BYTES,
     Outputs,
+    is_small_day,
     read_parquet,
     write_parquet,
 )
@@ -83,10 +83,6 @@ DETAIL_ROWS = 1 << 19
 DETAIL_BATCH_ROWS = 1 << 16
 
 
-def _is_small(trusted_file: dict[str, Any]) -> bool:
-    return int(trusted_file.get("bytes", SMALL_DAY_BYTES + 1)) <= SMALL_DAY_BYTES
-
-
 def _put_detail(
     out: Outputs,
     trusted_file: dict[str, Any],
@@ -101,10 +97,10 @@ def _put_detail(
     A daily extract puts a whole file's rows on one day, so a day file can be as large as the
     file: it is read by ranged GETs one row group at a time and the DETAIL file is uploaded in
     parts as it is written, so Delivery holds about one DETAIL row group and no `/tmp`. A small
-    day file (`_is_small`) is one GET and one PUT, or only the PUT where Trusted handed its
+    day file (`is_small_day`) is one GET and one PUT, or only the PUT where Trusted handed its
     rows over (`rows_of_day`).
     """
-    if _is_small(trusted_file):
+    if is_small_day(trusted_file):
         table = (
             rows_of_day
             if rows_of_day is not None
@@ -189,7 +185,7 @@ def deliver(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
         day = date.fromisoformat(day_text)
         written: list[dict[str, Any]] = []
         item = trusted_files.get(day_text)
-        if item is not None and _is_small(item):  # (large ones are streamed one at a time)
+        if item is not None and is_small_day(item):  # (large ones are streamed one at a time)
             key = key_of(delivery_stage.DETAIL, day_text)
             handed = day_rows.get(day_text)
             written.append(_put_detail(out, item, bucket, key, delivered_at, version, handed))
@@ -228,7 +224,7 @@ def deliver(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
     outputs: list[dict[str, Any]] = [
         _put_detail(out, item, bucket, key_of(delivery_stage.DETAIL, day), delivered_at, version)
         for day, item in sorted(trusted_files.items())
-        if not _is_small(item)
+        if not is_small_day(item)
     ]
     days = sorted(set(trusted_files) | set(quality_days) | stale_days | stale_quality_days)
     outputs += [o for written in store.each(one_day, days) for o in written]

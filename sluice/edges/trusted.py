@@ -22,8 +22,8 @@ from sluice.edges.common import (
     CONTRACT_METADATA,
     DAY_ROWS_SOURCE,
     PARQUET,
-    SMALL_DAY_BYTES,
     Outputs,
+    is_small_day,
     write_parquet,
 )
 from sluice.edges.quarantine import quarantine_bad_input
@@ -128,7 +128,9 @@ def trusted(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
             result.quarantined,
             lambda day: lake.quarantine_rows_key(dataset, day, source),
         )
-        day_rows = _put_day_rows(out, settings.trusted_bucket, dataset, source, result.trusted)
+        day_rows = _put_day_rows(
+            out, settings.trusted_bucket, dataset, source, result.trusted, outputs
+        )
     # The file's share of each of its days' summaries, in one object (a row group per day), so
     # Delivery reads a few rows per day instead of every trusted row of the day.
     partials = _put_partials(out, settings.trusted_bucket, dataset, source, result, contract)
@@ -194,10 +196,12 @@ def _put_day_rows(
     dataset: str,
     source: SourceObject,
     files: dict[date, trusted_stage.DayFile],
+    put: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """The rows of the file's small days, day after day, in one object (its pointer, with the
-    days in it, in a list as the other outputs are; none for a file of few days)."""
-    small = [d for d in sorted(files) if files[d].path.stat().st_size <= SMALL_DAY_BYTES]
+    """The rows of the file's small days (`put`: the day files' pointers), day after day, in
+    one object (its pointer, with the days in it, in a list as the other outputs are; none for
+    a file of few days)."""
+    small = sorted(date.fromisoformat(p["day"]) for p in put if is_small_day(p))
     days: list[date] = []
     rows = 0
     for day in small:
