@@ -36,7 +36,7 @@ from bench.generate import generate, parse_rows
 from bench.run import DATA
 from sluice.config import CONTRACTS_DIR
 from sluice.contracts import find_contract
-from sluice.edges.validate import _write_staged
+from sluice.edges.validate import write_staged
 from sluice.formats import open_file
 from sluice.lake import day_of_key
 from sluice.stages import trusted
@@ -95,7 +95,7 @@ def measure(csv: Path, repeat: int) -> dict[str, float]:
 
         def hand_over() -> None:
             # Exactly Validate's write and Trusted's read of the staged file.
-            _write_staged(staged, text.schema, text, iter(()))
+            write_staged(staged, text.schema, text, iter(()))
             for _ in pq.ParquetFile(staged).iter_batches(batch_size=trusted.BATCH_ROWS):
                 pass
 

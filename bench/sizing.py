@@ -48,6 +48,7 @@ from bench.generate import generate, parse_rows
 from bench.generate import table as transactions
 from sluice.config import WORKFLOW_STAGES
 from sluice.environments import StageSettings
+from sluice.state import ExecutionState
 
 DATA = Path("bench/data/sizing")
 # Rows per format: 3-4 sizes each. The whole-file readers (JSON, xlsx) hold every value as a
@@ -259,8 +260,8 @@ def measure(fmt: str, rows: int, cloud: Any, sampler: TmpSampler) -> Measurement
                 round(cpu.get(stage, 0.0), 2),
             )
     # (the staged object is removed once Trusted's outputs are in: Validate says its size)
-    output = json.loads(described.get("output") or "{}")
-    staged_bytes = int(output.get("validate", {}).get("bytes_out", 0))
+    validated = ExecutionState.from_dict(json.loads(described["output"])).validated()
+    staged_bytes = validated.bytes_out
     return Measurement(
         fmt,
         rows,

@@ -10,6 +10,14 @@ from datetime import datetime
 from typing import Any
 
 from sluice.config import DATA_ERROR, FAILED, RUNNING, SUCCEEDED, WORKFLOW_STAGES
+from sluice.state import (
+    ExecutionState,
+    RowCounts,
+    StateError,
+    TrustedSection,
+    ValidateSection,
+    metrics_of,
+)
 
 # The Task states that run each stage (statemachine/pipeline.asl.json): its run, and its run
 # once more after the dead letter, where a failed execution stops and a redrive resumes.
@@ -39,6 +47,8 @@ class ExecutionReport:
     error: str = ""
     cause: str = ""
     output: dict[str, Any] = field(default_factory=dict)
+    # The output as the stages' typed state (None where it is not one).
+    state: ExecutionState | None = None
 
     @property
     def failed_stage(self) -> str:
@@ -105,22 +115,36 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
             with contextlib.suppress(json.JSONDecodeError):
                 last_output = json.loads(event["stateExitedEventDetails"].get("output") or "{}")
             current = None
-    output = _results(json.loads(description.get("output") or "null") or last_output)
-    counts = {"rows_in": 0, "rows_trusted": 0, "rows_quarantined": 0, "duplicates": 0}
-    trusted = output.get("trusted") if isinstance(output, dict) else None
-    if isinstance(trusted, dict):
-        counts = {k: int(trusted.get(k, 0)) for k in counts}
-    elif isinstance(output, dict) and isinstance(output.get("validate"), dict):
-        counts["rows_in"] = int(output["validate"].get("rows_in", 0))
+    raw = json.loads(description.get("output") or "null") or last_output
+    state = _state(raw)
+    counts = RowCounts()
+    if state is not None and isinstance(state.trusted, TrustedSection):
+        counts = state.trusted.counts
+    elif state is not None and isinstance(state.validate, ValidateSection):
+        counts = RowCounts(rows_in=state.validate.rows_in)
     return ExecutionReport(
         name=str(description["name"]),
         status=str(description["status"]),
         stages=list(stages.values()),
-        counts=counts,
+        counts=counts.to_dict(),
         error=str(description.get("error") or ""),
         cause=str(description.get("cause") or ""),
-        output=output if isinstance(output, dict) else {},
+        output=_results(raw),
+        state=state,
     )
+
+
+def _state(output: object) -> ExecutionState | None:
+    """The execution's last state, typed; None for one that is not a Sluice state."""
+    try:
+        return ExecutionState.from_dict(output)
+    except (StateError, ValueError):
+        return None
+
+
+def stage_metrics(report: ExecutionReport, stage: str) -> dict[str, int | float]:
+    """The numbers (counts, bytes, durations) a stage put in the execution's state."""
+    return {} if report.state is None else metrics_of(report.state.section(stage))
 
 
 def _results(state: Any) -> dict[str, Any]:

@@ -13,6 +13,13 @@ import pytest
 from sluice import handlers, pipeline
 from sluice.config import WORKFLOW_STAGES, Settings
 from sluice.errors import SluiceDataError
+from sluice.state import (
+    DeliverySection,
+    ExecutionState,
+    Section,
+    TrustedSection,
+    ValidateSection,
+)
 
 SETTINGS = Settings(
     raw_bucket="raw",
@@ -22,6 +29,11 @@ SETTINGS = Settings(
 )
 # The library function each workflow handler calls (sluice.pipeline.<name>).
 PIPELINE_FUNCTIONS = {"validate": "validate", "trusted": "trusted", "delivery": "deliver"}
+SECTIONS: dict[str, type[Section]] = {
+    "validate": ValidateSection,
+    "trusted": TrustedSection,
+    "delivery": DeliverySection,
+}
 # A section of each stage as sluice.pipeline returns it, every field present
 # (tests/integration/test_stage_outputs.py checks the real ones have these fields).
 RESULTS: dict[str, dict[str, Any]] = {
@@ -115,10 +127,10 @@ def run_stage_handler(
     monkeypatch.setattr(handlers, "runtime", lambda: runtime)
     monkeypatch.setattr(handlers, "time", Clock())
 
-    def stage_function(event: dict[str, Any], store: Any, settings: Settings) -> dict[str, Any]:
+    def stage_function(state: ExecutionState, store: Any, settings: Settings) -> Section:
         if isinstance(outcome, Exception):
             raise outcome
-        return dict(outcome)
+        return SECTIONS[stage].from_dict(outcome)
 
     monkeypatch.setattr(pipeline, PIPELINE_FUNCTIONS[stage], stage_function)
     event: dict[str, Any] = {

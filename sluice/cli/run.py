@@ -17,6 +17,7 @@ from sluice.config import SUCCEEDED
 from sluice.lake import SourceObject
 from sluice.ops import UsageError
 from sluice.report import ExecutionReport, build_report, execution_history
+from sluice.state import DeliverySection, LineageManifest
 
 
 @dataclass
@@ -41,17 +42,18 @@ def _outputs(
 ) -> list[dict[str, Any]]:
     """Every object the execution wrote, from its lineage manifest or quarantine record."""
     s3 = cloud.client("s3")
-    lineage = report.output.get("delivery", {}).get("lineage")
-    if lineage:
-        manifest = json.loads(
-            s3.get_object(Bucket=lineage["bucket"], Key=lineage["key"])["Body"].read()
+    delivered = report.state.result("delivery") if report.state else None
+    if isinstance(delivered, DeliverySection):
+        lineage = delivered.lineage
+        manifest = LineageManifest.from_dict(
+            json.loads(s3.get_object(Bucket=lineage.bucket, Key=lineage.key)["Body"].read()),
+            lineage.key,
         )
         layers = {v: k for k, v in cloud.buckets.items()}
-        items = [
-            {"layer": layers[o["bucket"]], "key": o["key"], "rows": o["rows"]}
-            for o in manifest["outputs"]
+        items: list[dict[str, Any]] = [
+            {"layer": layers[o.bucket], "key": o.key, "rows": o.rows} for o in manifest.outputs
         ]
-        items.append({"layer": "delivery", "key": lineage["key"], "rows": None})
+        items.append({"layer": "delivery", "key": lineage.key, "rows": None})
         return items
     prefix = lake.quarantine_file_prefix(dataset, run_source)
     listed = s3.list_objects_v2(Bucket=cloud.buckets["quarantine"], Prefix=prefix).get(

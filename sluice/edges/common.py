@@ -8,7 +8,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,17 +19,6 @@ from sluice.ports import StageStore
 CONTRACT_METADATA = b"sluice.contract"
 PARQUET_COMPRESSION = "zstd"
 PARQUET = "application/vnd.apache.parquet"
-# A TRUSTED day file up to this size is read whole and its DETAIL put in one request; several
-# are made at once (the store's transfer pool), so what Delivery holds stays about one DETAIL
-# row group's worth either way.
-SMALL_DAY_BYTES = 1 << 20
-
-
-def is_small_day(trusted_file: Mapping[str, Any]) -> bool:
-    """Whether a TRUSTED day file's pointer (its `bytes`) is at most `SMALL_DAY_BYTES`."""
-    return int(trusted_file.get("bytes", SMALL_DAY_BYTES + 1)) <= SMALL_DAY_BYTES
-
-
 # The hand-over's file metadata: whose rows it holds (a stale one is not used).
 DAY_ROWS_SOURCE = "sluice.source"
 

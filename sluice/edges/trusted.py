@@ -7,29 +7,36 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice import lake
 from sluice.config import Settings
-from sluice.contracts import (
-    Contract,
-    parse_contract,
-)
+from sluice.contracts import Contract, parse_contract
 from sluice.edges.common import (
     CONTRACT_METADATA,
     DAY_ROWS_SOURCE,
     PARQUET,
     Outputs,
-    is_small_day,
     write_parquet,
 )
 from sluice.edges.quarantine import quarantine_bad_input
 from sluice.errors import SluiceError
 from sluice.lake import SourceObject
 from sluice.ports import StageStore
+from sluice.state import (
+    DayPointer,
+    DayRowsPointer,
+    ExecutionState,
+    PartialsPointer,
+    Pointer,
+    QualityTotals,
+    TrustedManifest,
+    TrustedSection,
+    json_object,
+)
 
 if TYPE_CHECKING:
     from sluice.stages import delivery as delivery_stage
@@ -43,21 +50,14 @@ def _put_days(
     bucket: str,
     files: dict[date, trusted_stage.DayFile],
     key_of: Callable[[date], str],
-) -> list[dict[str, Any]]:
+) -> list[DayPointer]:
     """Upload one Parquet object per day, through the store's transfer pool; the pointers
     with their row counts and sizes."""
 
-    def put(day: date) -> dict[str, Any]:
+    def put(day: date) -> DayPointer:
         item, key = files[day], key_of(day)
         out.put_file(bucket, key, item.path)
-        size = item.path.stat().st_size
-        return {
-            "bucket": bucket,
-            "key": key,
-            "day": day.isoformat(),
-            "rows": item.rows,
-            "bytes": size,
-        }
+        return DayPointer(bucket, key, day.isoformat(), item.rows, item.path.stat().st_size)
 
     return out.store.each(put, sorted(files))
 
@@ -66,27 +66,25 @@ def _manifest_key(dataset: str, source: SourceObject, stage: str) -> str:
     return lake.staged_key(dataset, source).removesuffix(".parquet") + f".{stage}.json"
 
 
-def _previous_outputs(store: StageStore, bucket: str, key: str) -> dict[str, Any]:
-    previous = store.get_bytes_if_exists(bucket, key)
-    return json.loads(previous) if previous else {}
+def _previous_outputs(store: StageStore, pointer: Pointer) -> TrustedManifest | None:
+    """The manifest the last run of this source object's location wrote, if any."""
+    previous = store.get_bytes_if_exists(pointer.bucket, pointer.key)
+    return TrustedManifest.from_dict(json.loads(previous), pointer.key) if previous else None
 
 
-def _trusted_section(
-    manifest: dict[str, Any], pointer: dict[str, str], bytes_out: int
-) -> dict[str, Any]:
-    return {
-        "manifest": pointer,
-        **manifest["counts"],
-        "days": len(manifest["trusted"]),
-        "bytes_out": bytes_out,
-        "mean_quality_score": manifest.get("mean_quality_score"),
-    }
+def _trusted_section(manifest: TrustedManifest, pointer: Pointer, bytes_out: int) -> TrustedSection:
+    return TrustedSection(
+        manifest=pointer,
+        counts=manifest.counts,
+        days=len(manifest.trusted),
+        bytes_out=bytes_out,
+        mean_quality_score=manifest.mean_quality_score,
+    )
 
 
-def trusted(state: dict[str, Any], store: StageStore, settings: Settings) -> dict[str, Any]:
-    source = SourceObject.from_dict(state["source"])
-    dataset = str(state["dataset"])
-    staged = state["validate"]["staged"]
+def trusted(state: ExecutionState, store: StageStore, settings: Settings) -> TrustedSection:
+    source, dataset = state.source, state.dataset
+    staged = state.validated().staged
     out = Outputs(store)
     ctx = trusted_stage.RunContext(
         source_file=f"s3://{source.bucket}/{source.key}",
@@ -95,22 +93,22 @@ def trusted(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
         processed_at=datetime.now(UTC).replace(microsecond=0),
     )
     manifest_key = _manifest_key(dataset, source, "trusted")
-    pointer = {"bucket": settings.trusted_bucket, "key": manifest_key}
+    pointer = Pointer(settings.trusted_bucket, manifest_key)
     with tempfile.TemporaryDirectory(prefix="sluice-") as tmp:
         staged_path = Path(tmp) / "staged.parquet"
-        if not store.download_if_exists(staged["bucket"], staged["key"], staged_path):
+        if not store.download_if_exists(staged.bucket, staged.key, staged_path):
             # The staged file is removed once its outputs are in: a repeat of a Trusted that
             # finished (a retried invocation, a redrive) answers with what that run wrote.
-            done = _previous_outputs(store, settings.trusted_bucket, manifest_key)
-            if done.get("source") != source.to_dict():
+            done = _previous_outputs(store, pointer)
+            if done is None or done.source != source:
                 raise SluiceError(
-                    f"the staged file {staged['key']} is not there: run the file from Validate"
+                    f"the staged file {staged.key} is not there: run the file from Validate"
                 )
             return _trusted_section(done, pointer, 0)
         metadata = pq.read_schema(staged_path).metadata or {}
         try:
             contract = parse_contract(
-                json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged['key']}"
+                json.loads(metadata[CONTRACT_METADATA]), f"staged:{staged.key}"
             )
             result = trusted_stage.transform_file(staged_path, contract, ctx, Path(tmp) / "work")
         except Exception as exc:
@@ -137,47 +135,37 @@ def trusted(state: dict[str, Any], store: StageStore, settings: Settings) -> dic
 
     # A new version of the object replaces its own rows: drop outputs the last run wrote that
     # this run did not (days that no longer appear in the file).
-    previous = _previous_outputs(store, settings.trusted_bucket, manifest_key)
-    written = {o["key"] for o in outputs + quarantined + partials + day_rows}
-    stale = [
-        o
-        for o in previous.get("trusted", [])
-        + previous.get("quarantined", [])
-        + previous.get("partials", [])
-        + previous.get("day_rows", [])
-        if o["key"] not in written
-    ]
-    store.each(lambda item: store.delete(item["bucket"], item["key"]), stale)
-    manifest: dict[str, Any] = {
-        "source": source.to_dict(),
-        "dataset": dataset,
-        "contract": contract.to_dict(),
-        "trusted": outputs,
-        "quarantined": quarantined,
-        "partials": partials,
-        "day_rows": day_rows,
-        "stale_days": sorted(
-            {o["day"] for o in previous.get("trusted", []) if o["key"] not in written}
-        ),
-        "counts": result.counts(),
-        "mean_quality_score": result.mean_quality_score,
-        "days": {day.isoformat(): q.to_dict() for day, q in sorted(result.days.items())},
-        "stale_quality_days": sorted(
-            set(previous.get("days", {})) - {d.isoformat() for d in result.days}
-        ),
-        "quality": {
-            "reasons": result.reasons,
-            "flags": result.flags,
-            "nulls": result.nulls,
-            "outliers": result.outliers,
+    previous = _previous_outputs(store, pointer) or TrustedManifest(source, dataset, {})
+    written = {o.key for o in [*outputs, *quarantined, *partials, *day_rows]}
+    stale = [o for o in previous.outputs() if o.key not in written]
+    store.each(lambda item: store.delete(item.bucket, item.key), stale)
+    manifest = TrustedManifest(
+        source=source,
+        dataset=dataset,
+        contract=json_object(contract.to_dict(), "contract"),
+        trusted=tuple(outputs),
+        quarantined=tuple(quarantined),
+        partials=tuple(partials),
+        day_rows=tuple(day_rows),
+        stale_days=tuple(sorted({o.day for o in previous.trusted if o.key not in written})),
+        counts=result.counts(),
+        mean_quality_score=result.mean_quality_score,
+        days={
+            day.isoformat(): json_object(q.to_dict(), f"days.{day}")
+            for day, q in sorted(result.days.items())
         },
-    }
+        stale_quality_days=tuple(sorted(set(previous.days) - {d.isoformat() for d in result.days})),
+        quality=QualityTotals(result.reasons, result.flags, result.nulls, result.outliers),
+    )
     out.put_bytes(
-        settings.trusted_bucket, manifest_key, json.dumps(manifest).encode(), "application/json"
+        settings.trusted_bucket,
+        manifest_key,
+        json.dumps(manifest.to_dict()).encode(),
+        "application/json",
     )
     # Its outputs are in: the hand-over has served (the bucket's lifecycle rule stays as the
     # net for a run that stopped before this).
-    store.delete(staged["bucket"], staged["key"])
+    store.delete(staged.bucket, staged.key)
     return _trusted_section(manifest, pointer, out.byte_count)
 
 
@@ -196,12 +184,12 @@ def _put_day_rows(
     dataset: str,
     source: SourceObject,
     files: dict[date, trusted_stage.DayFile],
-    put: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
+    put: list[DayPointer],
+) -> list[DayRowsPointer]:
     """The rows of the file's small days (`put`: the day files' pointers), day after day, in
     one object (its pointer, with the days in it, in a list as the other outputs are; none for
     a file of few days)."""
-    small = sorted(date.fromisoformat(p["day"]) for p in put if is_small_day(p))
+    small = sorted(date.fromisoformat(p.day) for p in put if p.is_small)
     days: list[date] = []
     rows = 0
     for day in small:
@@ -216,12 +204,9 @@ def _put_day_rows(
     key = lake.day_rows_key(dataset, source)
     out.put_bytes(bucket, key, write_parquet(table, whose), PARQUET)
     return [
-        {
-            "bucket": bucket,
-            "key": key,
-            "days": [d.isoformat() for d in days],
-            "rows": [files[d].rows for d in days],
-        }
+        DayRowsPointer(
+            bucket, key, tuple(d.isoformat() for d in days), tuple(files[d].rows for d in days)
+        )
     ]
 
 
@@ -232,7 +217,7 @@ def _put_partials(
     source: SourceObject,
     result: trusted_stage.TrustedResult,
     contract: Contract,
-) -> list[dict[str, Any]]:
+) -> list[PartialsPointer]:
     """Put the file's partial summaries of all its days as one object (`summary_date` says
     whose rows); its pointer, in a list as the other outputs are."""
     days = sorted(result.trusted)
@@ -247,4 +232,4 @@ def _put_partials(
     table = pa.concat_tables(tables).cast(schema) if tables else schema.empty_table()
     key = lake.partials_key(dataset, source)
     out.put_bytes(bucket, key, write_parquet(table), PARQUET)
-    return [{"bucket": bucket, "key": key, "days": len(days), "rows": table.num_rows}]
+    return [PartialsPointer(bucket, key, len(days), table.num_rows)]

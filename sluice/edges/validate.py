@@ -9,7 +9,6 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -17,9 +16,7 @@ from botocore.exceptions import ClientError
 
 from sluice import lake
 from sluice.config import CONTRACTS_DIR, Settings
-from sluice.contracts import (
-    Contract,
-)
+from sluice.contracts import Contract
 from sluice.edges.common import CONTRACT_METADATA, Outputs
 from sluice.edges.contracts import adopter, contract_for
 from sluice.edges.quarantine import quarantine_bad_input, quarantine_file
@@ -38,12 +35,7 @@ from sluice.ports import StageStore
 from sluice.prefetch import prefetch
 from sluice.reasons import ReasonCode
 from sluice.stages.validate import check_columns, sample_of
-
-if TYPE_CHECKING:
-    pass
-else:
-    pass
-
+from sluice.state import ContractRef, ExecutionState, Pointer, ValidateSection
 
 STAGED_COMPRESSION = "lz4"  # internal hand-over to Trusted: fast beats small
 STAGED_ROWS = 1 << 17
@@ -89,7 +81,7 @@ def stage_file(
         sample, rest = sample_of(batches)
         judged_by = check_columns(opened.schema, sample, dataset, contract, adopt)
         metadata = {CONTRACT_METADATA: json.dumps(judged_by.to_dict()).encode()}
-        rows = _write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
+        rows = write_staged(staged_path, opened.schema.with_metadata(metadata), sample, rest)
     finally:
         batches.close()
     if rows == 0:
@@ -97,7 +89,7 @@ def stage_file(
     return Staged(opened.format, rows, judged_by, opened.sheets)
 
 
-def _write_staged(
+def write_staged(
     path: Path, schema: pa.Schema, sample: pa.Table, rest: Iterator[pa.RecordBatch]
 ) -> int:
     """Stream the file's batches into the staged Parquet file; the number of rows."""
@@ -156,13 +148,12 @@ def _source_gone(source: SourceObject) -> Iterator[None]:
 
 
 def validate(
-    state: dict[str, Any],
+    state: ExecutionState,
     store: StageStore,
     settings: Settings,
     contracts_dir: Path = CONTRACTS_DIR,
-) -> dict[str, Any]:
-    source = SourceObject.from_dict(state["source"])
-    dataset = str(state["dataset"])
+) -> ValidateSection:
+    source, dataset = state.source, state.dataset
     out = Outputs(store)
     try:
         with _source_gone(source):
@@ -199,17 +190,13 @@ def validate(
         raise
     contract = staged.contract
     # An xlsx file says which sheets it was read from, and why the others were skipped.
-    sheets = {} if staged.sheets is None else {"sheets": staged.sheets.to_dict()}
-    return {
-        "staged": {"bucket": settings.trusted_bucket, "key": key},
-        "format": staged.format,
-        "rows_in": staged.rows,
-        "bytes_in": size,
-        "bytes_out": out.byte_count,
-        "contract": {
-            "dataset": contract.dataset,
-            "version": contract.version,
-            "inferred": contract.inferred,
-        },
-        **sheets,
-    }
+    sheets = None if staged.sheets is None else staged.sheets.summary()
+    return ValidateSection(
+        staged=Pointer(settings.trusted_bucket, key),
+        format=staged.format,
+        rows_in=staged.rows,
+        bytes_in=size,
+        bytes_out=out.byte_count,
+        contract=ContractRef(contract.dataset, contract.version, contract.inferred),
+        sheets=sheets,
+    )

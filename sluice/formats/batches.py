@@ -11,6 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from sluice.state import Sheets
+
 RECORD_BATCH_ROWS = 1 << 16
 
 
@@ -36,16 +38,14 @@ class SheetReport:
     LISTED = 10
     WHY = 120
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "read": list(self.read[: self.LISTED]),
-            "read_count": len(self.read),
-            "skipped": [
-                {"sheet": sheet, "why": why[: self.WHY]}
-                for sheet, why in self.skipped[: self.LISTED]
-            ],
-            "skipped_count": len(self.skipped),
-        }
+    def summary(self) -> Sheets:
+        """What the state says of the sheets: the first few of each kind, and the counts."""
+        return Sheets(
+            read=self.read[: self.LISTED],
+            read_count=len(self.read),
+            skipped=tuple((sheet, why[: self.WHY]) for sheet, why in self.skipped[: self.LISTED]),
+            skipped_count=len(self.skipped),
+        )
 
 
 def value_text(value: Any) -> str | None:

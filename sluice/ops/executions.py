@@ -9,7 +9,14 @@ from typing import Any
 
 from sluice.config import ABORTED, FAILED, RUNNING, SUCCEEDED, TERMINAL_STATUSES, TIMED_OUT
 from sluice.ops.target import Target, UsageError, aws_errors
-from sluice.report import ExecutionReport, build_report, error_message, execution_history
+from sluice.report import (
+    ExecutionReport,
+    build_report,
+    error_message,
+    execution_history,
+    stage_metrics,
+)
+from sluice.state import ExecutionState, StateError
 
 TERMINAL = TERMINAL_STATUSES
 RERUNNABLE = (FAILED, TIMED_OUT, ABORTED)
@@ -66,8 +73,8 @@ def error_text(error: str, cause: str) -> str:
 
 def _source_key(description: dict[str, Any]) -> str:
     try:
-        return str(json.loads(description.get("input") or "{}")["source"]["key"])
-    except (KeyError, TypeError, json.JSONDecodeError):
+        return ExecutionState.from_dict(json.loads(description.get("input") or "{}")).source.key
+    except (StateError, ValueError):
         return ""
 
 
@@ -79,15 +86,6 @@ def confirmed_status(arn: str, status: str, description: dict[str, Any], seen: s
         seen.add(arn)
         return RUNNING
     return status
-
-
-def stage_metrics(output: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The numbers (counts, bytes, durations) a stage put in the execution's output."""
-    return {
-        k: v
-        for k, v in (output.get(stage) or {}).items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
 
 
 def report_of(target: Target, arn: str) -> tuple[dict[str, Any], ExecutionReport]:
@@ -152,7 +150,7 @@ def show(target: Target, name_or_arn: str) -> dict[str, Any]:
                 "duration_ms": s.duration_ms,
                 "attempts": s.attempts,
                 "errors": [error_text(e, c) for e, c in zip(s.errors, s.causes, strict=True)],
-                "metrics": stage_metrics(output, s.name),
+                "metrics": stage_metrics(report, s.name),
             }
             for s in report.stages
         ],

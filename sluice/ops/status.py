@@ -11,9 +11,9 @@ from sluice.ops.executions import (
     list_executions,
     parse_since,
     report_of,
-    stage_metrics,
 )
 from sluice.ops.target import Target, aws_errors
+from sluice.report import stage_metrics
 
 
 def status(target: Target) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def status(target: Target) -> dict[str, Any]:
         description, report = report_of(target, succeeded[0]["executionArn"])
         latest = {
             "execution": description["name"],
-            "stages": {s.name: stage_metrics(report.output, s.name) for s in report.stages},
+            "stages": {s.name: stage_metrics(report, s.name) for s in report.stages},
         }
     return {
         "stack": target.stack,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +18,10 @@ from sluice.stages.partials import (
     partials_schema,
     split_partials,
 )
+
+if TYPE_CHECKING:
+    from sluice.state import LineageManifest
+
 from sluice.stages.record_types import (
     DAILY_SUMMARY,
     DELIVERY_STAMPS,
@@ -136,35 +140,34 @@ LINEAGE_SCHEMA = pa.schema(
 )
 
 
-def lineage_table(manifest: dict[str, Any]) -> pa.Table:
+def lineage_table(manifest: LineageManifest) -> pa.Table:
     """The lineage manifest as rows of the `lineage` table: one per output file."""
-    source = manifest["source"]
-    durations = manifest["durations_ms"]
+    source, durations = manifest.source, manifest.durations_ms
     common = {
-        "execution": manifest["execution"],
-        "dataset": manifest["dataset"],
-        "raw_bucket": source["bucket"],
-        "raw_key": source["key"],
-        "raw_version": source.get("version_id") or None,
-        "raw_etag": source.get("etag") or None,
-        "contract_version": manifest["contract"]["version"],
-        "contract_inferred": bool(manifest["contract"].get("inferred", False)),
-        "rows_in": manifest["counts"]["rows_in"],
-        "validate_ms": durations.get("validate"),
-        "trusted_ms": durations.get("trusted"),
-        "delivery_ms": durations.get("delivery"),
-        "delivered_at": datetime.fromisoformat(manifest["delivered_at"]),
+        "execution": manifest.execution,
+        "dataset": manifest.dataset,
+        "raw_bucket": source.bucket,
+        "raw_key": source.key,
+        "raw_version": source.version_id or None,
+        "raw_etag": source.etag or None,
+        "contract_version": manifest.contract.version,
+        "contract_inferred": manifest.contract.inferred,
+        "rows_in": manifest.counts.rows_in,
+        "validate_ms": durations.validate,
+        "trusted_ms": durations.trusted,
+        "delivery_ms": durations.delivery,
+        "delivered_at": datetime.fromisoformat(manifest.delivered_at),
     }
     rows = [
         {
             **common,
-            "layer": item["layer"],
-            "record_type": item.get("record_type"),
-            "output_bucket": item["bucket"],
-            "output_key": item["key"],
-            "output_day": date.fromisoformat(item["day"]),
-            "output_rows": item["rows"],
+            "layer": item.layer,
+            "record_type": item.record_type,
+            "output_bucket": item.bucket,
+            "output_key": item.key,
+            "output_day": date.fromisoformat(item.day),
+            "output_rows": item.rows,
         }
-        for item in manifest["outputs"]
+        for item in manifest.outputs
     ]
     return pa.Table.from_pylist(rows, schema=LINEAGE_SCHEMA)

@@ -19,6 +19,7 @@ from sluice.aws import ObjectStore, RangedReader, StreamingUpload
 from sluice.edges import common
 from sluice.edges import delivery as delivery_edge
 from sluice.stages import delivery as delivery_stage
+from sluice.state import DayPointer, OutputFile
 
 DELIVERED_AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 VERSION = "0.1.0"
@@ -112,10 +113,10 @@ def test_detail_of_a_day_file_in_row_groups_has_exactly_the_rows_of_the_whole_ta
     monkeypatch.setattr(delivery_edge, "DETAIL_ROWS", 100_000)
     monkeypatch.setattr(delivery_edge, "DETAIL_BATCH_ROWS", 40_000)
     out = common.Outputs(store)
-    item = {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"}
+    item = DayPointer("trusted", "t/day.parquet", "2024-01-15")
 
     # When Delivery writes its DETAIL file
-    pointer = delivery_edge._put_detail(
+    pointer = delivery_edge.put_detail(
         out, item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION
     )
 
@@ -125,13 +126,9 @@ def test_detail_of_a_day_file_in_row_groups_has_exactly_the_rows_of_the_whole_ta
     expected = delivery_stage.detail(pq.read_table(io.BytesIO(body)), DELIVERED_AT, VERSION)
     assert detail.schema == expected.schema
     assert detail.equals(expected)
-    assert pointer == {
-        "bucket": "delivery",
-        "key": "d/day.parquet",
-        "record_type": "DETAIL",
-        "day": "2024-01-15",
-        "rows": 300_000,
-    }
+    assert pointer == OutputFile(
+        "delivery", "delivery", "d/day.parquet", "2024-01-15", 300_000, "DETAIL"
+    )
     # with row groups of at least 100k rows, each gathered from 40k + 10k + 40k + 10k
     metadata = pq.ParquetFile(io.BytesIO(written)).metadata
     groups = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
@@ -158,9 +155,9 @@ def test_the_day_file_is_read_by_ranges_one_row_group_at_a_time(
     ]
 
     # When Delivery writes its DETAIL file
-    delivery_edge._put_detail(
+    delivery_edge.put_detail(
         common.Outputs(store),
-        {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"},
+        DayPointer("trusted", "t/day.parquet", "2024-01-15"),
         "delivery",
         "d/day.parquet",
         DELIVERED_AT,
@@ -183,10 +180,10 @@ def test_a_day_smaller_than_a_detail_row_group_is_one_row_group(
 ) -> None:
     # Given the day file of 300k rows in six row groups, fewer than a DETAIL row group's 512k
     store, _, _ = day_file
-    item = {"bucket": "trusted", "key": "t/day.parquet", "day": "2024-01-15"}
+    item = DayPointer("trusted", "t/day.parquet", "2024-01-15")
 
     # When Delivery writes its DETAIL file
-    pointer = delivery_edge._put_detail(
+    pointer = delivery_edge.put_detail(
         common.Outputs(store), item, "delivery", "d/day.parquet", DELIVERED_AT, VERSION
     )
 
@@ -194,7 +191,7 @@ def test_a_day_smaller_than_a_detail_row_group_is_one_row_group(
     written = pq.ParquetFile(io.BytesIO(store.objects[("delivery", "d/day.parquet")]))
     assert delivery_edge.DETAIL_ROWS == 524_288
     assert (written.metadata.num_row_groups, written.metadata.row_group(0).num_rows) == (1, 300_000)
-    assert pointer["rows"] == 300_000
+    assert pointer.rows == 300_000
 
 
 def test_a_streaming_upload_sends_full_parts_and_the_rest_last() -> None:

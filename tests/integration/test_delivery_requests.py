@@ -17,6 +17,7 @@ from sluice.edges import common
 from sluice.edges import trusted as trusted_edge
 from sluice.lake import SourceObject
 from tests.emf import SETTINGS
+from tests.support import run_edge
 
 HEADER = "id,name,amount,date,category\n"
 
@@ -41,11 +42,11 @@ def test_delivery_requests_for_the_1st_10th_and_50th_file_of_a_day(s3: Any) -> N
         source = SourceObject("raw", key, etag=head["ETag"], size=head["ContentLength"])
         state: dict[str, Any] = {"execution": f"e{n}", "dataset": "transactions"}
         state["source"] = source.to_dict()
-        state["validate"] = pipeline.validate(state, store, SETTINGS)
-        state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+        state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
+        state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
         requests.clear()
         counting[0] = True
-        state["delivery"] = pipeline.deliver(state, store, SETTINGS)
+        state["delivery"] = run_edge(pipeline.deliver, state, store, SETTINGS)
         counting[0] = False
         per_file[n] = dict(requests)
 
@@ -88,7 +89,7 @@ def run_stages(s3: Any, store: ObjectStore, name: str, body: str) -> dict[str, C
         ("delivery", pipeline.deliver),
     ):
         stage[0] = name_
-        state[name_] = run(state, store, SETTINGS)
+        state[name_] = run_edge(run, state, store, SETTINGS)
     stage[0] = ""
     s3.meta.events.unregister("before-send.s3.*", count)
     return requests
@@ -183,16 +184,16 @@ def test_a_delivery_without_its_hand_over_or_with_another_runs_reads_the_day_fil
     source = SourceObject("raw", key, etag=head["ETag"], size=head["ContentLength"])
     state: dict[str, Any] = {"execution": "e1", "dataset": "transactions"}
     state["source"] = source.to_dict()
-    state["validate"] = pipeline.validate(state, store, SETTINGS)
-    state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+    state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
+    state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
     handed = lake.day_rows_key("transactions", source)
     body = store.get_bytes("trusted", handed)
-    pipeline.deliver(state, store, SETTINGS)
+    run_edge(pipeline.deliver, state, store, SETTINGS)
     first = _details(store)
     assert len(first) == 20
     assert store.list_keys("trusted", handed) == []
     # When Delivery runs again (a rerun) with its hand-over gone
-    pipeline.deliver(state, store, SETTINGS)
+    run_edge(pipeline.deliver, state, store, SETTINGS)
     # Then it reads the TRUSTED day files and makes the same DETAIL rows
     assert _details(store) == first
     # When a hand-over of another version's rows (as many, in another order) stands at its key
@@ -203,7 +204,7 @@ def test_a_delivery_without_its_hand_over_or_with_another_runs_reads_the_day_fil
     reversed_rows = table.take(list(range(table.num_rows - 1, -1, -1)))
     pq.write_table(reversed_rows.replace_schema_metadata(metadata), stale)
     s3.put_object(Bucket="trusted", Key=handed, Body=stale.getvalue())
-    pipeline.deliver(state, store, SETTINGS)
+    run_edge(pipeline.deliver, state, store, SETTINGS)
     # Then it is not used: the rows are the day files', and it is removed all the same
     assert _details(store) == first
     assert store.list_keys("trusted", handed) == []

@@ -15,6 +15,7 @@ from sluice.config import Settings
 from sluice.errors import SluiceDataError
 from sluice.lake import SourceObject
 from tests.emf import SETTINGS
+from tests.support import run_edge
 
 LIMITS = {"csv": 4000, "jsonl": 1000}
 LIMITED = dataclasses.replace(SETTINGS, max_file_bytes=4000, file_limits=LIMITS)
@@ -51,7 +52,7 @@ def test_a_name_without_a_format_is_held_to_its_contents_limit(s3: Any) -> None:
 
     # When Validate runs
     with pytest.raises(SluiceDataError) as refused:
-        pipeline.validate(state, ObjectStore(s3), LIMITED)
+        run_edge(pipeline.validate, state, ObjectStore(s3), LIMITED)
 
     # Then it is FILE_TOO_LARGE against JSON Lines' limit, quarantined with its reason
     assert refused.value.to_dict() == {

@@ -26,6 +26,7 @@ from sluice.lake import SourceObject
 from sluice.stages import delivery
 from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
+from tests.support import run_edge
 
 DAY = date(2024, 1, 15)
 
@@ -93,7 +94,7 @@ def test_a_hostile_contract_fails_its_file_typed_and_quarantined(
 
     # When Validate runs
     with pytest.raises(SluiceDataError) as err:
-        pipeline.validate(state, store, SETTINGS)
+        run_edge(pipeline.validate, state, store, SETTINGS)
 
     # Then the error is typed, names the contract and the field, and nothing was staged
     assert err.value.reason == "INVALID_CONTRACT"
@@ -111,8 +112,8 @@ def test_a_hostile_contract_fails_its_file_typed_and_quarantined(
 
     # And once the contract is fixed, the same file runs
     s3.put_object(Bucket="raw", Key="_contracts/orders.yaml", Body=GOOD.encode())
-    state["validate"] = pipeline.validate(state, store, SETTINGS)
-    state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+    state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
+    state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
     assert (state["trusted"]["rows_trusted"], state["trusted"]["rows_quarantined"]) == (2, 0)
     ledger.record(2, 2)
 
@@ -216,14 +217,14 @@ def test_files_arriving_at_once_are_judged_by_one_adopted_contract(
     # (and `first`'s conditional write lands first)
     def validate(name: str) -> dict[str, Any]:
         threading.current_thread().name = name
-        return pipeline.validate(states[name], store, SETTINGS)
+        return run_edge(pipeline.validate, states[name], store, SETTINGS)
 
     with ThreadPoolExecutor(2) as pool:
         results = dict(zip(states, pool.map(validate, states), strict=True))
     for name, state in states.items():
         state["validate"] = results[name]
-        state["trusted"] = pipeline.trusted(state, store, SETTINGS)
-        state["delivery"] = pipeline.deliver(state, store, SETTINGS)
+        state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
+        state["delivery"] = run_edge(pipeline.deliver, state, store, SETTINGS)
 
     # Then the dataset's contract is the first file's, saved once
     saved = store.get_bytes("trusted", f"readings/{INFERRED_CONTRACT}")
@@ -256,12 +257,12 @@ def test_the_adopted_contract_is_kept_for_later_files(s3: Any) -> None:
     # Given a dataset whose first file's contract was adopted (temp float)
     store = ObjectStore(s3)
     first = put_raw(s3, "readings/float.csv", FLOAT_FILE)
-    pipeline.validate(first, store, SETTINGS)
+    run_edge(pipeline.validate, first, store, SETTINGS)
     adopted = store.get_bytes("trusted", f"readings/{INFERRED_CONTRACT}")
 
     # When a later file that would infer temp as text is validated
     later = put_raw(s3, "readings/text.csv", TEXT_FILE)
-    section = pipeline.validate(later, store, SETTINGS)
+    section = run_edge(pipeline.validate, later, store, SETTINGS)
 
     # Then the saved contract is unchanged and the file is staged to be judged by it
     assert store.get_bytes("trusted", f"readings/{INFERRED_CONTRACT}") == adopted
@@ -280,7 +281,7 @@ def test_a_file_no_contract_can_be_inferred_from_adopts_nothing(s3: Any) -> None
 
     # When Validate runs
     with pytest.raises(SluiceDataError) as err:
-        pipeline.validate(state, store, SETTINGS)
+        run_edge(pipeline.validate, state, store, SETTINGS)
 
     # Then it fails typed, saying why and what to do, adopts nothing and is quarantined
     assert err.value.reason == "INVALID_CONTRACT"

@@ -27,6 +27,7 @@ from sluice.errors import SluiceDataError
 from sluice.lake import SourceObject
 from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
+from tests.support import run_edge
 
 SEED = 14
 MUTATIONS_PER_BASE = 11
@@ -291,8 +292,8 @@ def run_case(s3: Any, store: ObjectStore, number: int, item: Base) -> tuple[str,
     source = SourceObject("raw", key, etag=head["ETag"], size=head["ContentLength"])
     state: dict[str, Any] = {"execution": "e", "dataset": item.dataset, "source": source.to_dict()}
     try:
-        state["validate"] = pipeline.validate(state, store, SETTINGS)
-        state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+        state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
+        state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
     except SluiceDataError as error:
         prefix = lake.quarantine_file_prefix(item.dataset, source)
         copy = s3.get_object(Bucket="quarantine", Key=prefix + source.name)["Body"].read()

@@ -16,6 +16,7 @@ from sluice.config import CONTRACTS_DIR, Settings
 from sluice.errors import SluiceDataError
 from sluice.lake import SourceObject
 from tests.fakes import MemoryStore, MemoryWorkflow
+from tests.support import run_edge
 
 SETTINGS = Settings(
     raw_bucket="raw",
@@ -72,9 +73,9 @@ def state_of(source: SourceObject, dataset: str = "transactions") -> dict[str, A
 def run(store: MemoryStore, source: SourceObject) -> dict[str, Any]:
     """The three stages on one RAW object, as the workflow runs them."""
     state = state_of(source)
-    state["validate"] = pipeline.validate(state, store, SETTINGS)
-    state["trusted"] = pipeline.trusted(state, store, SETTINGS)
-    state["delivery"] = pipeline.deliver(state, store, SETTINGS)
+    state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
+    state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
+    state["delivery"] = run_edge(pipeline.deliver, state, store, SETTINGS)
     return state
 
 
@@ -98,7 +99,7 @@ def test_a_small_csv_goes_through_validate_trusted_and_delivery() -> None:
     state = state_of(source)
 
     # When Validate runs
-    state["validate"] = pipeline.validate(state, store, SETTINGS)
+    state["validate"] = run_edge(pipeline.validate, state, store, SETTINGS)
     # Then it read the object and looked for a RAW contract (.yaml, .yml) before the bundled
     # one, and staged the file in TRUSTED as Parquet that carries the contract
     assert dict(store.requests) == {"head": 1, "get": 3, "put": 1}
@@ -114,7 +115,7 @@ def test_a_small_csv_goes_through_validate_trusted_and_delivery() -> None:
 
     # When Trusted runs
     store.requests.clear()
-    state["trusted"] = pipeline.trusted(state, store, SETTINGS)
+    state["trusted"] = run_edge(pipeline.trusted, state, store, SETTINGS)
     # Then it put a day file per day, the refused row in QUARANTINE, its partial summaries and
     # its manifest, and removed the staged hand-over
     assert dict(store.requests) == {"get": 2, "put": 5, "delete": 1}
@@ -137,7 +138,7 @@ def test_a_small_csv_goes_through_validate_trusted_and_delivery() -> None:
 
     # When Delivery runs
     store.requests.clear()
-    state["delivery"] = pipeline.deliver(state, store, SETTINGS)
+    state["delivery"] = run_edge(pipeline.deliver, state, store, SETTINGS)
     # Then it read the manifest, each day file, the partials once and each day's summary (none
     # yet), and put per day DETAIL, QUALITY and the summary, then the lineage
     assert dict(store.requests) == {"get": 6, "put": 8}
@@ -208,7 +209,7 @@ def test_a_contract_in_raw_wins_over_the_bundled_one(suffix: str) -> None:
     store.put_bytes("raw", f"_contracts/transactions{suffix}", RAW_CONTRACT.encode(), "text/yaml")
     source = upload(store, f"{HEADER}1,A,10,2024-01-15,Sales\n")
     # When Validate runs
-    section = pipeline.validate(state_of(source), store, SETTINGS)
+    section = run_edge(pipeline.validate, state_of(source), store, SETTINGS)
     # Then the file is judged by RAW's, and staged with it
     assert section["contract"] == {"dataset": "transactions", "version": "9", "inferred": False}
     staged = pq.read_schema(io.BytesIO(store.body("trusted", STAGED))).metadata
@@ -222,7 +223,7 @@ def test_the_bundled_contract_wins_over_an_inferred_one() -> None:
     store.put_bytes("trusted", "transactions/_inferred_contract.yaml", inferred, "text/yaml")
     source = upload(store, f"{HEADER}1,A,10,2024-01-15,Sales\n")
     # When Validate runs
-    section = pipeline.validate(state_of(source), store, SETTINGS, CONTRACTS_DIR)
+    section = run_edge(pipeline.validate, state_of(source), store, SETTINGS, CONTRACTS_DIR)
     # Then the file is judged by the bundled contract, and the inferred one is left as it was
     assert section["contract"] == {"dataset": "transactions", "version": "2", "inferred": False}
     assert store.body("trusted", "transactions/_inferred_contract.yaml") == inferred
@@ -235,7 +236,7 @@ def test_without_a_contract_the_first_files_inferred_one_is_adopted_for_the_next
     store = MemoryStore(versioned={"raw"})
     first = upload(store, "id,amount\n1,2.5\n", "ledger/year=2024/month=03/day=01/a.csv")
     # When its first file is validated
-    section = pipeline.validate(state_of(first, "ledger"), store, SETTINGS, tmp_path)
+    section = run_edge(pipeline.validate, state_of(first, "ledger"), store, SETTINGS, tmp_path)
     # Then a contract is inferred from it and put in TRUSTED where none was
     assert section["contract"] == {"dataset": "ledger", "version": "1", "inferred": True}
     adopted = store.body("trusted", "ledger/_inferred_contract.yaml")
@@ -243,7 +244,7 @@ def test_without_a_contract_the_first_files_inferred_one_is_adopted_for_the_next
     # When a second file, whose amounts would be inferred as int, is validated
     second = upload(store, "id,amount\n2,3\n", "ledger/year=2024/month=03/day=01/b.csv")
     store.requests.clear()
-    section = pipeline.validate(state_of(second, "ledger"), store, SETTINGS, tmp_path)
+    section = run_edge(pipeline.validate, state_of(second, "ledger"), store, SETTINGS, tmp_path)
     # Then it is judged by the adopted contract, which stays as it was
     assert section["contract"] == {"dataset": "ledger", "version": "1", "inferred": True}
     assert store.body("trusted", "ledger/_inferred_contract.yaml") == adopted
@@ -299,7 +300,7 @@ def test_a_file_refused_whole_is_copied_to_quarantine_with_its_reason() -> None:
     source = upload(store, body)
     # When Validate runs
     with pytest.raises(SluiceDataError, match="required columns missing: amount") as refused:
-        pipeline.validate(state_of(source), store, SETTINGS)
+        run_edge(pipeline.validate, state_of(source), store, SETTINGS)
     # Then the original (the version the event named) is copied to QUARANTINE with a reason,
     # nothing is staged, and RAW keeps the object
     assert refused.value.reason == "MISSING_COLUMNS"
@@ -326,7 +327,7 @@ def test_a_raw_contract_that_does_not_load_quarantines_the_file() -> None:
     source = upload(store, f"{HEADER}1,A,10,2024-01-15,Sales\n")
     # When Validate runs
     with pytest.raises(SluiceDataError) as refused:
-        pipeline.validate(state_of(source), store, SETTINGS)
+        run_edge(pipeline.validate, state_of(source), store, SETTINGS)
     # Then the file is quarantined with the contract's error, to rerun once it is fixed
     assert refused.value.reason == "INVALID_CONTRACT"
     reason = json.loads(store.body("quarantine", f"{QUARANTINED}reason.json"))

@@ -348,7 +348,7 @@ def test_xlsx_cover_page_is_skipped_and_every_sheet_of_the_header_is_read(
         {"id": "2", "amount": "3"},
         {"id": "3", "amount": "4"},
     ]
-    assert report.to_dict() == {
+    assert report.summary().to_dict() == {
         "read": ["Jan", "Feb"],
         "read_count": 2,
         "skipped": [
@@ -379,7 +379,7 @@ def test_xlsx_sheets_are_chosen_by_the_contract(tmp_path: Path) -> None:
         {"id": "1", "amount": "2", "extra": "e"},
         {"id": "2", "amount": "5", "extra": None},
     ]
-    assert [s["why"] for s in report.to_dict()["skipped"]] == [
+    assert [s["why"] for s in report.summary().to_dict()["skipped"]] == [
         "header lacks the contract's required columns: id",
         "header lacks the contract's required columns: id",
     ]

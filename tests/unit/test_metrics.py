@@ -11,7 +11,8 @@ from sluice import metrics
 from sluice.config import PROJECT_ROOT
 from sluice.errors import SluiceDataError, SluiceTransientError
 from sluice.pipeline import StartOutcome
-from tests.emf import RESULTS, published_series, run_stage_handler, run_starter
+from sluice.state import StateError
+from tests.emf import RESULTS, emf_documents, published_series, run_stage_handler, run_starter
 
 
 def _document(service: str, series: list[tuple[str, str, list[float]]]) -> dict[str, object]:
@@ -145,11 +146,15 @@ def test_an_event_without_a_dataset_publishes_per_stage_only(
 ) -> None:
     # Given an event that names no dataset
     # When the trusted handler runs
-    (document,) = run_stage_handler("trusted", RESULTS["trusted"], monkeypatch, capsys, None)
+    with pytest.raises(StateError, match=r"state\.dataset: expected str, got None"):
+        run_stage_handler("trusted", RESULTS["trusted"], monkeypatch, capsys, None)
 
-    # Then the metrics keep their [service] series and no empty dataset is made up
+    # Then the state is refused before any work, as a stage error; the metrics keep their
+    # [service] series and no empty dataset is made up
+    (document,) = emf_documents(capsys.readouterr().out)
     assert document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert "dataset" not in document
+    assert document["StageErrors"] == [1.0]
 
 
 def test_a_warm_function_publishes_each_invocation_under_its_own_dataset(

@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sluice.state import RowCounts
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -28,16 +30,6 @@ class DayFile:
     rows: int
     # TRUSTED days only: the file's share of the day's summary (`delivery.partial_summary`)
     partial: pa.Table | None = None
-
-
-def _row_counts(rows_in: int, trusted: int, quarantined: int, duplicates: int) -> dict[str, int]:
-    """Where a file's or a day's rows went, under the names the Trusted manifest gives them."""
-    return {
-        "rows_in": rows_in,
-        "rows_trusted": trusted,
-        "rows_quarantined": quarantined,
-        "duplicates": duplicates,
-    }
 
 
 @dataclass
@@ -68,7 +60,7 @@ class DayQuality:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            **_row_counts(self.rows_in, self.trusted, self.quarantined, self.duplicates),
+            **RowCounts(self.rows_in, self.trusted, self.quarantined, self.duplicates).to_dict(),
             "quarantined_by_reason": dict(sorted(self.reasons.items())),
             "null_counts": dict(sorted(self.nulls.items())),
             "outliers": self.outliers,
@@ -112,8 +104,8 @@ class TrustedResult:
         """One day's output as a table (for tests and tools; the pipeline uploads the file)."""
         return pq.read_table((self.quarantined if quarantine else self.trusted)[day].path)
 
-    def counts(self) -> dict[str, int]:
-        return _row_counts(self.rows_in, self.rows_trusted, self.rows_quarantined, self.duplicates)
+    def counts(self) -> RowCounts:
+        return RowCounts(self.rows_in, self.rows_trusted, self.rows_quarantined, self.duplicates)
 
     @property
     def mean_quality_score(self) -> float | None:
