@@ -98,7 +98,8 @@ def test_lambda_retries_nothing_of_its_own(dev: Synth, prod: Synth) -> None:
     # Given both stacks
     for stack in (dev, prod):
         # Then no function has an asynchronous-invoke config, nor its event source a retry count
-        assert len(stack.resources("AWS::Lambda::EventInvokeConfig")) == retries.ASYNC_INVOKE_CONFIGS
+        configs = stack.resources("AWS::Lambda::EventInvokeConfig")
+        assert len(configs) == retries.ASYNC_INVOKE_CONFIGS
         for mapping in stack.resources("AWS::Lambda::EventSourceMapping").values():
             assert "MaximumRetryAttempts" not in mapping["Properties"]
 
