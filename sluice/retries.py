@@ -60,9 +60,7 @@ def _number(value: float) -> int | float:
 # --- the workflow (statemachine/pipeline.asl.json) -------------------------------------------
 
 STAGE_TASKS = tuple(
-    state
-    for stage in ("Validate", "Trusted", "Delivery")
-    for state in (stage, f"{stage}Again")
+    state for stage in ("Validate", "Trusted", "Delivery") for state in (stage, f"{stage}Again")
 )
 DEAD_LETTER_TASKS = ("ValidateFailed", "TrustedFailed", "DeliveryFailed")
 
@@ -128,6 +126,20 @@ BOTOCORE = Retry(
 BOTOCORE_MODE: Literal["standard"] = "standard"
 
 
+# The local cloud's state machine interpreter calls Lambda and SQS once per attempt: the
+# definition's Retry (WORKFLOW) retries, as Step Functions does, not botocore underneath it.
+LOCAL_INTERPRETER = Retry(
+    what="the local interpreter's lambda:invoke and sqs:sendMessage calls",
+    errors=(),
+    attempts=1,
+    interval_seconds=None,
+    backoff=1,
+    jitter=None,
+    where=("sluice.local._moto_iam (botocore total_max_attempts)",),
+    note="no retry of its own: the definition's Retry applies",
+)
+
+
 # --- a day's summary (sluice.edges.summary) --------------------------------------------------
 
 # A compare-and-swap that another delivery won is read again and redone; after the last
@@ -175,4 +187,4 @@ LOCAL_VISIBILITY_TIMEOUT_SECONDS = 2
 # sets no EventInvokeConfig and no MaximumRetryAttempts. tests/infra/test_retries.py holds that.
 ASYNC_INVOKE_CONFIGS = 0
 
-ALL = (*WORKFLOW, BOTOCORE, SUMMARY_CAS, INGEST_RECEIVES)
+ALL = (*WORKFLOW, BOTOCORE, LOCAL_INTERPRETER, SUMMARY_CAS, INGEST_RECEIVES)
