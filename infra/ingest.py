@@ -1,4 +1,4 @@
-"""RAW object events → ingest queue → starter function."""
+"""RAW object events → ingest queue → starter function → the state machine."""
 
 from __future__ import annotations
 
@@ -9,17 +9,16 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.settings import EnvironmentSettings
 from sluice.config import PipelineNames
+from sluice.retries import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
 
-# Lambda's advice for SQS event sources: a visibility timeout of at least six times the
-# function timeout, so a message is not handed out again while throttled retries still run.
-VISIBILITY_TIMEOUT_FACTOR = 6
-# An event that failed this many starter invocations is not transient: park it in the DLQ.
-MAX_RECEIVE_COUNT = 5
+__all__ = ["MAX_RECEIVE_COUNT", "VISIBILITY_TIMEOUT_FACTOR", "Ingest", "queue_encryption"]
+
 # The longest SQS keeps a message; a parked event must wait for a human that long.
 DLQ_RETENTION = Duration.days(14)
 _NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler"
@@ -47,7 +46,13 @@ def queue_encryption(key: kms.IKey | None) -> dict[str, object]:
 
 
 class Ingest(Construct):
-    """The ingest queue and its DLQ, fed by RAW's object-created events, drained by the starter."""
+    """The ingest queue and its DLQ, fed by RAW's object-created events, and their consumer: the
+    starter's event source, and the state machine the starter starts executions of.
+
+    The starter's function itself is built with the other stage functions (`Workflow`: one code
+    asset, layer, role and log group pattern for all four); its logical ids, and so its named
+    function and log group, stay where existing stacks have them.
+    """
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class Ingest(Construct):
         names: PipelineNames,
         raw_bucket: s3.IBucket,
         starter: lambda_.Function,
+        state_machine: sfn.IStateMachine,
         key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -68,6 +74,7 @@ class Ingest(Construct):
         self.queue = self._queue()
         self._subscribe(raw_bucket)
         self._drain_with(starter)
+        starter.add_environment("SLUICE_STATE_MACHINE_ARN", state_machine.state_machine_arn)
 
     def _dead_letter_queue(self) -> sqs.Queue:
         queue = sqs.Queue(

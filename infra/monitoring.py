@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -50,6 +51,8 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
+        if key is not None:
+            self._let_cloudwatch_publish(key)
         self.topic = sns.Topic(
             self,
             "Alarms",
@@ -80,6 +83,17 @@ class Monitoring(Construct):
         self._function_alarms(functions)
         self._data_alarms()
         self.dashboard = self._dashboard(functions, state_machine, queues)
+
+    @staticmethod
+    def _let_cloudwatch_publish(key: kms.IKey) -> None:
+        # CloudWatch publishes alarms to the topic, which the key encrypts.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+            )
+        )
 
     def _alarm(
         self,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import App, Aspects, CfnOutput, Environment, Stack, Tags
-from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from constructs import Construct
 
@@ -71,27 +70,18 @@ class SluiceStack(Stack):
             names=names,
             raw_bucket=self.storage.raw,
             starter=self.workflow.starter,
+            state_machine=self.workflow.state_machine,
             key=self.storage.messaging_key,
         )
 
         self.catalog = Catalog(
             self, "Catalog", settings=settings, storage=self.storage, contracts=bundled_contracts()
         )
-        key = self.storage.messaging_key
-        if key is not None:
-            # CloudWatch publishes alarms to the encrypted topic.
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                    resources=["*"],
-                )
-            )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             settings=settings,
-            key=key,
+            key=self.storage.messaging_key,
             functions=self.workflow.functions,
             state_machine=self.workflow.state_machine,
             queues={

@@ -16,6 +16,7 @@ from infra.ingest import DLQ_REDRIVE_SUPPRESSION, MAX_MESSAGE_BYTES, queue_encry
 from infra.layer import DependencyLayer
 from infra.settings import EnvironmentSettings, stage_timeout
 from infra.storage import Storage
+from infra.tracing import FUNCTION_TRACING, STATE_MACHINE_TRACING, TRACING_SUPPRESSION
 from sluice import grants
 from sluice.config import (
     ASL_PATH,
@@ -45,18 +46,9 @@ CODE_EXCLUDE = [
     "*.pyc",
 ]
 
-# What CDK grants for X-Ray tracing and state machine log delivery is `Resource: *` by necessity.
 _RUNTIME_REASON = (
     "The runtime is pinned to the Python version the dependency layer is built for (3.12); "
     "moving to a newer runtime is a deliberate change of requirements/lambda.txt and the layer."
-)
-_TRACING_SUPPRESSION = NagPackSuppression(
-    id="AwsSolutions-IAM5",
-    reason=(
-        "X-Ray (PutTraceSegments, PutTelemetryRecords, GetSampling*) and CloudWatch Logs "
-        "vended-log delivery actions do not support resource-level permissions."
-    ),
-    applies_to=["Resource::*"],
 )
 
 
@@ -107,6 +99,8 @@ class Workflow(Construct):
 
     @property
     def starter(self) -> lambda_.Function:
+        """The starter's function, built with the others; Ingest feeds it and points it at the
+        state machine."""
         return self.functions["starter"]
 
     def _runtime_layers(self) -> list[lambda_.ILayerVersion]:
@@ -176,7 +170,7 @@ class Workflow(Construct):
             layers=self._layers,
             environment=self._environment(stage),
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=FUNCTION_TRACING,
             ephemeral_storage_size=Size.mebibytes(stage_settings.ephemeral_storage_mb),
         )
         NagSuppressions.add_resource_suppressions(
@@ -193,13 +187,13 @@ class Workflow(Construct):
                         "policy. An asynchronous-invoke DLQ would never receive anything."
                     ),
                 ),
-                _TRACING_SUPPRESSION,
+                TRACING_SUPPRESSION,
             ],
             apply_to_children=True,
         )
         NagSuppressions.add_resource_suppressions(
             role,
-            [_LOG_STREAMS_SUPPRESSION, _TRACING_SUPPRESSION],
+            [_LOG_STREAMS_SUPPRESSION, TRACING_SUPPRESSION],
             apply_to_children=True,
         )
         return function
@@ -215,7 +209,7 @@ class Workflow(Construct):
             file_limits=self._settings.file_limits,
             pipeline_version=sluice.__version__,
         )
-        # The starter learns the state machine's ARN once the state machine exists.
+        # The starter learns the state machine's ARN from Ingest, which wires it to its queue.
         return function_environment(stage, runtime_settings)
 
     def _state_machine(self) -> sfn.StateMachine:
@@ -247,12 +241,11 @@ class Workflow(Construct):
                 # Execution data holds object keys and error causes; history keeps them anyway.
                 include_execution_data=self._settings.log_execution_data,
             ),
-            tracing_enabled=True,
+            tracing_enabled=STATE_MACHINE_TRACING,
         )
         NagSuppressions.add_resource_suppressions(
-            state_machine, [_TRACING_SUPPRESSION], apply_to_children=True
+            state_machine, [TRACING_SUPPRESSION], apply_to_children=True
         )
-        self.starter.add_environment("SLUICE_STATE_MACHINE_ARN", state_machine.state_machine_arn)
         return state_machine
 
     def _arn(self, resource: grants.Resource) -> str | None:

@@ -26,6 +26,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from sluice import retries
 from sluice.errors import SluiceTransientError
 from sluice.object_files import PART_BYTES as PART_BYTES
 from sluice.object_files import RangedReader as RangedReader
@@ -48,7 +49,7 @@ _TRANSIENT_CODES = {
 }
 
 _CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": retries.BOTOCORE_MODE, "max_attempts": retries.BOTOCORE.attempts},
     connect_timeout=5,
     # A connection per transfer thread, and a few for the stage's own calls besides.
     max_pool_connections=TRANSFER_THREADS + 4,

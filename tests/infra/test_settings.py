@@ -17,24 +17,7 @@ from infra.settings import (
     StageSettings,
     load_cdk_context,
 )
-
-# cdk.json's stage sizes and the file limits they serve, the same in dev and prod.
-SIZED_STAGES = {
-    "starter": StageSettings(512, 300, 512),
-    "validate": StageSettings(1769, 300, 3584),
-    "trusted": StageSettings(4096, 300, 6144),
-    "delivery": StageSettings(1024, 300, 512),
-}
-SIZED_LIMITS = {
-    "csv": 2 * 1024**3,
-    "csv.gz": 2 * 1024**3,
-    "parquet": 512 * 1024**2,
-    "json": 128 * 1024**2,
-    "json.gz": 128 * 1024**2,
-    "jsonl": 100 * 1024**2,
-    "jsonl.gz": 100 * 1024**2,
-    "xlsx": 25 * 1024**2,
-}
+from tests.infra.template import SIZED_LIMITS, SIZED_STAGES
 
 
 def _environments() -> dict[str, Any]:

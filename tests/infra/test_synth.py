@@ -23,6 +23,7 @@ from sluice.config import (
     WORKFLOW_STAGES,
     asl_substitution_keys,
 )
+from tests.infra import template
 from tests.infra.synth import Synth
 
 pytestmark = pytest.mark.slow
@@ -32,8 +33,13 @@ BASIC_EXECUTION_ROLE = (
 )
 
 
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+# Every data bucket's last lifecycle rule (noncurrent_version_days: 30 in cdk.json).
+NONCURRENT_VERSION_EXPIRY = {
+    "Id": "noncurrent-version-expiry",
+    "Status": "Enabled",
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
+}
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -83,16 +89,10 @@ def test_lake_buckets_are_versioned_kms_encrypted_access_logged_and_private(dev:
 
 def test_every_bucket_policy_denies_plain_http(dev: Synth) -> None:
     # Given the dev stack's bucket policies
-    policies = dev.resources("AWS::S3::BucketPolicy").values()
+    policies = dev.resources("AWS::S3::BucketPolicy")
 
     # When the buckets they guard are collected with their TLS-only statements
-    tls_only = {
-        policy["Properties"]["Bucket"]["Ref"]
-        for policy in policies
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Deny"
-        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    }
+    tls_only = template.tls_only(policies, "Bucket")
 
     # Then every bucket refuses requests without TLS
     assert tls_only == set(dev.resources("AWS::S3::Bucket"))
@@ -114,12 +114,7 @@ def test_raw_bucket_cools_down_and_expires_after_seven_years(dev: Synth) -> None
                 ],
                 "ExpirationInDays": 2555,
             },
-            {
-                "Id": "noncurrent-version-expiry",
-                "Status": "Enabled",
-                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-            },
+            NONCURRENT_VERSION_EXPIRY,
         ]
     }
 
@@ -146,12 +141,7 @@ def test_trusted_bucket_cools_down_and_expires_only_abandoned_staging(dev: Synth
                 "ExpirationInDays": 14,
                 "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
             },
-            {
-                "Id": "noncurrent-version-expiry",
-                "Status": "Enabled",
-                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7},
-            },
+            NONCURRENT_VERSION_EXPIRY,
         ]
     }
 
@@ -212,14 +202,7 @@ def test_all_queues_are_kms_encrypted_and_tls_only(dev: Synth) -> None:
     assert names == {dev.names.ingest_queue, dev.names.ingest_dlq, dev.names.failure_dlq}
 
     # When the queues with a TLS-only deny statement are collected
-    tls_only = {
-        queue_ref["Ref"]
-        for policy in dev.resources("AWS::SQS::QueuePolicy").values()
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Deny"
-        and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
-        for queue_ref in policy["Properties"]["Queues"]
-    }
+    tls_only = template.tls_only(dev.resources("AWS::SQS::QueuePolicy"), "Queues")
 
     # Then every queue uses the messaging key, takes S3 events of any size and refuses HTTP
     messaging = dev.key_arn(dev.stack.storage.messaging_key)
@@ -301,7 +284,7 @@ def test_only_s3_from_this_account_and_bucket_may_send_to_the_ingest_queue(dev: 
 
     # Then S3 may send messages only on behalf of the RAW bucket
     assert statement["Effect"] == "Allow"
-    assert "sqs:SendMessage" in _as_list(statement["Action"])
+    assert "sqs:SendMessage" in template.as_list(statement["Action"])
     assert statement["Condition"]["ArnLike"] == {
         "aws:SourceArn": {"Fn::GetAtt": [dev.bucket_id("raw"), "Arn"]}
     }
@@ -319,16 +302,11 @@ def test_each_stage_function_runs_its_handler_on_python312_arm64(dev: Synth, sta
     assert props["Handler"] == f"functions/{stage}/handler.handler"
     assert props["Runtime"] == "python3.12"
     assert props["Architectures"] == ["arm64"]
-    size = {
-        "starter": (512, 300, 512),
-        "validate": (1769, 300, 3584),
-        "trusted": (4096, 300, 6144),
-        "delivery": (1024, 300, 512),
-    }[stage]
+    size = template.SIZED_STAGES[stage]
     assert (props["MemorySize"], props["Timeout"], props["EphemeralStorage"]) == (
-        size[0],
-        size[1],
-        {"Size": size[2]},
+        size.memory_mb,
+        size.timeout_seconds,
+        {"Size": size.ephemeral_storage_mb},
     )
     assert props["TracingConfig"] == {"Mode": "Active"}
 
@@ -357,18 +335,7 @@ def test_each_stage_function_gets_the_pipeline_environment(dev: Synth, stage: st
         "SLUICE_DELIVERY_BUCKET": {"Ref": dev.bucket_id("delivery")},
         "SLUICE_QUARANTINE_BUCKET": {"Ref": dev.bucket_id("quarantine")},
         "SLUICE_MAX_FILE_BYTES": str(2 * 1024**3),
-        "SLUICE_FILE_LIMITS": json.dumps(
-            {
-                "csv": 2 * 1024**3,
-                "csv.gz": 2 * 1024**3,
-                "json": 128 * 1024**2,
-                "json.gz": 128 * 1024**2,
-                "jsonl": 100 * 1024**2,
-                "jsonl.gz": 100 * 1024**2,
-                "parquet": 512 * 1024**2,
-                "xlsx": 25 * 1024**2,
-            }
-        ),
+        "SLUICE_FILE_LIMITS": json.dumps(dict(sorted(template.SIZED_LIMITS.items()))),
         "SLUICE_PIPELINE_VERSION": sluice.__version__,
         "POWERTOOLS_SERVICE_NAME": f"sluice-{stage}",
         "POWERTOOLS_METRICS_NAMESPACE": "Sluice",
@@ -493,20 +460,20 @@ def test_deployed_definition_is_the_asl_file_with_no_unfilled_placeholder(dev: S
 def _allows(statements: list[dict[str, Any]], action: str, resource: Any) -> bool:
     return any(
         s["Effect"] == "Allow"
-        and action in _as_list(s["Action"])
-        and resource in _as_list(s["Resource"])
+        and action in template.as_list(s["Action"])
+        and resource in template.as_list(s["Resource"])
         for s in statements
     )
 
 
 def test_state_machine_may_invoke_the_three_stages_and_dead_letter_failures(dev: Synth) -> None:
     # Given the state machine role's permissions
-    grants = _grants(dev.policy_statements(dev.role_of(dev.state_machine_id())))
+    grants = template.grants(dev.policy_statements(dev.role_of(dev.state_machine_id())))
     functions = [{"Fn::GetAtt": [dev.function_id(stage), "Arn"]} for stage in WORKFLOW_STAGES]
     failure_queue = {"Fn::GetAtt": [dev.queue_id(dev.names.failure_dlq), "Arn"]}
 
     # Then it invokes exactly the three stage functions (unqualified) and sends failures
-    assert grants == _expected(
+    assert grants == template.expected(
         [
             *[(["lambda:InvokeFunction"], arn) for arn in functions],
             (["sqs:SendMessage"], failure_queue),
@@ -537,86 +504,26 @@ def test_state_machine_may_invoke_the_three_stages_and_dead_letter_failures(dev:
     )
 
 
-def _objects(dev: Synth, layer: str, prefix: str = "*") -> dict[str, Any]:
-    return {"Fn::Join": ["", [{"Fn::GetAtt": [dev.bucket_id(layer), "Arn"]}, f"/{prefix}"]]}
-
-
-def _bucket(dev: Synth, layer: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [dev.bucket_id(layer), "Arn"]}
-
-
-def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Every (action, resource) a role is allowed, resources as canonical JSON."""
-    assert all(s["Effect"] == "Allow" for s in statements)
-    return {
-        (action, json.dumps(resource, sort_keys=True))
-        for s in statements
-        for action in _as_list(s["Action"])
-        for resource in _as_list(s["Resource"])
-    }
-
-
-def _expected(pairs: list[tuple[list[str], Any]]) -> set[tuple[str, str]]:
-    return {
-        (action, json.dumps(resource, sort_keys=True))
-        for actions, resource in pairs
-        for action in actions
-    }
-
-
-_XRAY = (["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "*")
-
-
-def _common(dev: Synth, stage: str) -> list[tuple[list[str], Any]]:
-    """What every stage function may do: write its own logs, trace, use the data key."""
-    log_group = dev.properties(dev.function_id(stage))["LoggingConfig"]["LogGroup"]["Ref"]
-    pairs = [
-        (["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": [log_group, "Arn"]}),
-        _XRAY,
-    ]
-    if stage != "starter":
-        pairs.append((["kms:Decrypt", "kms:GenerateDataKey"], dev.key_arn(dev.stack.storage.key)))
-    return pairs
-
-
-def _role_grants(dev: Synth, stage: str) -> set[tuple[str, str]]:
-    return _grants(dev.policy_statements(dev.role_of(dev.function_id(stage))))
-
-
 def test_validate_may_read_raw_and_write_staging_inferred_contracts_and_quarantined_files(
     dev: Synth,
 ) -> None:
     # Given the synthesized dev stack
     # When the validate role's policies are read
     # Then these are exactly the validate role's permissions
-    assert _role_grants(dev, "validate") == _expected(
-        [
-            *_common(dev, "validate"),
-            (["s3:GetObject", "s3:GetObjectVersion"], _objects(dev, "raw")),
-            (["s3:ListBucket"], _bucket(dev, "raw")),
-            (["s3:ListBucket"], _bucket(dev, "trusted")),
-            (["s3:PutObject"], _objects(dev, "trusted", "_staging/*")),
-            # A dataset without a contract reads and keeps the contract inferred from its data.
-            (
-                ["s3:GetObject", "s3:PutObject"],
-                _objects(dev, "trusted", "*/_inferred_contract.yaml"),
-            ),
-            (["s3:PutObject"], _objects(dev, "quarantine", "*/files/*")),
-        ]
-    )
+    assert template.role_grants(dev, "validate") == template.validate_grants(dev)
 
 
 def test_trusted_may_read_staging_write_trusted_and_quarantined_rows(dev: Synth) -> None:
     # Given the synthesized dev stack
     # When the trusted role's policies are read
     # Then these are exactly its permissions
-    assert _role_grants(dev, "trusted") == _expected(
+    assert template.role_grants(dev, "trusted") == template.expected(
         [
-            *_common(dev, "trusted"),
-            (["s3:GetObject"], _objects(dev, "trusted", "_staging/*")),
-            (["s3:ListBucket"], _bucket(dev, "trusted")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(dev, "trusted")),
-            (["s3:PutObject", "s3:DeleteObject"], _objects(dev, "quarantine", "*/rows/*")),
+            *template.common(dev, "trusted"),
+            (["s3:GetObject"], template.objects(dev, "trusted", "_staging/*")),
+            (["s3:ListBucket"], template.bucket(dev, "trusted")),
+            (["s3:PutObject", "s3:DeleteObject"], template.objects(dev, "trusted")),
+            (["s3:PutObject", "s3:DeleteObject"], template.objects(dev, "quarantine", "*/rows/*")),
         ]
     )
 
@@ -625,22 +532,7 @@ def test_delivery_may_read_trusted_and_write_delivery(dev: Synth) -> None:
     # Given the synthesized dev stack
     # When the delivery role's policies are read
     # Then these are exactly its permissions
-    assert _role_grants(dev, "delivery") == _expected(
-        [
-            *_common(dev, "delivery"),
-            (["s3:GetObject"], _objects(dev, "trusted")),
-            # Trusted's hand-over of a file's small days' rows, removed once delivered
-            (["s3:DeleteObject"], _objects(dev, "trusted", "_staging/*")),
-            (["s3:ListBucket"], _bucket(dev, "trusted")),
-            (["s3:ListBucket"], _bucket(dev, "delivery")),
-            (
-                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                _objects(dev, "delivery"),
-            ),
-            # the day\'s summary, read (with the state it carries) before it is put back
-            (["s3:GetObject"], _objects(dev, "delivery", "*/record_type=DAILY_SUMMARY/*")),
-        ]
-    )
+    assert template.role_grants(dev, "delivery") == template.delivery_grants(dev)
 
 
 def test_starter_may_only_start_this_state_machine(dev: Synth) -> None:
@@ -648,12 +540,12 @@ def test_starter_may_only_start_this_state_machine(dev: Synth) -> None:
     queue_arn = {"Fn::GetAtt": [dev.queue_id(dev.names.ingest_queue), "Arn"]}
     # When the starter role's policies are read
     # Then these are exactly its permissions: this state machine, RAW, the ingest queue and its key
-    assert _role_grants(dev, "starter") == _expected(
+    assert template.role_grants(dev, "starter") == template.expected(
         [
-            *_common(dev, "starter"),
+            *template.common(dev, "starter"),
             (["states:StartExecution"], {"Ref": dev.state_machine_id()}),
-            (["s3:GetObject", "s3:GetObjectVersion"], _objects(dev, "raw")),
-            (["s3:ListBucket"], _bucket(dev, "raw")),
+            (["s3:GetObject", "s3:GetObjectVersion"], template.objects(dev, "raw")),
+            (["s3:ListBucket"], template.bucket(dev, "raw")),
             # the event source mapping reads the ingest queue with the starter's role
             (
                 [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.infra.synth import Synth, synth
-from tests.infra.test_synth import _bucket, _common, _expected, _objects, _role_grants
+from tests.infra.template import delivery_grants, role_grants, tls_only, validate_grants
 from tests.reliability.conftest import case
 
 _VENV_BIN = str(Path(sys.executable).parent)
@@ -22,23 +22,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synth(tmp_path_factory.mktemp("cdk-security"), "prod")
 
 
-def _tls_only(policies: dict[str, dict], target_key: str) -> set[str]:  # type: ignore[type-arg]
-    guarded = set()
-    for policy in policies.values():
-        props = policy["Properties"]
-        for statement in props["PolicyDocument"]["Statement"]:
-            if statement["Effect"] == "Deny" and statement.get("Condition") == {
-                "Bool": {"aws:SecureTransport": "false"}
-            }:
-                refs = (
-                    props[target_key]
-                    if isinstance(props[target_key], list)
-                    else [props[target_key]]
-                )
-                guarded |= {r["Ref"] for r in refs}
-    return guarded
-
-
 @case(19, "TLS-only, public access blocked and encryption on every bucket, queue, topic")
 def test_tls_encryption_and_no_public_access(template: Synth) -> None:
     # Given the prod template's buckets, queues and topics
@@ -46,9 +29,9 @@ def test_tls_encryption_and_no_public_access(template: Synth) -> None:
     queues = template.resources("AWS::SQS::Queue")
     topics = template.resources("AWS::SNS::Topic")
     # When their policies are read, Then each of them denies requests without TLS
-    assert _tls_only(template.resources("AWS::S3::BucketPolicy"), "Bucket") == set(buckets)
-    assert _tls_only(template.resources("AWS::SQS::QueuePolicy"), "Queues") == set(queues)
-    assert _tls_only(template.resources("AWS::SNS::TopicPolicy"), "Topics") == set(topics)
+    assert tls_only(template.resources("AWS::S3::BucketPolicy"), "Bucket") == set(buckets)
+    assert tls_only(template.resources("AWS::SQS::QueuePolicy"), "Queues") == set(queues)
+    assert tls_only(template.resources("AWS::SNS::TopicPolicy"), "Topics") == set(topics)
     # And every bucket blocks public access and encrypts by default
     for bucket in buckets.values():
         props = bucket["Properties"]
@@ -72,36 +55,8 @@ def test_roles_are_exact(template: Synth) -> None:
     t = template
     # When the validate and delivery roles are read
     # Then each holds exactly its actions on exactly its resources
-    assert _role_grants(t, "validate") == _expected(
-        [
-            *_common(t, "validate"),
-            (["s3:GetObject", "s3:GetObjectVersion"], _objects(t, "raw")),
-            (["s3:ListBucket"], _bucket(t, "raw")),
-            (["s3:ListBucket"], _bucket(t, "trusted")),
-            (["s3:PutObject"], _objects(t, "trusted", "_staging/*")),
-            (
-                ["s3:GetObject", "s3:PutObject"],
-                _objects(t, "trusted", "*/_inferred_contract.yaml"),
-            ),
-            (["s3:PutObject"], _objects(t, "quarantine", "*/files/*")),
-        ]
-    )
-    assert _role_grants(t, "delivery") == _expected(
-        [
-            *_common(t, "delivery"),
-            (["s3:GetObject"], _objects(t, "trusted")),
-            # Trusted's hand-over of a file's small days' rows, removed once delivered
-            (["s3:DeleteObject"], _objects(t, "trusted", "_staging/*")),
-            (["s3:ListBucket"], _bucket(t, "trusted")),
-            (["s3:ListBucket"], _bucket(t, "delivery")),
-            (
-                ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                _objects(t, "delivery"),
-            ),
-            # the day\'s summary, read (with the state it carries) before it is put back
-            (["s3:GetObject"], _objects(t, "delivery", "*/record_type=DAILY_SUMMARY/*")),
-        ]
-    )
+    assert role_grants(t, "validate") == validate_grants(t)
+    assert role_grants(t, "delivery") == delivery_grants(t)
     # And no statement anywhere allows every resource except the documented X-Ray / log delivery
     for policy in t.resources("AWS::IAM::Policy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
