@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluice import lake
+from sluice import lake, retries
 from sluice.config import Settings
 from sluice.contracts import (
     Contract,
@@ -28,7 +28,7 @@ else:
     from sluice.edges.common import delivery_stage
 
 
-SUMMARY_ATTEMPTS = 10
+SUMMARY_ATTEMPTS = retries.SUMMARY_CAS.attempts
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import unquote
 
+from sluice import retries
+
 # -- IAM enforcement ---------------------------------------------------------------------------
 # moto checks every request against the caller's policies once INITIAL_NO_AUTH_ACTION_COUNT
 # requests have gone by. Three gaps would make it refuse what AWS allows, or allow what AWS
@@ -74,7 +76,7 @@ def _boto_client_for(region: str, service: str, state_credentials: Any = None) -
         # A Lambda may run 900 s: the interpreter waits for it (botocore's default is 60 s).
         config=Config(
             parameter_validation=False,
-            retries={"total_max_attempts": 1},
+            retries={"total_max_attempts": retries.LOCAL_INTERPRETER.attempts},
             connect_timeout=60,
             read_timeout=960,
         ),

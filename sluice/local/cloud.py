@@ -17,7 +17,7 @@ from typing import Any
 
 import boto3
 
-from sluice import lake, sizing
+from sluice import lake, retries, sizing
 from sluice.config import LAYERS, TERMINAL_STATUSES, PipelineNames, Settings, execution_arn
 from sluice.environments import EnvironmentSettings, StageSettings
 from sluice.handlers import reset_runtime
@@ -47,8 +47,8 @@ class LocalCloud(Provisioning, LakeSnapshots):
         self,
         port: int = 0,
         names: PipelineNames | None = None,
-        visibility_timeout: int = 2,
-        max_receive_count: int = 5,
+        visibility_timeout: int = retries.LOCAL_VISIBILITY_TIMEOUT_SECONDS,
+        max_receive_count: int = retries.MAX_RECEIVE_COUNT,
         max_file_bytes: int | None = None,
         env: str | None = None,
         stages: Mapping[str, StageSettings] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sluice import retries
 from sluice.stages.day_state import REMOVED, DayState, GroupKey
 from sluice.stages.partials import (
     PARTIAL_DAY,
@@ -110,7 +112,11 @@ def read_parquet_bytes(body: bytes) -> pa.Table:
     return pq.ParquetFile(pa.BufferReader(body)).read()
 
 
-def backoff(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
+def backoff(
+    attempt: int,
+    base: float = retries.SUMMARY_CAS.interval_seconds or 0.0,
+    cap: float = retries.SUMMARY_CAS.max_interval_seconds or math.inf,
+) -> float:
     """Seconds to wait before compare-and-swap attempt `attempt` + 1: full jitter, growing."""
     return random.uniform(0, min(cap, base * 2**attempt))
 
