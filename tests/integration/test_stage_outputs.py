@@ -15,6 +15,7 @@ from sluice.aws import ObjectStore
 from sluice.config import LAYERS
 from sluice.lake import SourceObject
 from tests.emf import RESULTS, SETTINGS
+from tests.support import run_edge
 
 HEADER = "id,name,amount,date,category\n"
 ROWS = (
@@ -63,7 +64,7 @@ def test_each_stage_reports_the_bytes_it_wrote_and_trusted_the_mean_score(
         ("delivery", pipeline.deliver),
     ):
         before = objects(s3)
-        state[stage] = run(state, store, SETTINGS)
+        state[stage] = run_edge(run, state, store, SETTINGS)
         reported[stage], wrote[stage] = state[stage]["bytes_out"], written(before, objects(s3))
 
     # Then each stage's bytes_out is the size of what it put into S3

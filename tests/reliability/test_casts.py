@@ -21,6 +21,7 @@ from sluice.lake import SourceObject
 from sluice.stages import trusted
 from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
+from tests.support import run_edge
 
 HEADER = ["id", "name", "amount", "date", "category"]
 
@@ -40,7 +41,7 @@ def run_stages(s3: Any, state: dict[str, Any], *stages: str) -> dict[str, Any]:
         "delivery": pipeline.deliver,
     }
     for stage in stages:
-        state[stage] = functions[stage](state, store, SETTINGS)
+        state[stage] = run_edge(functions[stage], state, store, SETTINGS)
     return state
 
 
