@@ -400,14 +400,38 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
 
 def print_costs(lines: dict[str, dict[str, dict[str, tuple[float, float]]]]) -> None:
     """The fitted lines as `sluice.sizing.COSTS` spells them."""
+    # Trusted's and Delivery's bases are the same for every format: `_trusted` and `_delivery`
+    # hold them, and each format names its slopes.
+    for stage in STAGED_STAGES:
+        fields = next(iter(lines.values()))[stage]
+        bases = ", ".join(f"{name} {b}" for name, (b, _) in fields.items())
+        print(f"# _{stage}'s bases: {bases}")
     print("COSTS: dict[str, dict[str, StageCost]] = {")
     for fmt, stages in lines.items():
         print(f"    {fmt!r}: {{")
         for stage, fields in stages.items():
-            cells = ", ".join(f"{name}=_line({b}, {k})" for name, (b, k) in fields.items())
-            print(f"        {stage!r}: StageCost({cells}),")
+            if stage in STAGED_STAGES:
+                # Delivery writes nothing to /tmp; its one-day memory is `bench.oneday`'s fit.
+                slopes = ", ".join(
+                    f"{_SLOPE_NAMES[name]}={k}"
+                    for name, (_, k) in fields.items()
+                    if not (stage == "delivery" and name == "tmp_mb")
+                )
+                extra = ", one_day_memory=..." if stage == "delivery" else ""
+                print(f"        {stage!r}: _{stage}({slopes}{extra}),")
+            else:
+                cells = ", ".join(f"{name}=_line({b}, {k})" for name, (b, k) in fields.items())
+                print(f"        {stage!r}: StageCost({cells}),")
         print("    },")
     print("}")
+
+
+_SLOPE_NAMES = {
+    "memory_mb": "memory",
+    "tmp_mb": "tmp",
+    "cpu_seconds": "cpu",
+    "wall_seconds": "wall",
+}
 
 
 MEMORY_SETTINGS = (512, 1024, 1769, 3008, 10_240)
