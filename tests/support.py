@@ -1,10 +1,13 @@
-"""What tests share that belongs to no one layer: waiting for something to happen."""
+"""What tests share that belongs to no one layer: waiting for something to happen, and an
+environment in which boto3 talks to moto in-process as it would to AWS."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 
 def eventually(
@@ -19,3 +22,14 @@ def eventually(
             return result
         time.sleep(every)
     raise TimeoutError(what)
+
+
+def as_aws(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
+    """Credentials and `region`, with no endpoint or profile of the user's: what moto's
+    in-process mock answers as AWS."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+    monkeypatch.setenv("AWS_REGION", region)
