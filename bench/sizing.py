@@ -323,7 +323,7 @@ def print_table(results: list[Measurement]) -> None:
 # --------------------------------------------------------------------------- the model
 
 
-def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     """(base, per MB): the least-squares slope (never below 0), its base lifted until the line
     is at or above every point, so the model never promises less than was measured."""
     n = len(points)
@@ -369,7 +369,7 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
         warm.append({**r, "staged_bytes": largest})
     staged_lines = {
         stage: {
-            name: _fit(
+            name: fit_line(
                 _points(warm if name == "memory_mb" else done, stage, field, scale, "staged")
             )
             for name, (field, scale) in FIELDS.items()
@@ -382,7 +382,7 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
         staged_per_mb = max(r["staged_bytes"] / r["inflated_bytes"] for r in mine)
         lines[fmt] = {
             "validate": {
-                name: _fit(_points(mine, "validate", field, scale))
+                name: fit_line(_points(mine, "validate", field, scale))
                 for name, (field, scale) in FIELDS.items()
             }
         }
