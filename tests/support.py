@@ -1,5 +1,6 @@
-"""What tests share that belongs to no one layer: waiting for something to happen, and an
-environment in which boto3 talks to moto in-process as it would to AWS."""
+"""What tests share that belongs to no one layer: waiting for something to happen, an
+environment in which boto3 talks to moto in-process as it would to AWS, and a check that a
+cloud enforcing IAM refuses keys it does not know."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ def as_aws(monkeypatch: pytest.MonkeyPatch, region: str) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", region)
     monkeypatch.setenv("AWS_REGION", region)
+
+
+def assert_unknown_keys_refused(endpoint_url: str) -> None:
+    """An S3 client signed with keys the cloud at `endpoint_url` does not know is refused."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    stranger = boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    with pytest.raises(ClientError) as refused:
+        stranger.list_objects_v2(Bucket="raw")
+    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
