@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from bench.generate import generate, parse_rows
 from bench.generate import table as transactions
+from sluice import sizing
 from sluice.config import WORKFLOW_STAGES
 from sluice.environments import StageSettings
 
@@ -62,7 +63,11 @@ SIZES: dict[str, tuple[int, ...]] = {
 }
 FORMATS = tuple(SIZES)
 # Lambda's largest function: nothing measured here is cut short by a limit.
-UNLIMITED = StageSettings(memory_mb=10_240, timeout_seconds=900, ephemeral_storage_mb=10_240)
+UNLIMITED = StageSettings(
+    memory_mb=sizing.MEMORY_RANGE[1],
+    timeout_seconds=sizing.MAX_TIMEOUT_SECONDS,
+    ephemeral_storage_mb=sizing.EPHEMERAL_RANGE[1],
+)
 TMP_SAMPLE_SECONDS = 0.02
 WARM_UP_ROWS = 10_000
 _TICKS = os.sysconf("SC_CLK_TCK")
