@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import os
 import platform
 import subprocess
 import sys
 from collections.abc import Iterable
+from datetime import date
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import pyarrow.parquet as pq
+
+from sluice import lake
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
@@ -32,6 +38,17 @@ def exact_summary(rows: Iterable[tuple[str, str]]) -> Summary:
         t[1] += Fraction(value)
         t[2], t[3] = min(t[2], value), max(t[3], value)
     return {c: (t[0], float(t[1]), t[2], t[3]) for c, t in sorted(totals.items())}
+
+
+def summary_of(cloud: Any, day: date) -> Summary:
+    """What the local cloud's DAILY_SUMMARY of transactions on `day` says, as `Summary`."""
+    key = lake.delivery_key("transactions", "DAILY_SUMMARY", day, None)
+    body = cloud.client("s3").get_object(Bucket=cloud.buckets["delivery"], Key=key)["Body"]
+    table = pq.read_table(io.BytesIO(body.read()))
+    return {
+        r["category"]: (r["record_count"], r["amount_sum"], r["amount_min"], r["amount_max"])
+        for r in table.to_pylist()
+    }
 
 
 def transactions_csv(label: str) -> Path:

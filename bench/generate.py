@@ -110,7 +110,11 @@ def table(rows: int, seed: int = 7) -> pa.Table:
 def generate(rows: int, path: Path, seed: int = 7) -> Path:
     """Write `rows` transactions to `path` as CSV (header `id,name,amount,date,category`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = table(rows, seed)
+    return write_csv(table(rows, seed), path)
+
+
+def write_csv(data: pa.Table, path: Path) -> Path:
+    """`data` (the generator's columns) as CSV at `path`, whole or not at all."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with pa.OSFile(str(tmp), "wb") as sink:
         sink.write((HEADER + "\n").encode())

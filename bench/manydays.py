@@ -18,7 +18,6 @@ Targets: time(3000 days) ≤ 12 × time(300 days), and 3000 days in under a minu
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import sys
@@ -29,10 +28,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from bench.common import Result, Summary, exact_summary, machine, machine_line, markdown, target
-from sluice import lake
+from bench.common import (
+    Result,
+    Summary,
+    exact_summary,
+    machine,
+    machine_line,
+    markdown,
+    summary_of,
+    target,
+)
 from sluice.config import WORKFLOW_STAGES
 
 FIRST_DAY = date(2015, 1, 1)
@@ -70,16 +75,6 @@ def _agrees(got: tuple[Any, ...], want: tuple[Any, ...]) -> bool:
     return (count, low, high) == (want[0], want[2], want[3]) and math.isclose(
         total, want[1], rel_tol=1e-12
     )
-
-
-def summary_of(cloud: Any, day: date) -> Summary:
-    key = lake.delivery_key("transactions", "DAILY_SUMMARY", day, None)
-    body = cloud.client("s3").get_object(Bucket=cloud.buckets["delivery"], Key=key)["Body"]
-    table = pq.read_table(io.BytesIO(body.read()))
-    return {
-        r["category"]: (r["record_count"], r["amount_sum"], r["amount_min"], r["amount_max"])
-        for r in table.to_pylist()
-    }
 
 
 def objects_per_bucket(cloud: Any) -> dict[str, int]:

@@ -29,11 +29,10 @@ from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
-from bench.generate import HEADER, parse_rows
+from bench.generate import parse_rows, write_csv
 from bench.generate import table as transactions
-from bench.sizing import Measurement, StageUse, TmpSampler, _fit, machine
+from bench.sizing import Measurement, StageUse, TmpSampler, fit_line, machine
 from sluice import lake
 from sluice.config import WORKFLOW_STAGES
 
@@ -52,13 +51,7 @@ def make_input(rows: int) -> Path:
     data = data.set_column(
         data.schema.get_field_index("date"), "date", pa.repeat(pa.scalar(DAY), rows)
     )
-    tmp = path.with_name(path.name + ".tmp")
-    with pa.OSFile(str(tmp), "wb") as sink:
-        sink.write((HEADER + "\n").encode())
-        options = pacsv.WriteOptions(include_header=False, quoting_style="none")
-        pacsv.write_csv(data, sink, options)
-    tmp.replace(path)
-    return path
+    return write_csv(data, path)
 
 
 def measure(rows: int, cloud: object, sampler: TmpSampler) -> Measurement:
@@ -120,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
             for r in results
             if r["status"] == "SUCCEEDED" and r["rows"] >= DETAIL_ROWS
         ]
-        base, per_mb = _fit(points)
+        base, per_mb = fit_line(points)
         print(f"delivery one_day_memory_mb over staged MB: base {base}, per MB {per_mb}")
         return
     from sluice.local import LocalCloud

@@ -17,7 +17,6 @@ generated rows. A wrong summary fails the run; times are measurements only.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import tempfile
@@ -26,9 +25,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from bench.common import Summary, exact_summary
+from bench.common import Summary, exact_summary, summary_of
 from sluice import lake
 from sluice.local import LocalCloud
 
@@ -75,16 +72,6 @@ def finished(cloud: LocalCloud, count: int, timeout: float) -> list[dict[str, An
     raise TimeoutError(f"{count} executions did not finish in {timeout:.0f} s")
 
 
-def summary_of(cloud: LocalCloud) -> Summary:
-    key = lake.delivery_key("transactions", "DAILY_SUMMARY", DAY, None)
-    body = cloud.client("s3").get_object(Bucket=cloud.buckets["delivery"], Key=key)["Body"]
-    table = pq.read_table(io.BytesIO(body.read()))
-    return {
-        r["category"]: (r["record_count"], r["amount_sum"], r["amount_min"], r["amount_max"])
-        for r in table.to_pylist()
-    }
-
-
 def delivery_ms(cloud: LocalCloud) -> list[int]:
     """Delivery's duration per file, in the order the files finished."""
     s3 = cloud.client("s3")
@@ -115,7 +102,7 @@ def run(files: int, rows: int, window: int) -> dict[str, Any]:
         found = finished(cloud, files, timeout=max(600.0, files * 5.0))
         seconds = time.perf_counter() - started
         statuses = sorted({e["status"] for e in found})
-        got = summary_of(cloud)
+        got = summary_of(cloud, DAY)
         durations = delivery_ms(cloud)
     tenth = max(1, files // 10)
     want = expected(files, rows)

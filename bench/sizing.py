@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 
 from bench.generate import generate, parse_rows
 from bench.generate import table as transactions
+from sluice import sizing
 from sluice.config import WORKFLOW_STAGES
 from sluice.environments import StageSettings
 from sluice.state import ExecutionState
@@ -63,7 +64,11 @@ SIZES: dict[str, tuple[int, ...]] = {
 }
 FORMATS = tuple(SIZES)
 # Lambda's largest function: nothing measured here is cut short by a limit.
-UNLIMITED = StageSettings(memory_mb=10_240, timeout_seconds=900, ephemeral_storage_mb=10_240)
+UNLIMITED = StageSettings(
+    memory_mb=sizing.MEMORY_RANGE[1],
+    timeout_seconds=sizing.MAX_TIMEOUT_SECONDS,
+    ephemeral_storage_mb=sizing.EPHEMERAL_RANGE[1],
+)
 TMP_SAMPLE_SECONDS = 0.02
 WARM_UP_ROWS = 10_000
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -324,7 +329,7 @@ def print_table(results: list[Measurement]) -> None:
 # --------------------------------------------------------------------------- the model
 
 
-def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+def fit_line(points: list[tuple[float, float]]) -> tuple[float, float]:
     """(base, per MB): the least-squares slope (never below 0), its base lifted until the line
     is at or above every point, so the model never promises less than was measured."""
     n = len(points)
@@ -370,7 +375,7 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
         warm.append({**r, "staged_bytes": largest})
     staged_lines = {
         stage: {
-            name: _fit(
+            name: fit_line(
                 _points(warm if name == "memory_mb" else done, stage, field, scale, "staged")
             )
             for name, (field, scale) in FIELDS.items()
@@ -383,7 +388,7 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
         staged_per_mb = max(r["staged_bytes"] / r["inflated_bytes"] for r in mine)
         lines[fmt] = {
             "validate": {
-                name: _fit(_points(mine, "validate", field, scale))
+                name: fit_line(_points(mine, "validate", field, scale))
                 for name, (field, scale) in FIELDS.items()
             }
         }
@@ -401,14 +406,38 @@ def fit(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[fl
 
 def print_costs(lines: dict[str, dict[str, dict[str, tuple[float, float]]]]) -> None:
     """The fitted lines as `sluice.sizing.COSTS` spells them."""
+    # Trusted's and Delivery's bases are the same for every format: `_trusted` and `_delivery`
+    # hold them, and each format names its slopes.
+    for stage in STAGED_STAGES:
+        fields = next(iter(lines.values()))[stage]
+        bases = ", ".join(f"{name} {b}" for name, (b, _) in fields.items())
+        print(f"# _{stage}'s bases: {bases}")
     print("COSTS: dict[str, dict[str, StageCost]] = {")
     for fmt, stages in lines.items():
         print(f"    {fmt!r}: {{")
         for stage, fields in stages.items():
-            cells = ", ".join(f"{name}=_line({b}, {k})" for name, (b, k) in fields.items())
-            print(f"        {stage!r}: StageCost({cells}),")
+            if stage in STAGED_STAGES:
+                # Delivery writes nothing to /tmp; its one-day memory is `bench.oneday`'s fit.
+                slopes = ", ".join(
+                    f"{_SLOPE_NAMES[name]}={k}"
+                    for name, (_, k) in fields.items()
+                    if not (stage == "delivery" and name == "tmp_mb")
+                )
+                extra = ", one_day_memory=..." if stage == "delivery" else ""
+                print(f"        {stage!r}: _{stage}({slopes}{extra}),")
+            else:
+                cells = ", ".join(f"{name}=_line({b}, {k})" for name, (b, k) in fields.items())
+                print(f"        {stage!r}: StageCost({cells}),")
         print("    },")
     print("}")
+
+
+_SLOPE_NAMES = {
+    "memory_mb": "memory",
+    "tmp_mb": "tmp",
+    "cpu_seconds": "cpu",
+    "wall_seconds": "wall",
+}
 
 
 MEMORY_SETTINGS = (512, 1024, 1769, 3008, 10_240)

@@ -34,28 +34,30 @@ PLACEHOLDERS = ("Database", "TrustedBucket", "DeliveryBucket")
 FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
+# Checked in order: every int64 is an integer too.
+_PLAIN_TYPES = (
+    (pa.types.is_int64, "bigint"),
+    (pa.types.is_integer, "int"),
+    (pa.types.is_floating, "double"),
+    (pa.types.is_string, "string"),
+    (pa.types.is_large_string, "string"),
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_timestamp, "timestamp"),
+)
+
+
 def athena_type(arrow_type: pa.DataType) -> str:
     """The Athena (Hive DDL) type that reads a Parquet column of `arrow_type`."""
-    if pa.types.is_int64(arrow_type):
-        return "bigint"
-    if pa.types.is_integer(arrow_type):
-        return "int"
-    if pa.types.is_floating(arrow_type):
-        return "double"
     if pa.types.is_decimal(arrow_type):
         return f"decimal({arrow_type.precision},{arrow_type.scale})"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_date(arrow_type):
-        return "date"
-    if pa.types.is_timestamp(arrow_type):
-        return "timestamp"
     if pa.types.is_list(arrow_type):
         return f"array<{athena_type(arrow_type.value_type)}>"
     if pa.types.is_map(arrow_type):
         return f"map<{athena_type(arrow_type.key_type)},{athena_type(arrow_type.item_type)}>"
+    for is_type, name in _PLAIN_TYPES:
+        if is_type(arrow_type):
+            return name
     raise ValueError(f"no Athena type for {arrow_type}")
 
 

@@ -252,16 +252,22 @@ def _read_stages(where: str, raw: Mapping[str, Any]) -> dict[str, StageSettings]
         reader = _Reader(f"{where}.{stage}", raw.get(stage, {}))
         stages[stage] = StageSettings(
             memory_mb=reader.integer(
-                "memory_mb", default=_STAGE_DEFAULTS.memory_mb, minimum=128, maximum=10_240
+                "memory_mb",
+                default=_STAGE_DEFAULTS.memory_mb,
+                minimum=sizing.MEMORY_RANGE[0],
+                maximum=sizing.MEMORY_RANGE[1],
             ),
             timeout_seconds=reader.integer(
-                "timeout_seconds", default=_STAGE_DEFAULTS.timeout_seconds, minimum=1, maximum=900
+                "timeout_seconds",
+                default=_STAGE_DEFAULTS.timeout_seconds,
+                minimum=1,
+                maximum=sizing.MAX_TIMEOUT_SECONDS,
             ),
             ephemeral_storage_mb=reader.integer(
                 "ephemeral_storage_mb",
                 default=_STAGE_DEFAULTS.ephemeral_storage_mb,
-                minimum=512,
-                maximum=10_240,
+                minimum=sizing.EPHEMERAL_RANGE[0],
+                maximum=sizing.EPHEMERAL_RANGE[1],
             ),
         )
         reader.reject_unknown()

@@ -112,6 +112,29 @@ def _line(base: float, per_mb: float) -> Line:
     return Line(base, per_mb)
 
 
+def _trusted(memory: float, tmp: float, cpu: float, wall: float) -> StageCost:
+    """Trusted's lines for a format, from their slopes per input MB: Trusted reads the staged
+    Parquet, so its bases are one fit for every format."""
+    return StageCost(
+        memory_mb=_line(451.485, memory),
+        tmp_mb=_line(1.599, tmp),
+        cpu_seconds=_line(1.406, cpu),
+        wall_seconds=_line(6.753, wall),
+    )
+
+
+def _delivery(memory: float, cpu: float, wall: float, one_day_memory: float) -> StageCost:
+    """Delivery's lines for a format, from their slopes per input MB: as Trusted's, its bases
+    are one fit for every format; it writes nothing to `/tmp`."""
+    return StageCost(
+        memory_mb=_line(213.098, memory),
+        tmp_mb=_line(0.0, 0.0),
+        cpu_seconds=_line(7.934, cpu),
+        wall_seconds=_line(24.69, wall),
+        one_day_memory_mb=_line(389.511, one_day_memory),
+    )
+
+
 # Fitted on 2026-12-03 to bench/sizing-2026-12-03.json by `python -m bench.sizing --fit` (2 vCPU
 # Intel Xeon, Python 3.11.7, pyarrow 26.0.1, openpyxl 3.1.5; docs/deploy.md, "Sizing"): 3-4
 # sizes per format up to 454 MB of CSV, 92 MB of Parquet, 98 MB of JSON and JSON Lines, and
@@ -137,19 +160,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(0.323, 0.00888),
             wall_seconds=_line(0.316, 0.04484),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.02176),
-            tmp_mb=_line(1.599, 1.96399),
-            cpu_seconds=_line(1.406, 0.02544),
-            wall_seconds=_line(6.753, 0.03223),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.20242),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.01351),
-            wall_seconds=_line(24.69, 0.02225),
-            one_day_memory_mb=_line(389.511, 0.1492),
-        ),
+        "trusted": _trusted(memory=0.02176, tmp=1.96399, cpu=0.02544, wall=0.03223),
+        "delivery": _delivery(memory=0.20242, cpu=0.01351, wall=0.02225, one_day_memory=0.1492),
     },
     "csv.gz": {
         "validate": StageCost(
@@ -158,19 +170,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(0.122, 0.01259),
             wall_seconds=_line(0.281, 0.01152),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.02176),
-            tmp_mb=_line(1.599, 1.96399),
-            cpu_seconds=_line(1.406, 0.02544),
-            wall_seconds=_line(6.753, 0.03223),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.20242),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.01351),
-            wall_seconds=_line(24.69, 0.02225),
-            one_day_memory_mb=_line(389.511, 0.1492),
-        ),
+        "trusted": _trusted(memory=0.02176, tmp=1.96399, cpu=0.02544, wall=0.03223),
+        "delivery": _delivery(memory=0.20242, cpu=0.01351, wall=0.02225, one_day_memory=0.1492),
     },
     "jsonl": {
         "validate": StageCost(
@@ -179,19 +180,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(1.018, 0.03865),
             wall_seconds=_line(0.868, 0.07541),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.00998),
-            tmp_mb=_line(1.599, 0.90079),
-            cpu_seconds=_line(1.406, 0.01167),
-            wall_seconds=_line(6.753, 0.01478),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.09284),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.0062),
-            wall_seconds=_line(24.69, 0.0102),
-            one_day_memory_mb=_line(389.511, 0.06843),
-        ),
+        "trusted": _trusted(memory=0.00998, tmp=0.90079, cpu=0.01167, wall=0.01478),
+        "delivery": _delivery(memory=0.09284, cpu=0.0062, wall=0.0102, one_day_memory=0.06843),
     },
     "json": {
         "validate": StageCost(
@@ -200,19 +190,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(0.035, 0.02971),
             wall_seconds=_line(1.003, 0.03999),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.00988),
-            tmp_mb=_line(1.599, 0.892),
-            cpu_seconds=_line(1.406, 0.01155),
-            wall_seconds=_line(6.753, 0.01464),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.09194),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.00614),
-            wall_seconds=_line(24.69, 0.0101),
-            one_day_memory_mb=_line(389.511, 0.06777),
-        ),
+        "trusted": _trusted(memory=0.00988, tmp=0.892, cpu=0.01155, wall=0.01464),
+        "delivery": _delivery(memory=0.09194, cpu=0.00614, wall=0.0101, one_day_memory=0.06777),
     },
     "xlsx": {
         "validate": StageCost(
@@ -221,19 +200,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(0.359, 2.28442),
             wall_seconds=_line(1.538, 2.80076),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.03461),
-            tmp_mb=_line(1.599, 3.12381),
-            cpu_seconds=_line(1.406, 0.04046),
-            wall_seconds=_line(6.753, 0.05126),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.32196),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.02149),
-            wall_seconds=_line(24.69, 0.03538),
-            one_day_memory_mb=_line(389.511, 0.23731),
-        ),
+        "trusted": _trusted(memory=0.03461, tmp=3.12381, cpu=0.04046, wall=0.05126),
+        "delivery": _delivery(memory=0.32196, cpu=0.02149, wall=0.03538, one_day_memory=0.23731),
     },
     "parquet": {
         "validate": StageCost(
@@ -242,19 +210,8 @@ COSTS: dict[str, dict[str, StageCost]] = {
             cpu_seconds=_line(0.048, 0.03272),
             wall_seconds=_line(-0.451, 0.08719),
         ),
-        "trusted": StageCost(
-            memory_mb=_line(451.485, 0.10459),
-            tmp_mb=_line(1.599, 9.4398),
-            cpu_seconds=_line(1.406, 0.12227),
-            wall_seconds=_line(6.753, 0.1549),
-        ),
-        "delivery": StageCost(
-            memory_mb=_line(213.098, 0.97293),
-            tmp_mb=_line(0.0, 0.0),
-            cpu_seconds=_line(7.934, 0.06494),
-            wall_seconds=_line(24.69, 0.10692),
-            one_day_memory_mb=_line(389.511, 0.71713),
-        ),
+        "trusted": _trusted(memory=0.10459, tmp=9.4398, cpu=0.12227, wall=0.1549),
+        "delivery": _delivery(memory=0.97293, cpu=0.06494, wall=0.10692, one_day_memory=0.71713),
     },
 }
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import as_aws
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
@@ -34,11 +36,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     from sluice.config import LAYERS
 
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    as_aws(monkeypatch, "us-east-1")
     with mock_aws():
         client = boto3.client("s3")
         for bucket in LAYERS:

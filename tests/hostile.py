@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,21 +65,20 @@ def padded(path: Path, mebibytes: int) -> Path:
 
 def with_entities(path: Path, target: Path) -> Path:
     """A copy of the workbook whose sheet declares XML entities (a billion-laughs shape)."""
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as rebuilt:
-        for item in source.infolist():
-            data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = ENTITY_SHEET.encode()
-            rebuilt.writestr(item, data)
-    return target
+    return _with_sheet(path, target, lambda _: ENTITY_SHEET.encode())
 
 
 def with_broken_sheet(path: Path, target: Path) -> Path:
     """A copy of the workbook whose first sheet's XML is cut in half."""
+    return _with_sheet(path, target, lambda data: data[: len(data) // 2])
+
+
+def _with_sheet(path: Path, target: Path, rewrite: Callable[[bytes], bytes]) -> Path:
+    """A copy of the workbook at `target`, its first sheet's XML passed through `rewrite`."""
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as rebuilt:
         for item in source.infolist():
             data = source.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                data = data[: len(data) // 2]
+                data = rewrite(data)
             rebuilt.writestr(item, data)
     return target

@@ -147,6 +147,12 @@ class LambdaRuntime:
 
     # -- invoking ----------------------------------------------------------------------------
 
+    @property
+    def live(self) -> frozenset[_Environment]:
+        """Every environment alive now, idle or busy."""
+        with self._lock:
+            return frozenset(self._live)
+
     def config_of(self, function: str) -> FunctionConfig:
         name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]
         try:

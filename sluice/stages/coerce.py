@@ -12,17 +12,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.stages.arrow_types import ARROW_TYPES as ARROW_TYPES
-from sluice.stages.numbers import _FLOAT as _FLOAT
-from sluice.stages.numbers import _INT as _INT
 from sluice.stages.numbers import (
-    _NON_FINITE,
-    _decimal,
-    _fast_cast,
-    _non_finite,
-    _number_cast,
-    _spelled_non_finite,
+    as_decimal,
+    fast_cast,
+    non_finite_mask,
+    number_cast,
+    spelled_non_finite,
+    with_spelled_non_finite,
 )
-from sluice.stages.temporal import _parse_dates, _parse_timestamps
+from sluice.stages.temporal import parse_dates, parse_timestamps
 
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
@@ -169,7 +167,7 @@ def _coerce(column: pa.Array | pa.ChunkedArray, ctype: str) -> Coerced:
             return _coerce_text(pc.cast(array, pa.string()), ctype)
         except _CAST_ERRORS:
             return _unreadable(array, ctype)
-    non_finite = _non_finite(array) if ctype in ("int", "float", "decimal") else None
+    non_finite = non_finite_mask(array) if ctype in ("int", "float", "decimal") else None
     if non_finite is not None and ctype != "float":
         array = pc.if_else(non_finite, pa.scalar(None, array.type), array)  # int, decimal: none
     if array.type == target:
@@ -199,33 +197,33 @@ def _timestamp_dates(array: pa.Array) -> Coerced:
 def _coerce_text(text: pa.Array, ctype: str) -> Coerced:
     if ctype == "string":
         return Coerced(text, _none_invalid(len(text)))
-    fast = _fast_cast(text, ctype)
+    fast = fast_cast(text, ctype)
     if fast is not None:
-        return Coerced(fast, _none_invalid(len(text)), _non_finite(fast))
+        return Coerced(fast, _none_invalid(len(text)), non_finite_mask(fast))
     non_finite: pa.Array | None = None
     if ctype == "int":
-        values = _number_cast(text, "int")
+        values = number_cast(text, "int")
     elif ctype in ("float", "decimal"):
-        values = _spelled_non_finite(text, _number_cast(text, "float"))
-        non_finite = _non_finite(values)
+        values = with_spelled_non_finite(text, number_cast(text, "float"))
+        non_finite = non_finite_mask(values)
         if ctype == "decimal":
-            values = _decimal(values, non_finite)
+            values = as_decimal(values, non_finite)
     elif ctype == "bool":
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(text))
         is_true = pc.is_in(lowered, pa.array(_TRUE))
         is_false = pc.is_in(lowered, pa.array(_FALSE))
         values = pc.if_else(is_true, True, pc.if_else(is_false, False, pa.scalar(None, pa.bool_())))
     elif ctype == "date":
-        values = _parse_dates(text)
+        values = parse_dates(text)
     elif ctype == "timestamp":
-        values = _parse_timestamps(text)
+        values = parse_timestamps(text)
     else:  # pragma: no cover - contracts are validated on load
         raise ValueError(f"unknown type {ctype}")
     present = pc.invert(pc.is_null(text))
     invalid = pc.and_(present, pc.is_null(values))
     if ctype == "int" and pc.any(invalid).as_py():
         # An int column's `nan` or `inf` is a non-finite number, not a malformed one.
-        spelled = pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
+        spelled = spelled_non_finite(text)
         if pc.any(spelled).as_py():
             non_finite = spelled
             invalid = pc.and_(invalid, pc.invert(spelled))

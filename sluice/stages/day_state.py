@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from sluice.contracts import Contract
 from sluice.errors import SluiceError
-from sluice.stages.partials import _partial_schema, daily_summary
+from sluice.stages.partials import daily_summary, partial_schema
 from sluice.stages.record_types import summary_schema
 
 # --------------------------------------------------------------------------- day state
@@ -131,7 +131,7 @@ class DayState:
     def _combined(self, contract: Contract) -> pa.Table:
         """One partial summary row per group holding the day's totals (sums rounded once)."""
         rows = self._rows(contract, float, lambda total, m: _rounded(total, contract, m))
-        return pa.Table.from_pylist(rows, schema=_partial_schema(contract))
+        return pa.Table.from_pylist(rows, schema=partial_schema(contract))
 
     def _rows(
         self,
@@ -264,7 +264,7 @@ def _state_schema(contract: Contract) -> pa.Schema:
     return pa.schema(
         [
             pa.field(f.name, pa.string()) if f.name in exact else f
-            for f in _partial_schema(contract)
+            for f in partial_schema(contract)
             if not f.name.endswith("_sum_exact")  # (the state's sums are exact themselves)
         ]
     )

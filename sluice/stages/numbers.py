@@ -12,17 +12,17 @@ import pyarrow.compute as pc
 
 from sluice.stages.arrow_types import ARROW_TYPES
 
-_INT = r"^\s*[+-]?\d{1,38}\s*$"
-_FLOAT = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
+INT_PATTERN = r"^\s*[+-]?\d{1,38}\s*$"
+FLOAT_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
 # NaN and the infinities as text (Arrow's own float parser reads every one of these).
 _NON_FINITE = r"(?i)^\s*[+-]?(nan|inf|infinity)\s*$"
 # decimal128(38, 2) holds 36 digits before the point.
 _DECIMAL_LIMIT = 1e36
 
 
-def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
+def fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
     """Arrow's own parser when every value is clean (the common case); None if any is not.
-    (Arrow reads `nan`, `inf`, `-Infinity` and `1e400` as floats: `_non_finite` finds them.)"""
+    (Arrow reads `nan`, `inf`, `-Infinity` and `1e400` as floats: `non_finite_mask` finds them.)"""
     if ctype not in ("int", "float"):
         return None
     try:
@@ -31,7 +31,7 @@ def _fast_cast(text: pa.Array, ctype: str) -> pa.Array | None:
         return None
 
 
-def _non_finite(values: pa.Array) -> pa.Array | None:
+def non_finite_mask(values: pa.Array) -> pa.Array | None:
     """The NaN and infinite values of a float array; None when there are none."""
     if not pa.types.is_floating(values.type):
         return None
@@ -39,10 +39,15 @@ def _non_finite(values: pa.Array) -> pa.Array | None:
     return mask if pc.any(mask).as_py() else None
 
 
-def _spelled_non_finite(text: pa.Array, values: pa.Array) -> pa.Array:
+def spelled_non_finite(text: pa.Array) -> pa.Array:
+    """The values of `text` that spell NaN or an infinity (`nan`, `-Infinity`, any case)."""
+    return pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
+
+
+def with_spelled_non_finite(text: pa.Array, values: pa.Array) -> pa.Array:
     """`values` with NaN and the infinities where `text` spells one (`nan`, `-Infinity`, any
     case): the number pattern leaves them out."""
-    spelled = pc.fill_null(pc.match_substring_regex(text, _NON_FINITE), False)
+    spelled = spelled_non_finite(text)
     if not pc.any(spelled).as_py():
         return values
     read = pc.cast(pc.utf8_trim_whitespace(pc.if_else(spelled, text, None)), pa.float64())
@@ -115,18 +120,18 @@ def _plain_numbers(text: pa.Array, plain: _Plain, present: np.ndarray) -> np.nda
 def _pattern_cast(text: pa.Array, ctype: str) -> pa.Array:
     """Values that match the number pattern (blanks and a '+' allowed), null for the rest."""
     if ctype == "int":
-        ok = pc.match_substring_regex(text, _INT)
+        ok = pc.match_substring_regex(text, INT_PATTERN)
         digits = pc.utf8_ltrim(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), "+")
         # Through a wide decimal, so a value past int64's range is invalid, not an error.
         wide = pc.cast(digits, pa.decimal128(38, 0))
         low, high = _int64_range()
         fits = pc.and_(pc.greater_equal(wide, low), pc.less_equal(wide, high))
         return pc.cast(pc.if_else(fits, wide, pa.scalar(None, wide.type)), pa.int64())
-    ok = pc.match_substring_regex(text, _FLOAT)
+    ok = pc.match_substring_regex(text, FLOAT_PATTERN)
     return pc.cast(pc.utf8_trim_whitespace(pc.if_else(ok, text, None)), pa.float64())
 
 
-def _number_cast(text: pa.Array, ctype: str) -> pa.Array:
+def number_cast(text: pa.Array, ctype: str) -> pa.Array:
     """`ctype` ("int" or "float") values of a column holding some odd texts. Arrow's parser
     reads the plain ones; only the rest are matched against the full pattern (a regex costs
     about 10x the parser per value)."""
@@ -145,7 +150,7 @@ def _number_cast(text: pa.Array, ctype: str) -> pa.Array:
     return pc.replace_with_mask(values, pa.array(odd), others)
 
 
-def _decimal(values: pa.Array, non_finite: pa.Array | None) -> pa.Array:
+def as_decimal(values: pa.Array, non_finite: pa.Array | None) -> pa.Array:
     """Floats as decimal128(38, 2): NaN, the infinities and values past its 36 integer digits
     (which a cast would silently turn into garbage) are null."""
     fits = pc.less(pc.abs(values), _DECIMAL_LIMIT)

@@ -68,7 +68,7 @@ def partial_summaries(
                 columns[f"{m}_sum_exact"] = pa.array(
                     [None if f is None else str(f) for f in found], pa.string()
                 )
-    schema = _partial_schema(contract)
+    schema = partial_schema(contract)
     table = pa.table(columns).select(schema.names).cast(schema)
     ends = np.searchsorted(grouped[_DAY].to_numpy(), np.arange(1, days + 1))
     starts = np.concatenate(([0], ends[:-1]))
@@ -149,7 +149,7 @@ def daily_summary(partials: pa.Table, contract: Contract, day: date) -> pa.Table
     return table.cast(summary_schema(contract))
 
 
-def _partial_schema(contract: Contract) -> pa.Schema:
+def partial_schema(contract: Contract) -> pa.Schema:
     fields = [pa.field(g, ARROW_TYPES[contract.column(g).type]) for g in contract.group_by]
     fields += [pa.field("record_count", pa.int64()), pa.field("score_sum", pa.float64())]
     for m in contract.measures:
@@ -170,7 +170,7 @@ PARTIAL_DAY = "summary_date"  # in a file's partials object: the day a partial r
 
 def partials_schema(contract: Contract) -> pa.Schema:
     """One source object's partial summaries of all its days, in one table."""
-    return pa.schema([pa.field(PARTIAL_DAY, pa.date32()), *_partial_schema(contract)])
+    return pa.schema([pa.field(PARTIAL_DAY, pa.date32()), *partial_schema(contract)])
 
 
 def split_partials(table: pa.Table, day: date | None = None) -> dict[date, tuple[str, pa.Table]]:

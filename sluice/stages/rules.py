@@ -7,6 +7,7 @@ vectorized kernel over the batch, never a Python loop over rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -168,28 +169,27 @@ def band(spec: Band, values: pa.Array) -> pa.Array:
     return pa.DictionaryArray.from_arrays(indices, pa.array(list(spec.labels), pa.string()))
 
 
+# The compute function of each name a contract's `derived` section may use.
+_DERIVE: dict[str, Callable[[pa.Array], pa.Array]] = {
+    "year": pc.year,
+    "month": pc.month,
+    "day": pc.day,
+    "quarter": pc.quarter,
+    # ISO: Monday 1 .. Sunday 7
+    "day_of_week": lambda values: pc.day_of_week(values, count_from_zero=False, week_start=1),
+    "upper": pc.utf8_upper,
+    "lower": pc.utf8_lower,
+    "trim": pc.utf8_trim_whitespace,
+    "abs": pc.abs,
+}
+
+
 def derive(spec: Derived, values: pa.Array) -> pa.Array:
     """A field computed from one column, as the contract's `derived` section names it."""
-    fn = spec.function
-    if fn == "year":
-        return pc.year(values)
-    if fn == "month":
-        return pc.month(values)
-    if fn == "day":
-        return pc.day(values)
-    if fn == "quarter":
-        return pc.quarter(values)
-    if fn == "day_of_week":  # ISO: Monday 1 .. Sunday 7
-        return pc.day_of_week(values, count_from_zero=False, week_start=1)
-    if fn == "upper":
-        return pc.utf8_upper(values)
-    if fn == "lower":
-        return pc.utf8_lower(values)
-    if fn == "trim":
-        return pc.utf8_trim_whitespace(values)
-    if fn == "abs":
-        return pc.abs(values)
-    raise ValueError(f"unknown function {fn}")  # pragma: no cover - validated on load
+    function = _DERIVE.get(spec.function)
+    if function is None:  # pragma: no cover - validated on load
+        raise ValueError(f"unknown function {spec.function}")
+    return function(values)
 
 
 def code_lists(codes: list[str], masks: list[np.ndarray], n: int) -> pa.Array:

@@ -55,7 +55,7 @@ def _parse_times(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
     return result
 
 
-def _parse_dates(text: pa.Array) -> pa.Array:
+def parse_dates(text: pa.Array) -> pa.Array:
     # Fast path: Arrow's own parser accepts exactly YYYY-MM-DD and rejects impossible dates,
     # so when it reads every value there is nothing else to check.
     try:
@@ -126,7 +126,7 @@ def _iso_times(text: pa.Array) -> tuple[pa.Array, pa.Array]:
     return pc.if_else(fits, local, no_time), pc.if_else(fits, utc, no_time)
 
 
-def _parse_timestamps(text: pa.Array) -> pa.Array:
+def parse_timestamps(text: pa.Array) -> pa.Array:
     text = pc.utf8_trim_whitespace(text)
     try:  # ISO 8601 without a zone, fractions up to microseconds: Arrow's own parser
         return pc.cast(text, ARROW_TYPES["timestamp"])

@@ -20,6 +20,13 @@ TOP = (
 )
 
 
+def query(capsys, sql: str, lake_dir: Path, fmt: str | None = None) -> str:  # type: ignore[no-untyped-def]
+    """What `sluice query` prints for `sql` on the lake at `lake_dir` (in `fmt`): it exits 0."""
+    assert main(["query", sql, "--lake", str(lake_dir), *(["--format", fmt] if fmt else [])]) == 0
+    out: str = capsys.readouterr().out
+    return out
+
+
 def test_run_then_query_in_every_format(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     lake_dir = tmp_path / "lake"
     # Given the sample run with a query afterwards
@@ -34,13 +41,11 @@ def test_run_then_query_in_every_format(tmp_path: Path, capsys) -> None:  # type
         "(2 rows)"
     )
     # And the lake can be queried again, as JSON and CSV
-    assert main(["query", TOP, "--lake", str(lake_dir), "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out) == [
+    assert json.loads(query(capsys, TOP, lake_dir, "json")) == [
         {"category": "Sales", "total_amount": 450.5, "transaction_count": 2},
         {"category": "Marketing", "total_amount": 75.25, "transaction_count": 1},
     ]
-    assert main(["query", TOP, "--lake", str(lake_dir), "--format", "csv"]) == 0
-    assert capsys.readouterr().out == (
+    assert query(capsys, TOP, lake_dir, "csv") == (
         "category,total_amount,transaction_count\nSales,450.5,2\nMarketing,75.25,1\n"
     )
     # And `run --json --query` keeps every digit of a decimal
@@ -101,10 +106,9 @@ def test_every_number_is_printed_exactly_in_every_format(tmp_path: Path, capsys)
     # Given doubles, a decimal, integers past 2**53 and a 32-bit float in the lake
     lake_dir = _readings_lake(tmp_path / "lake")
     # When they are queried as a table
-    assert main(["query", ROWS, "--lake", str(lake_dir)]) == 0
     # Then each double has its shortest round-tripping digits, a decimal all of its digits,
     # an integer all of its digits, and a FLOAT the shortest digits that read back as it
-    assert capsys.readouterr().out == (
+    assert query(capsys, ROWS, lake_dir) == (
         "id               amount                price                  big  ratio\n"
         "--  -------------------  -------------------  -------------------  -----\n"
         " 1          5196000.125  12345678901234.5678     9007199254740993    0.1\n"
@@ -113,16 +117,14 @@ def test_every_number_is_printed_exactly_in_every_format(tmp_path: Path, capsys)
         "(3 rows)\n"
     )
     # And the same as CSV
-    assert main(["query", ROWS, "--lake", str(lake_dir), "--format", "csv"]) == 0
-    assert capsys.readouterr().out == (
+    assert query(capsys, ROWS, lake_dir, "csv") == (
         "id,amount,price,big,ratio\n"
         "1,5196000.125,12345678901234.5678,9007199254740993,0.1\n"
         "2,650.125,0.0001,9223372036854775807,2.5\n"
         "3,0.30000000000000004,-1.5000,-1,\n"
     )
     # And as JSON, where the decimal is a number with its digits as written, not a string
-    assert main(["query", ROWS, "--lake", str(lake_dir), "--format", "json"]) == 0
-    out = capsys.readouterr().out
+    out = query(capsys, ROWS, lake_dir, "json")
     assert '"price": 12345678901234.5678,' in out
     assert json.loads(out, parse_float=Decimal) == [
         {
@@ -153,21 +155,18 @@ def test_sums_keep_every_digit(tmp_path: Path, capsys) -> None:  # type: ignore[
     # Given the same lake
     lake_dir = _readings_lake(tmp_path / "lake")
     # When a double, a decimal and a 128-bit integer are summed, beside a tiny and a huge double
-    assert main(["query", SUMS, "--lake", str(lake_dir), "--format", "csv"]) == 0
     # Then no format rounds them (the double sum was once printed as 5.19665e+06)
-    assert capsys.readouterr().out == (
+    assert query(capsys, SUMS, lake_dir, "csv") == (
         "total,price_total,big_total,tiny,huge\n"
         "5196650.25,12345678901234.5679,9232379236109516800,1e-07,1e+16\n"
     )
-    assert main(["query", SUMS, "--lake", str(lake_dir)]) == 0
-    assert capsys.readouterr().out == (
+    assert query(capsys, SUMS, lake_dir) == (
         "     total          price_total            big_total   tiny   huge\n"
         "----------  -------------------  -------------------  -----  -----\n"
         "5196650.25  12345678901234.5679  9232379236109516800  1e-07  1e+16\n"
         "(1 row)\n"
     )
-    assert main(["query", SUMS, "--lake", str(lake_dir), "--format", "json"]) == 0
-    assert capsys.readouterr().out == (
+    assert query(capsys, SUMS, lake_dir, "json") == (
         "[\n"
         "  {\n"
         '    "total": 5196650.25,\n'
@@ -188,9 +187,8 @@ def test_json_stays_valid_for_values_not_finite_and_nested(tmp_path: Path, capsy
         "{'at': DATE '2024-01-15', 'x': 0.5} AS s"
     )
     # When it is printed as JSON
-    assert main(["query", sql, "--lake", str(lake_dir), "--format", "json"]) == 0
     # Then it is valid JSON: NaN and infinities as strings, nested numbers exact
-    out = capsys.readouterr().out
+    out = query(capsys, sql, lake_dir, "json")
     assert json.loads(out, parse_float=Decimal, parse_constant=lambda c: c) == [
         {
             "n": "nan",
@@ -200,7 +198,6 @@ def test_json_stays_valid_for_values_not_finite_and_nested(tmp_path: Path, capsy
         }
     ]
     # And a table shows them the same way
-    assert main(["query", sql, "--lake", str(lake_dir), "--format", "csv"]) == 0
-    assert capsys.readouterr().out == (
+    assert query(capsys, sql, lake_dir, "csv") == (
         'n,low,l,s\nnan,-inf,"[1.25, null]","{""at"": ""2024-01-15"", ""x"": 0.5}"\n'
     )

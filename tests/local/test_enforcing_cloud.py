@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -18,7 +17,7 @@ from sluice.environments import StageSettings
 from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
 from sluice.report import build_report, execution_history
-from tests.support import eventually
+from tests.support import assert_unknown_keys_refused, eventually
 
 CSV = "id,name,amount,date,category\n1,A,150.50,2024-01-15,Sales\n2,B,75.25,2024-01-16,Ops\n"
 # Small limits, so a test reaches them quickly; the rest as dev deploys them.
@@ -176,18 +175,9 @@ def test_a_function_filling_its_tmp_fails_the_write(cloud: LocalCloud, tmp_path:
 
 
 def test_clients_without_the_administrators_keys_are_refused(cloud: LocalCloud) -> None:
-    # Given a client signed with keys that are not the administrator's
-    stranger = boto3.client(
-        "s3",
-        endpoint_url=cloud.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    # When it lists RAW, Then it is refused as an unknown key
-    with pytest.raises(ClientError) as refused:
-        stranger.list_objects_v2(Bucket="raw")
-    assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    # Given a client signed with keys that are not the administrator's, When it lists RAW,
+    # Then it is refused as an unknown key
+    assert_unknown_keys_refused(cloud.endpoint_url)
     # while the administrator may
     assert (
         cloud.client("s3").list_objects_v2(Bucket="raw")["ResponseMetadata"]["HTTPStatusCode"]

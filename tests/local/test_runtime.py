@@ -3,7 +3,6 @@ errors (https://docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -16,12 +15,12 @@ EMPTY_BATCH: dict[str, object] = {"Records": []}
 DUMMY_KEYS = {"AWS_ACCESS_KEY_ID": "none", "AWS_SECRET_ACCESS_KEY": "none"}
 
 
-def runtime_with(**size: int) -> LambdaRuntime:
+def runtime_with(concurrency: int = 1, **size: int) -> LambdaRuntime:
     config = FunctionConfig(
         name="sluice-starter",
         stage="starter",
         environment={"POWERTOOLS_SERVICE_NAME": "sluice-starter"},
-        concurrency=1,
+        concurrency=concurrency,
         **size,
     )
     return LambdaRuntime(
@@ -60,9 +59,7 @@ def test_a_warm_environment_keeps_its_tmp_and_a_new_one_starts_empty(
 
 def test_an_invocation_during_the_prewarm_waits_for_that_environment() -> None:
     # Given a function that may run two environments, warmed up with one
-    runtime = runtime_with(memory_mb=256, timeout_seconds=5)
-    pool = runtime._functions["sluice-starter"]
-    pool.config = dataclasses.replace(pool.config, concurrency=2)
+    runtime = runtime_with(concurrency=2, memory_mb=256, timeout_seconds=5)
     runtime.add_worker_fault("tests.faults:count_tmp_then_grow")
     try:
         runtime.prewarm()
@@ -70,7 +67,7 @@ def test_an_invocation_during_the_prewarm_waits_for_that_environment() -> None:
         runtime.invoke("sluice-starter", EMPTY_BATCH)
         # Then the invocation ran in the warmed environment: no second one was started
         assert [(i.error_type, i.cold_start) for i in runtime.invocations] == [("Counted", False)]
-        assert len(runtime._live) == 1
+        assert len(runtime.live) == 1
         assert runtime.answered == 1
         # And a wait for the next answer ends when the time is up, saying how many there were
         assert runtime.wait_for_answer(1, 0.01) == 1
@@ -138,7 +135,7 @@ def test_stopping_ends_busy_environments_too() -> None:
     busy.start()
     try:
         eventually(
-            lambda: runtime._live and all(e.used for e in runtime._live), 15, "a busy environment"
+            lambda: runtime.live and all(e.used for e in runtime.live), 15, "a busy environment"
         )
     finally:
         # When the runtime stops
@@ -149,7 +146,7 @@ def test_stopping_ends_busy_environments_too() -> None:
     assert kind == "Unhandled"
     assert isinstance(error, dict) and error["errorType"] == "Runtime.ExitError"
     assert error["errorMessage"].endswith("Runtime exited with error: signal: SIGKILL")
-    assert runtime._live == set()
+    assert runtime.live == set()
 
 
 def test_a_function_imports_only_what_lambda_would_give_it() -> None:

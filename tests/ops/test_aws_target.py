@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from sluice import ops
 from sluice.cli import main
+from tests.support import as_aws
 
 ARN = "arn:aws:states:eu-west-1:123456789012:stateMachine:sluice-dev-pipeline"
 EXECUTION = ARN.replace(":stateMachine:", ":execution:") + ":transactions-a-0123456789abcdef"
@@ -32,12 +33,7 @@ OUTPUTS = {
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in-process, as AWS: credentials and a region, no endpoint."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    as_aws(monkeypatch, "eu-west-1")
     with mock_aws():
         yield
 
@@ -138,42 +134,55 @@ def failed_summary(started: datetime) -> dict[str, Any]:
     }
 
 
+BY_ARN = {"executionArn": EXECUTION}
+
+
+def failed_execution(
+    age: timedelta, described: dict[str, Any], stopped: dict[str, Any] | None = None
+) -> tuple[ops.Target, Stubber, dict[str, Any]]:
+    """The deployed stack's target, and a Stubber of its Step Functions client that lists one
+    execution that failed `age` ago, describes it with `described` and, given `stopped`,
+    answers with that history."""
+    deploy_stack()
+    target = ops.resolve()
+    summary = failed_summary(datetime.now(UTC) - age)
+    stub = Stubber(target.client("stepfunctions"))
+    stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
+    stub.add_response("describe_execution", {**summary, **described}, BY_ARN)
+    if stopped is not None:
+        stub.add_response("get_execution_history", stopped, BY_ARN)
+    return target, stub, summary
+
+
 def test_a_redrivable_failure_is_redriven_and_awaited_until_the_redrive_finishes(
     aws: None,
 ) -> None:
     # Given the deployed stack and a failed, redrivable execution stopped in TrustedAgain,
     # the Task a redrive starts again (moto lacks redrive: stubbed)
-    deploy_stack()
-    target = ops.resolve()
-    sfn = target.client("stepfunctions")
-    summary = failed_summary(datetime.now(UTC) - timedelta(hours=2))
-    by_arn = {"executionArn": EXECUTION}
     stopped = history(
         ("Task", "Validate", True),
         ("Task", "Trusted", True),
         ("Task", "TrustedFailed", True),
         ("Task", "TrustedAgain", False),
     )
-    with Stubber(sfn) as stub:
-        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
-        stub.add_response(
-            "describe_execution",
-            {**summary, "input": "{}", "redriveStatus": "REDRIVABLE", "redriveCount": 0},
-            by_arn,
-        )
-        stub.add_response("get_execution_history", stopped, by_arn)
-        stub.add_response("redrive_execution", {"redriveDate": datetime.now(UTC)}, by_arn)
+    target, stub, summary = failed_execution(
+        timedelta(hours=2),
+        {"input": "{}", "redriveStatus": "REDRIVABLE", "redriveCount": 0},
+        stopped,
+    )
+    with stub:
+        stub.add_response("redrive_execution", {"redriveDate": datetime.now(UTC)}, BY_ARN)
         # the redrive has not shown yet, then runs, then succeeds
-        stub.add_response("describe_execution", {**summary, "input": "{}"}, by_arn)
+        stub.add_response("describe_execution", {**summary, "input": "{}"}, BY_ARN)
         stub.add_response(
             "describe_execution",
             {**summary, "status": "RUNNING", "input": "{}", "redriveCount": 1},
-            by_arn,
+            BY_ARN,
         )
         stub.add_response(
             "describe_execution",
             {**summary, "status": "SUCCEEDED", "input": "{}", "output": "{}", "redriveCount": 1},
-            by_arn,
+            BY_ARN,
         )
         # When failed executions are rerun and awaited
         plans = ops.rerun(target, ops.plan_rerun(target, [], failed=True))
@@ -189,23 +198,16 @@ def test_a_redrivable_failure_is_redriven_and_awaited_until_the_redrive_finishes
 
 def test_an_execution_stopped_at_a_fail_state_gets_a_new_execution(aws: None) -> None:
     # Given a redrivable execution of the earlier definition, stopped in its Fail state
-    deploy_stack()
-    target = ops.resolve()
-    sfn = target.client("stepfunctions")
-    summary = failed_summary(datetime.now(UTC) - timedelta(hours=2))
-    by_arn = {"executionArn": EXECUTION}
     stopped = history(
         ("Task", "Trusted", True),
         ("Pass", "TrustedFailed", True),
         ("Task", "NotifyFailure", True),
         ("Fail", "Failed", False),
     )
-    with Stubber(sfn) as stub:
-        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
-        stub.add_response(
-            "describe_execution", {**summary, "input": "{}", "redriveStatus": "REDRIVABLE"}, by_arn
-        )
-        stub.add_response("get_execution_history", stopped, by_arn)
+    target, stub, _ = failed_execution(
+        timedelta(hours=2), {"input": "{}", "redriveStatus": "REDRIVABLE"}, stopped
+    )
+    with stub:
         # When the rerun is planned
         plans = ops.plan_rerun(target, [], failed=True)
         stub.assert_no_pending_responses()
@@ -221,32 +223,17 @@ def test_an_execution_stopped_at_a_fail_state_gets_a_new_execution(aws: None) ->
 
 def test_an_old_failure_gets_a_new_execution_from_its_input(aws: None) -> None:
     # Given the deployed stack, and a failed execution 20 days old that can no longer be redriven
-    deploy_stack()
-    target = ops.resolve()
-    sfn = target.client("stepfunctions")
-    summary = {
-        "executionArn": EXECUTION,
-        "stateMachineArn": ARN,
-        "name": "transactions-a-0123456789abcdef",
-        "status": "FAILED",
-        "startDate": datetime.now(UTC) - timedelta(days=20),
-    }
     original = '{"execution": "transactions-a-0123456789abcdef"}'
-    with Stubber(sfn) as stub:
-        stub.add_response("list_executions", {"executions": [summary]}, {"stateMachineArn": ARN})
-        stub.add_response(
-            "describe_execution",
-            {
-                **summary,
-                "input": original,
-                "redriveStatus": "NOT_REDRIVABLE",
-                "redriveStatusReason": "Execution is older than 14 days",
-            },
-            {"executionArn": EXECUTION},
-        )
-        stub.add_response(
-            "describe_execution", {**summary, "input": original}, {"executionArn": EXECUTION}
-        )
+    target, stub, summary = failed_execution(
+        timedelta(days=20),
+        {
+            "input": original,
+            "redriveStatus": "NOT_REDRIVABLE",
+            "redriveStatusReason": "Execution is older than 14 days",
+        },
+    )
+    with stub:
+        stub.add_response("describe_execution", {**summary, "input": original}, BY_ARN)
         stub.add_response(
             "start_execution",
             {"executionArn": EXECUTION + "-r1", "startDate": datetime.now(UTC)},

@@ -11,13 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
-import pytest
-from botocore.exceptions import ClientError
-
 from sluice.cli import local_cloud_setup
 from sluice.config import PROJECT_ROOT
-from tests.support import eventually
+from tests.support import assert_unknown_keys_refused, eventually
 
 OPERATIONS = PROJECT_ROOT / "docs" / "operations.md"
 
@@ -79,16 +75,7 @@ def test_up_serves_the_pipeline_once_provisioned_and_says_what_it_discards(
         eventually(listening, 60, "sluice up listening")
         # Then the first call it makes finds the cloud whole: IAM already checks every call
         # (it is switched on last, once the stack is provisioned), so unknown keys are refused
-        stranger = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
-        with pytest.raises(ClientError) as refused:
-            stranger.list_objects_v2(Bucket="raw")
-        assert refused.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+        assert_unknown_keys_refused(endpoint)
         # and `up` says it is ready, then prints the lines that set a shell up
         assert server.stdout is not None
         assert server.stdout.readline() == (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,27 @@ def put(cloud: LocalCloud, tmp: Path, name: str, text: str | bytes, dataset: str
     path = tmp / name.replace("/", "_")
     path.write_bytes(text.encode() if isinstance(text, str) else text)
     return cloud.upload(path, dataset)
+
+
+def put_with_fault(
+    cloud: LocalCloud,
+    fault: Callable[[str, dict[str, Any]], None] | str,
+    tmp: Path,
+    name: str,
+    text: str | bytes,
+    dataset: str,
+) -> list[dict[str, Any]]:
+    """The finished executions of one file put under `dataset` while `fault` (a function, or a
+    worker fault's `module:function`) is in the runtime; the faults are cleared after."""
+    if isinstance(fault, str):
+        cloud.runtime.add_worker_fault(fault)
+    else:
+        cloud.runtime.add_fault(fault)
+    try:
+        put(cloud, tmp, name, text, dataset)
+        return finished(cloud, f"{dataset}-", 1)
+    finally:
+        cloud.runtime.clear_faults()
 
 
 def executions(cloud: LocalCloud, prefix: str = "") -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from tests.reliability.helpers import (
     keys,
     parquet_rows,
     put,
+    put_with_fault,
     queue_depth,
     s3_event,
 )
@@ -192,13 +193,8 @@ def test_throttled_start(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
                 "StartExecution",
             )
 
-    cloud.runtime.add_fault(throttle)
-    try:
-        # When the file is uploaded
-        put(cloud, tmp_path, "throttled.csv", csv_rows(2), "throttled")
-        found = finished(cloud, "throttled-", 1)
-    finally:
-        cloud.runtime.clear_faults()
+    # When the file is uploaded
+    found = put_with_fault(cloud, throttle, tmp_path, "throttled.csv", csv_rows(2), "throttled")
     drained(cloud)
     # Then the message came back until it started: one execution, nothing in the DLQ
     assert len(throttled) == 2
@@ -217,13 +213,8 @@ def test_transient_error_retried(cloud: LocalCloud, tmp_path: Path, ledger: Ledg
             failures.append(1)
             raise SluiceTransientError("S3 SlowDown")
 
-    cloud.runtime.add_fault(flaky)
-    try:
-        # When the file is uploaded
-        put(cloud, tmp_path, "flaky.csv", csv_rows(2), "flaky")
-        (found,) = finished(cloud, "flaky-", 1)
-    finally:
-        cloud.runtime.clear_faults()
+    # When the file is uploaded
+    (found,) = put_with_fault(cloud, flaky, tmp_path, "flaky.csv", csv_rows(2), "flaky")
     # Then Trusted was retried and succeeded, naming the error of its first attempt
     shown = ops.show(ops.resolve(None, cloud.endpoint_url), found["name"])
     trusted = next(s for s in shown["stages"] if s["name"] == "trusted")
@@ -241,12 +232,9 @@ def test_mid_write_death(cloud: LocalCloud, tmp_path: Path, ledger: Ledger) -> N
 
     # When the same file runs under another dataset, and Delivery's process is killed as it
     # writes its second file
-    cloud.runtime.add_worker_fault("tests.faults:die_mid_delivery_write")
-    try:
-        put(cloud, tmp_path, "mid.csv", text, "midwrite")
-        (failed,) = finished(cloud, "midwrite-", 1)
-    finally:
-        cloud.runtime.clear_faults()
+    (failed,) = put_with_fault(
+        cloud, "tests.faults:die_mid_delivery_write", tmp_path, "mid.csv", text, "midwrite"
+    )
     described = cloud.client("stepfunctions").describe_execution(
         executionArn=failed["executionArn"]
     )
@@ -437,12 +425,7 @@ def test_object_deleted_while_its_execution_runs(
             source = event["source"]
             cloud.client("s3").delete_object(Bucket=source["bucket"], Key=source["key"])
 
-    cloud.runtime.add_fault(delete_first)
-    try:
-        put(cloud, tmp_path, "midway.csv", csv_rows(2), "midway")
-        (found,) = finished(cloud, "midway-", 1)
-    finally:
-        cloud.runtime.clear_faults()
+    (found,) = put_with_fault(cloud, delete_first, tmp_path, "midway.csv", csv_rows(2), "midway")
     # Then the execution fails with a data error of its own: not retried, nothing to quarantine
     target = ops.resolve(None, cloud.endpoint_url)
     shown = ops.show(target, found["name"])

@@ -13,6 +13,7 @@ import pytest
 
 from sluice.stages import coerce as coerce_mod
 from sluice.stages.coerce import coerce
+from sluice.stages.numbers import FLOAT_PATTERN, INT_PATTERN
 
 INT64_MAX = (1 << 63) - 1
 
@@ -48,11 +49,11 @@ def _expected(value: str | None, ctype: str) -> int | float | None:
     if value is None:
         return None
     if ctype == "int":
-        if not re.match(coerce_mod._INT, value):
+        if not re.match(INT_PATTERN, value):
             return None
         number = int(value.strip())
         return number if -(1 << 63) <= number <= INT64_MAX else None
-    return float(value.strip()) if re.match(coerce_mod._FLOAT, value) else None
+    return float(value.strip()) if re.match(FLOAT_PATTERN, value) else None
 
 
 @pytest.mark.parametrize("ctype", ["int", "float"])
