@@ -40,6 +40,8 @@ from sluice.edges.validate import write_staged
 from sluice.formats import open_file
 from sluice.lake import day_of_key
 from sluice.stages import trusted
+from sluice.stages.trusted.schema import write_schema as trusted_write_schema
+from sluice.stages.trusted.writers import write_table
 
 
 def best(repeat: int, work: Callable[[], object]) -> float:
@@ -54,7 +56,7 @@ def best(repeat: int, work: Callable[[], object]) -> float:
 def _write_days(tables: dict[date, pa.Table], folder: Path, options: dict[str, Any]) -> None:
     def one(item: tuple[date, pa.Table]) -> None:
         day, table = item
-        trusted._write_table(folder / f"{day}.parquet", table, options)
+        write_table(folder / f"{day}.parquet", table, options)
 
     with ThreadPoolExecutor(max_workers=trusted.WORKERS) as pool:
         list(pool.map(one, tables.items()))
@@ -105,7 +107,7 @@ def measure(csv: Path, repeat: int) -> dict[str, float]:
         out = work / "sluice"
         impls.sluice(csv, out)
         schema = trusted.output_schema(contract)
-        write_schema = trusted._write_schema(contract, schema)
+        write_schema = trusted_write_schema(contract, schema)
         kept = {
             _day(path): _as_written(pq.read_table(path), write_schema)
             for path in (out / "trusted").rglob("*.parquet")

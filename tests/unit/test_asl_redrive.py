@@ -10,33 +10,14 @@ from typing import Any
 
 import pytest
 
+from sluice import retries
 from sluice.config import ASL_PATH, WORKFLOW_STAGES
 from sluice.report import STAGE_STATES
 from tests.asl_model import CONTEXT, ERROR, Model, stage_of
 
 INPUT = {"execution": "execution", "dataset": "d", "source": {"key": "k"}}
-LAMBDA_RETRY = [
-    {
-        "ErrorEquals": [
-            "Lambda.ServiceException",
-            "Lambda.AWSLambdaException",
-            "Lambda.SdkClientException",
-            "Lambda.ClientExecutionTimeoutException",
-            "Lambda.TooManyRequestsException",
-        ],
-        "IntervalSeconds": 2,
-        "MaxAttempts": 6,
-        "BackoffRate": 2,
-        "JitterStrategy": "FULL",
-    },
-    {
-        "ErrorEquals": ["SluiceTransientError"],
-        "IntervalSeconds": 1,
-        "MaxAttempts": 3,
-        "BackoffRate": 2,
-        "JitterStrategy": "FULL",
-    },
-]
+# Every stage Task's retries (their values are pinned once, in tests/infra/test_retries.py).
+LAMBDA_RETRY = [retries.LAMBDA_SERVICE_ERRORS.asl(), retries.TRANSIENT.asl()]
 
 
 def definition() -> dict[str, Any]:

@@ -23,15 +23,12 @@ from sluice.state import (
     ValidateSection,
     metrics_of,
 )
+from tests.emf import RESULTS
 
 SOURCE = {"bucket": "raw", "key": "sales/a.csv", "version_id": "v1", "etag": '"e"', "size": 10}
+# The sections as the stages return them (every field), with a workbook's sheets and durations.
 VALIDATE = {
-    "staged": {"bucket": "trusted", "key": "_staging/sales/a.parquet"},
-    "format": "xlsx",
-    "rows_in": 5,
-    "bytes_in": 10,
-    "bytes_out": 900,
-    "contract": {"dataset": "sales", "version": "2", "inferred": False},
+    **RESULTS["validate"],
     "sheets": {
         "read": ["Jan"],
         "read_count": 1,
@@ -40,26 +37,8 @@ VALIDATE = {
     },
     "duration_ms": 41,
 }
-TRUSTED = {
-    "manifest": {"bucket": "trusted", "key": "_staging/sales/a.trusted.json"},
-    "rows_in": 5,
-    "rows_trusted": 3,
-    "rows_quarantined": 1,
-    "duplicates": 1,
-    "days": 2,
-    "bytes_out": 4000,
-    "mean_quality_score": 0.9,
-    "duration_ms": 70,
-}
-DELIVERY = {
-    "lineage": {"bucket": "delivery", "key": "_lineage/manifests/sales/a.json"},
-    "detail_files": 2,
-    "summary_files": 2,
-    "quality_files": 2,
-    "rows_out": 3,
-    "bytes_out": 8000,
-    "duration_ms": 90,
-}
+TRUSTED = {**RESULTS["trusted"], "duration_ms": 70}
+DELIVERY = {**RESULTS["delivery"], "duration_ms": 90}
 STATE: dict[str, Any] = {
     "execution": "sales-a-1",
     "dataset": "sales",
@@ -77,12 +56,14 @@ def test_a_finished_state_is_typed_and_given_back_as_the_same_json() -> None:
     # Then each section is its stage's model, with its fields typed
     assert state.source == SourceObject("raw", "sales/a.csv", "v1", '"e"', 10)
     assert isinstance(state.validate, ValidateSection)
-    assert state.validated().staged == Pointer("trusted", "_staging/sales/a.parquet")
+    assert state.validated().staged == Pointer(
+        "trusted", "_staging/transactions/sales-0123.parquet"
+    )
     assert state.validated().sheets is not None
     assert state.validated().sheets.skipped == (("Cover", "empty"),)
     assert state.transformed().counts == RowCounts(5, 3, 1, 1)
     assert isinstance(state.delivery, DeliverySection)
-    assert state.delivery.lineage.key == "_lineage/manifests/sales/a.json"
+    assert state.delivery.lineage.key == "_lineage/manifests/transactions/sales.json"
     # And it is the same JSON again
     assert state.to_dict() == STATE
     # And a stage's numbers are what the ops commands show of it
@@ -91,7 +72,7 @@ def test_a_finished_state_is_typed_and_given_back_as_the_same_json() -> None:
         "summary_files": 2,
         "quality_files": 2,
         "rows_out": 3,
-        "bytes_out": 8000,
+        "bytes_out": 12000,
         "duration_ms": 90,
     }
 

@@ -47,9 +47,7 @@ from sluice.stages.trusted.schema import (
     STAMPS,
     output_schema,
 )
-from sluice.stages.trusted.schema import write_schema as _write_schema
 from sluice.stages.trusted.writers import PARQUET_COMPRESSION, parquet_options
-from sluice.stages.trusted.writers import write_table as _write_table
 
 __all__ = [
     "BATCH_ROWS",
@@ -65,8 +63,6 @@ __all__ = [
     "DayQuality",
     "RunContext",
     "TrustedResult",
-    "_write_schema",
-    "_write_table",
     "output_schema",
     "parquet_options",
     "transform",
