@@ -10,7 +10,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.settings import moto_server_port
 
-from sluice.local import _moto
+from sluice.local import _moto, _moto_iam
 
 
 def served_s3(access_key: str = "a") -> tuple[Any, Any]:
@@ -334,3 +334,37 @@ def test_a_client_that_asks_to_close_gets_its_connection_closed() -> None:
         assert (answer.getheader("Connection"), answer.will_close) == ("close", True)
     finally:
         _moto.stop_server(server)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "action"),
+    [
+        ("HEAD", "/raw/transactions/a.csv", "s3:GetObject"),
+        ("GET", "/raw/transactions/a.csv", "s3:GetObject"),
+        ("GET", "/raw/transactions/a.csv?versionId=v1", "s3:GetObjectVersion"),
+        ("GET", "/raw?list-type=2&prefix=t%2F", "s3:ListBucket"),
+        ("HEAD", "/raw", "s3:ListBucket"),
+        ("POST", "/trusted/t/a.parquet?uploads", "s3:PutObject"),
+        ("PUT", "/trusted/t/a.parquet?partNumber=1&uploadId=u", "s3:PutObject"),
+        ("POST", "/trusted/t/a.parquet?uploadId=u", "s3:PutObject"),
+        ("DELETE", "/trusted/t/a.parquet?uploadId=u", "s3:AbortMultipartUpload"),
+        ("DELETE", "/raw/t/a.csv?versionId=v1", "s3:DeleteObjectVersion"),
+        ("GET", "/raw/t/a.csv?tagging", "s3:GetObjectTagging"),
+    ],
+)
+def test_s3_requests_are_authorized_as_the_iam_actions_aws_checks(
+    method: str, path: str, action: str
+) -> None:
+    # Given an S3 request as moto's IAM check sees it (moto 5.2.6 names the API operation,
+    # `s3:HeadObject`, `s3:CreateMultipartUpload`, which no policy grants)
+    # When the local cloud names its IAM action
+    named = _moto_iam._s3_action(method, path, "s3:AsMotoNamedIt")
+    # Then it is the action AWS authorizes the request as (moto's own table of them)
+    assert named == action
+
+
+def test_an_s3_request_moto_has_no_action_for_keeps_the_name_moto_gave() -> None:
+    # Given a request moto's table does not name (a POST to a bucket: DeleteObjects)
+    # When the local cloud names its IAM action
+    # Then it is what moto asked for
+    assert _moto_iam._s3_action("POST", "/raw?delete", "s3:DeleteObjects") == "s3:DeleteObjects"
