@@ -256,7 +256,7 @@ def test_the_same_event_delivered_twice_gives_one_execution(tmp_path: Path) -> N
                 attrs["ApproximateNumberOfMessagesNotVisible"],
             ) == ("0", "0")
 
-        eventually(received_and_deleted, 30, "the starter took the event and it was deleted")
+        eventually(received_and_deleted, 60, "the starter took the event and it was deleted")
         # Then there is still one execution, the message is gone, and the outputs are unchanged
         executions = cloud.client("stepfunctions").list_executions(
             stateMachineArn=cloud.state_machine_arn
