@@ -368,3 +368,19 @@ def test_an_s3_request_moto_has_no_action_for_keeps_the_name_moto_gave() -> None
     # When the local cloud names its IAM action
     # Then it is what moto asked for
     assert _moto_iam._s3_action("POST", "/raw?delete", "s3:DeleteObjects") == "s3:DeleteObjects"
+
+
+def test_updating_a_table_goes_through_the_version_check() -> None:
+    from moto.glue.models import FakeTable
+    from moto.glue.responses import GlueResponse
+
+    # Given moto's UpdateTable, which ignores VersionId, and its tables' version numbers
+    # Then it is a response method, and a table's versions are numbered by `_current_version`,
+    # as GetTable reports them
+    assert _moto._original_update_table.__name__ == "update_table"
+    assert "self._current_version" in inspect.getsource(FakeTable.update)
+    assert '"VersionId": str(version)' in inspect.getsource(FakeTable.as_dict)
+    # When the local cloud's moto is set up to execute
+    _moto.enable_execution()
+    # Then Glue's UpdateTable is the one that honours VersionId
+    assert GlueResponse.update_table is _moto._update_table

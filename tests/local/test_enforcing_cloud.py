@@ -316,3 +316,86 @@ def test_the_cloud_counts_the_requests_each_role_makes(cloud: LocalCloud) -> Non
     assert counted["admin"] == {"s3 PUT": 2, "s3 GET": 1}
     assert counted["validate"] == {"s3 HEAD": 1}
     assert set(counted) <= {"admin", "validate", "starter"}
+
+
+# -- the Glue catalog -----------------------------------------------------------------------------
+
+
+def catalog_table(cloud: LocalCloud, database: str, *tables: str) -> Any:
+    """The administrator's Glue client, with `database` holding `tables`."""
+    glue = cloud.client("glue")
+    glue.create_database(DatabaseInput={"Name": database})
+    for table in tables:
+        glue.create_table(DatabaseName=database, TableInput={"Name": table})
+    return glue
+
+
+def error_code(call: Any) -> str:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return str(refused.value.response["Error"]["Code"])
+
+
+def test_a_table_update_from_a_stale_version_is_refused(cloud: LocalCloud) -> None:
+    # Given a table and the version it is at
+    glue = catalog_table(cloud, "versions", "events")
+    version = glue.get_table(DatabaseName="versions", Name="events")["Table"]["VersionId"]
+
+    def update(**version_id: str) -> Any:
+        return glue.update_table(
+            DatabaseName="versions", TableInput={"Name": "events", "Description": "x"}, **version_id
+        )
+
+    # When it is updated from that version, Then it is; and again from it, Then that is refused
+    update(VersionId=version)
+    assert error_code(lambda: update(VersionId=version)) == "ConcurrentModificationException"
+    # while an update that names no version is unconditional, as on AWS
+    update()
+    # (the table as created and the two updates that passed: the refused one stored nothing)
+    versions = glue.get_table_versions(DatabaseName="versions", TableName="events")
+    assert len(versions["TableVersions"]) == 3
+
+
+def race_from(writers: list[Any], database: str, version: str, round_: int) -> list[str]:
+    """Each writer updates the table `events` from `version`, all at once: what each was told."""
+    import threading
+
+    start = threading.Barrier(len(writers))
+    results: list[str] = []
+
+    def commit(client: Any) -> None:
+        start.wait()
+        try:
+            client.update_table(
+                DatabaseName=database,
+                TableInput={"Name": "events", "Parameters": {"round": str(round_)}},
+                VersionId=version,
+            )
+            results.append("committed")
+        except ClientError as exc:
+            results.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=commit, args=(w,)) for w in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)
+
+
+def test_of_updates_racing_from_one_version_exactly_one_wins(cloud: LocalCloud) -> None:
+    # Given a table, and four writers that each read its version, then update from it at once
+    glue = catalog_table(cloud, "racing", "events")
+    writers = [cloud.client("glue") for _ in range(4)]
+    # When they race, ten times
+    outcomes = [
+        race_from(
+            writers,
+            "racing",
+            glue.get_table(DatabaseName="racing", Name="events")["Table"]["VersionId"],
+            round_,
+        )
+        for round_ in range(10)
+    ]
+    # Then each time exactly one committed and the others were told of the conflict
+    assert outcomes == [["ConcurrentModificationException"] * 3 + ["committed"]] * 10
