@@ -16,6 +16,7 @@ from sluice.aws import ObjectStore, RangedReader, StreamingUpload
 from sluice.environments import StageSettings
 from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
+from sluice.local.cloud import ACCOUNT, REGION
 from sluice.report import build_report, execution_history
 from tests.support import assert_unknown_keys_refused, eventually
 
@@ -320,6 +321,8 @@ def test_the_cloud_counts_the_requests_each_role_makes(cloud: LocalCloud) -> Non
 
 # -- the Glue catalog -----------------------------------------------------------------------------
 
+GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+
 
 def catalog_table(cloud: LocalCloud, database: str, *tables: str) -> Any:
     """The administrator's Glue client, with `database` holding `tables`."""
@@ -328,6 +331,26 @@ def catalog_table(cloud: LocalCloud, database: str, *tables: str) -> Any:
     for table in tables:
         glue.create_table(DatabaseName=database, TableInput={"Name": table})
     return glue
+
+
+def granted(cloud: LocalCloud, service: str, role: str, action: Any, resource: Any) -> Any:
+    """A `service` client signed as a new role allowed `action` on `resource`, nothing more."""
+    statement = {"Effect": "Allow", "Action": action, "Resource": resource}
+    return cloud.client(service, cloud.role_granting(role, [statement]))
+
+
+def refusal(call: Any) -> str:
+    """What IAM said of a refused call (moto answers it in XML even for a JSON service, as it
+    does Lambda's, Step Functions' and SQS's: botocore reads its code as "403")."""
+    with pytest.raises(ClientError) as refused:
+        call()
+    error = refused.value.response["Error"]
+    assert (error["Code"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "403",
+        403,
+    )
+    assert "<Code>AccessDenied</Code>" in error["Message"]
+    return str(error["Message"]).split("not authorized to perform: ", 1)[1].split("<", 1)[0]
 
 
 def error_code(call: Any) -> str:
@@ -399,3 +422,42 @@ def test_of_updates_racing_from_one_version_exactly_one_wins(cloud: LocalCloud) 
     ]
     # Then each time exactly one committed and the others were told of the conflict
     assert outcomes == [["ConcurrentModificationException"] * 3 + ["committed"]] * 10
+
+
+def test_a_role_granted_get_table_on_a_tables_arns_may_read_it_and_nothing_else(
+    cloud: LocalCloud,
+) -> None:
+    # Given two tables, a role granted glue:GetTable on one's catalog, database and table ARNs,
+    # and one granted it on the table's ARN alone (Glue also checks the catalog and database)
+    catalog_table(cloud, "granted", "events", "other")
+    scoped = [f"{GLUE}:catalog", f"{GLUE}:database/granted", f"{GLUE}:table/granted/events"]
+    reader = granted(cloud, "glue", "glue-reader", "glue:GetTable", scoped)
+    table_only = granted(cloud, "glue", "glue-table-only", "glue:GetTable", scoped[-1])
+    # When each reads and updates the tables
+    got = reader.get_table(DatabaseName="granted", Name="events")["Table"]["Name"]
+    # Then the first may read that table only, and update none; the second may read nothing
+    assert got == "events"
+    assert refusal(lambda: reader.get_table(DatabaseName="granted", Name="other")) == (
+        "glue:GetTable"
+    )
+    assert refusal(
+        lambda: reader.update_table(DatabaseName="granted", TableInput={"Name": "events"})
+    ) == ("glue:UpdateTable")
+    assert refusal(lambda: table_only.get_table(DatabaseName="granted", Name="events")) == (
+        "glue:GetTable"
+    )
+
+
+def test_a_role_granted_another_tables_arns_may_not_read_this_one(cloud: LocalCloud) -> None:
+    # Given a role granted glue:GetTable and glue:GetTables on the ARNs of `other`
+    catalog_table(cloud, "elsewhere", "events", "other")
+    other = [f"{GLUE}:catalog", f"{GLUE}:database/elsewhere", f"{GLUE}:table/elsewhere/other"]
+    reader = granted(cloud, "glue", "glue-other-reader", ["glue:GetTable", "glue:GetTables"], other)
+    # When it reads `events`, or lists the database's tables (which needs every table's ARN)
+    # Then it is refused both
+    assert refusal(lambda: reader.get_table(DatabaseName="elsewhere", Name="events")) == (
+        "glue:GetTable"
+    )
+    assert refusal(lambda: reader.get_tables(DatabaseName="elsewhere")) == "glue:GetTables"
+    # while `other` it may read
+    assert reader.get_table(DatabaseName="elsewhere", Name="other")["Table"]["Name"] == "other"
