@@ -17,7 +17,7 @@ from sluice import retries
 #   a GET without a body is signed as empty (moto hashed its parsed parameters).
 # - Lambda, Step Functions and Glue requests are checked against resource `*`, so a statement
 #   naming a function, state machine or table ARN never matched; they now name the resources
-#   they act on.
+#   they act on (a task token's, the state machine of the execution that issued it).
 # - the Step Functions interpreter calls Lambda and SQS with fixed dummy keys; it now signs
 #   with the credentials of the state machine's role, as Step Functions does on AWS.
 
@@ -55,7 +55,22 @@ def _states_resource(self: Any) -> str:
         value = _param(self, param)
         if value:
             return str(value)
+    token = _param(self, "taskToken")
+    if token:
+        # SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat act on the state machine whose
+        # execution issued the token (what CDK's grantTaskResponse names).
+        return _machine_of_task_token(self.stepfunction_backend, str(token)) or "*"
     return "*"
+
+
+def _machine_of_task_token(backend: Any, token: str) -> str | None:
+    """The ARN of the state machine whose execution waits on `token` (None: no such wait)."""
+    for machine in list(backend.state_machines):
+        for execution in list(machine.executions):
+            worker = getattr(execution, "exec_worker", None)
+            if worker is not None and worker.env.callback_pool_manager.get(token) is not None:
+                return str(machine.arn)
+    return None
 
 
 # Glue authorizes a Data Catalog request against each resource it acts on: the catalog, the

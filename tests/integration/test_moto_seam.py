@@ -410,6 +410,25 @@ def test_glue_requests_are_authorized_where_we_name_their_resources() -> None:
     assert "_determine_resource" not in vars(GlueResponse)
 
 
+def test_a_task_token_is_found_in_its_executions_callback_pool() -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackPoolManager
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    # Given the Step Functions interpreter's backend, its executions and their callback pools
+    # When the places the local cloud reads a task token's state machine from are read
+    # Then the backend still finds a token in its state machines' executions' callback pools,
+    # each execution keeping the worker that holds its pool
+    assert "self.exec_worker" in inspect.getsource(Execution.__init__)
+    assert "exec_worker.env.callback_pool_manager" in inspect.getsource(
+        StepFunctionsParserBackend.send_task_success
+    )
+    executions = inspect.getsource(StepFunctionsParserBackend._get_executions)
+    assert "for sm in self.state_machines:" in executions
+    assert "sm.executions" in executions
+    assert list(inspect.signature(CallbackPoolManager.get).parameters) == ["self", "callback_id"]
+
+
 class GlueRequest:
     """What `_glue_resources` reads of a Glue request: its action and parameters."""
 

@@ -49,7 +49,8 @@ def run(cloud: LocalCloud, tmp_path: Path, name: str, dataset: str) -> dict[str,
     return {"description": described, "report": report}
 
 
-def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
+def letter_of(cloud: LocalCloud, execution: str, remove: bool = False) -> dict[str, Any]:
+    """The failure queue's message naming `execution` (with `remove`, deleted once read)."""
     sqs = cloud.client("sqs")
     url = cloud.queue_urls["failures"]
 
@@ -58,6 +59,8 @@ def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
         for message in got.get("Messages", []):
             body = json.loads(message["Body"])
             if body["execution_name"] == execution:
+                if remove:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                 return dict(body)
         return None
 
@@ -461,3 +464,90 @@ def test_a_role_granted_another_tables_arns_may_not_read_this_one(cloud: LocalCl
     assert refusal(lambda: reader.get_tables(DatabaseName="elsewhere")) == "glue:GetTables"
     # while `other` it may read
     assert reader.get_table(DatabaseName="elsewhere", Name="other")["Table"]["Name"] == "other"
+
+
+# -- task tokens ----------------------------------------------------------------------------------
+
+
+def callback_machine(cloud: LocalCloud, name: str) -> str:
+    """A state machine that sends its task token to the failure queue and waits for it."""
+    definition = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    "QueueUrl": cloud.queue_urls["failures"],
+                    "MessageBody": {
+                        "execution_name.$": "$$.Execution.Name",
+                        "token.$": "$$.Task.Token",
+                    },
+                },
+                "TimeoutSeconds": 60,
+                "HeartbeatSeconds": 30,
+                "End": True,
+            }
+        },
+    }
+    created = cloud.client("stepfunctions").create_state_machine(
+        name=name,
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sluice-pipeline-role",
+    )
+    return str(created["stateMachineArn"])
+
+
+def waiting_task(cloud: LocalCloud, machine: str, name: str) -> tuple[str, str]:
+    """(execution ARN, task token) of a new execution of `machine`, waiting on its task."""
+    sfn = cloud.client("stepfunctions")
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
+    return str(execution["executionArn"]), str(letter_of(cloud, name, remove=True)["token"])
+
+
+def test_a_role_granted_task_responses_on_a_state_machine_may_resume_its_tasks(
+    cloud: LocalCloud,
+) -> None:
+    # Given a state machine waiting on a task token, and a role granted the task responses on
+    # the state machine's ARN (what CDK's grantTaskResponse grants)
+    machine = callback_machine(cloud, "callback-granted")
+    responses = ["states:SendTaskSuccess", "states:SendTaskHeartbeat"]
+    sender = granted(cloud, "stepfunctions", "task-responder", responses, machine)
+    execution, token = waiting_task(cloud, machine, "granted-1")
+    # When it sends a heartbeat and then the task's success
+    sender.send_task_heartbeat(taskToken=token)
+    sender.send_task_success(taskToken=token, output='{"committed": true}')
+    # Then the execution resumes with that output
+    sfn = cloud.client("stepfunctions")
+    done = eventually(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        30,
+        "the execution to end",
+    )
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"committed": True})
+
+
+def test_a_role_granted_task_responses_on_another_state_machine_may_not(
+    cloud: LocalCloud,
+) -> None:
+    # Given a state machine waiting on a task token, and a role granted the task responses on
+    # another state machine's ARN
+    machine = callback_machine(cloud, "callback-waiting")
+    other = callback_machine(cloud, "callback-other")
+    responses = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+    sender = granted(cloud, "stepfunctions", "other-responder", responses, other)
+    execution, token = waiting_task(cloud, machine, "waiting-1")
+    # When it answers the task, Then each answer is refused
+    assert refusal(lambda: sender.send_task_heartbeat(taskToken=token)) == (
+        "states:SendTaskHeartbeat"
+    )
+    assert refusal(lambda: sender.send_task_success(taskToken=token, output="{}")) == (
+        "states:SendTaskSuccess"
+    )
+    assert refusal(lambda: sender.send_task_failure(taskToken=token, error="X")) == (
+        "states:SendTaskFailure"
+    )
+    # and the execution still waits, for the administrator to end it
+    sfn = cloud.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    sfn.send_task_failure(taskToken=token, error="Test.Refused")
