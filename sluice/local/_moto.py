@@ -3,8 +3,9 @@ enforcement in `_moto_iam` and its server in `_moto_server` (both re-exported he
 
 moto interprets Step Functions for real, but cannot run Lambda code without Docker. Its
 Docker-less Lambda backend has one method, `invoke`, that answers every call; Sluice replaces
-it with a dispatcher to its own runtime. `tests/integration/test_moto_seam.py` fails loudly
-if a moto upgrade moves any of this.
+it with a dispatcher to its own runtime; it also closes the gaps where moto would accept what
+AWS refuses (a stale compare-and-swap of an object, or of a Glue table's version).
+`tests/integration/test_moto_seam.py` fails loudly if a moto upgrade moves any of this.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def enable_execution() -> None:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     default_user_config["lambda"]["use_docker"] = False
     make_conditional_writes_atomic()
+    make_table_updates_versioned()
     remember_backends()
 
     count_requests()
@@ -119,6 +121,42 @@ def _put_object(self: Any) -> Any:
 
 def make_conditional_writes_atomic() -> None:
     setattr(S3Response, "put_object", _put_object)  # noqa: B010
+
+
+# -- versioned table updates ----------------------------------------------------------------------
+# Glue's UpdateTable with a VersionId updates the table only if that is still its version, and
+# answers ConcurrentModificationException otherwise: Iceberg's Glue catalog commits that way, so
+# two writers committing from the same version cannot both win. moto ignores VersionId. The
+# local cloud checks it and updates under one lock, so the check and the update are one step
+# (an update without VersionId is unconditional, as on AWS, but takes the lock too, so it cannot
+# slip between another's check and update). moto numbers versions from 1, Glue from 0: callers
+# only ever pass back a VersionId they were given.
+
+from moto.glue.exceptions import GlueClientError  # noqa: E402
+from moto.glue.responses import GlueResponse  # noqa: E402
+
+_original_update_table = GlueResponse.update_table
+_table_updates = threading.Lock()
+
+
+def _update_table(self: Any) -> Any:
+    version = self._get_param("VersionId")
+    with _table_updates:
+        if version is not None:
+            table_input = self._get_param("TableInput") or {}
+            table = self.glue_backend.get_table(
+                self._get_param("DatabaseName"), table_input.get("Name")
+            )
+            if str(table._current_version) != str(version):
+                raise GlueClientError(
+                    "ConcurrentModificationException",
+                    "Update table failed due to concurrent modifications.",
+                )
+        return _original_update_table(self)
+
+
+def make_table_updates_versioned() -> None:
+    setattr(GlueResponse, "update_table", _update_table)  # noqa: B010
 
 
 # moto's server finds the backend of every request by listing its own package directory and

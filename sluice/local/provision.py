@@ -181,31 +181,48 @@ class Provisioning:
         return policies
 
     def _create_roles(self) -> dict[str, str]:
-        iam = self.client("iam")
         arns: dict[str, str] = {}
         for who, document in self.role_policies().items():
             service = "states" if who == "pipeline" else "lambda"
-            trust = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": f"{service}.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
             name = f"{self.names.prefix}-{who}-role"
-            role = iam.create_role(
-                RoleName=name,
-                AssumeRolePolicyDocument=json.dumps(trust),
-                MaxSessionDuration=43200,
-            )
-            iam.put_role_policy(
-                RoleName=name, PolicyName="grants", PolicyDocument=json.dumps(document)
-            )
-            arns[who] = str(role["Role"]["Arn"])
+            arns[who] = self._create_role(name, {"Service": f"{service}.amazonaws.com"}, document)
         return arns
+
+    def _create_role(self, name: str, principal: dict[str, str], document: dict[str, Any]) -> str:
+        """A role that `principal` may assume, holding `document` as its one policy."""
+        iam = self.client("iam")
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}],
+        }
+        role = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), MaxSessionDuration=43200
+        )
+        iam.put_role_policy(RoleName=name, PolicyName="grants", PolicyDocument=json.dumps(document))
+        return str(role["Role"]["Arn"])
+
+    def role_granting(self, name: str, statements: list[dict[str, Any]]) -> dict[str, str]:
+        """The session credentials of a new role `name` holding exactly `statements`: what a
+        principal granted them may do in this cloud (the administrator assumes it, so it may be
+        created while IAM is enforced)."""
+        admin = self.client("sts").get_caller_identity()["Arn"]
+        document = {"Version": "2012-10-17", "Statement": statements}
+        return self._session(self._create_role(name, {"AWS": str(admin)}, document), name)
+
+    def _assume_roles(self, roles: dict[str, str]) -> None:
+        """Each role's session, as the Lambda and Step Functions services would take it."""
+        for who, arn in roles.items():
+            self.role_credentials[who] = self._session(arn, f"{who}-local")
+
+    def _session(self, arn: str, name: str) -> dict[str, str]:
+        session = self.client("sts").assume_role(
+            RoleArn=arn, RoleSessionName=name, DurationSeconds=43200
+        )["Credentials"]
+        return {
+            "AWS_ACCESS_KEY_ID": str(session["AccessKeyId"]),
+            "AWS_SECRET_ACCESS_KEY": str(session["SecretAccessKey"]),
+            "AWS_SESSION_TOKEN": str(session["SessionToken"]),
+        }
 
     def _create_administrator(self) -> None:
         iam = self.client("iam")
@@ -223,19 +240,6 @@ class Provisioning:
             "AWS_ACCESS_KEY_ID": str(key["AccessKeyId"]),
             "AWS_SECRET_ACCESS_KEY": str(key["SecretAccessKey"]),
         }
-
-    def _assume_roles(self, roles: dict[str, str]) -> None:
-        """Each role's session, as the Lambda and Step Functions services would take it."""
-        sts = self.client("sts")
-        for who, arn in roles.items():
-            session = sts.assume_role(
-                RoleArn=arn, RoleSessionName=f"{who}-local", DurationSeconds=43200
-            )["Credentials"]
-            self.role_credentials[who] = {
-                "AWS_ACCESS_KEY_ID": str(session["AccessKeyId"]),
-                "AWS_SECRET_ACCESS_KEY": str(session["SecretAccessKey"]),
-                "AWS_SESSION_TOKEN": str(session["SessionToken"]),
-            }
 
     def _create_functions(self, roles: dict[str, str]) -> None:
         # The code runs in the local runtime; moto only needs a function to route invokes to.

@@ -124,6 +124,7 @@ def test_the_interpreter_builds_its_clients_where_we_replace_them() -> None:
 def test_enforcement_switches_on_and_off() -> None:
     from moto import settings
     from moto.awslambda.responses import LambdaResponse
+    from moto.glue.responses import GlueResponse
     from moto.stepfunctions.responses import StepFunctionResponse
 
     # Given the keys of the local cloud's administrator
@@ -136,13 +137,16 @@ def test_enforcement_switches_on_and_off() -> None:
         assert settings.INITIAL_NO_AUTH_ACTION_COUNT == 0
         assert hasattr(LambdaResponse, "_determine_resource")
         assert hasattr(StepFunctionResponse, "_determine_resource")
+        authorize = "_authenticate_and_authorize_normal_action"
+        assert vars(GlueResponse)[authorize] is _moto_iam._glue_authorize
         assert all(
             m.boto_client_for is _moto._boto_client_for for m in _moto._interpreter_modules()
         )
     finally:
         _moto.relax_iam()
-    # And once relaxed, every action is free again
+    # And once relaxed, every action is free again, Glue's checked as moto checks it
     assert float("inf") == settings.INITIAL_NO_AUTH_ACTION_COUNT
+    assert authorize not in vars(GlueResponse)
 
 
 def test_conditional_puts_are_atomic_with_one_another() -> None:
@@ -368,3 +372,140 @@ def test_an_s3_request_moto_has_no_action_for_keeps_the_name_moto_gave() -> None
     # When the local cloud names its IAM action
     # Then it is what moto asked for
     assert _moto_iam._s3_action("POST", "/raw?delete", "s3:DeleteObjects") == "s3:DeleteObjects"
+
+
+def test_updating_a_table_goes_through_the_version_check() -> None:
+    from moto.glue.models import FakeTable
+    from moto.glue.responses import GlueResponse
+
+    # Given moto's UpdateTable, which ignores VersionId, and its tables' version numbers
+    # Then it is a response method, and a table's versions are numbered by `_current_version`,
+    # as GetTable reports them
+    assert _moto._original_update_table.__name__ == "update_table"
+    assert "self._current_version" in inspect.getsource(FakeTable.update)
+    assert '"VersionId": str(version)' in inspect.getsource(FakeTable.as_dict)
+    # When the local cloud's moto is set up to execute
+    _moto.enable_execution()
+    # Then Glue's UpdateTable is the one that honours VersionId
+    assert GlueResponse.update_table is _moto._update_table
+
+
+def test_glue_requests_are_authorized_where_we_name_their_resources() -> None:
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.core.responses import BaseResponse
+    from moto.glue.responses import GlueResponse
+
+    # Given moto's base response and Glue's
+    # When the places the local cloud relies on are read
+    # Then moto authorizes each request through the one method Glue's response replaces, with
+    # the signature we call it with, and Glue's response names no resource of its own
+    assert "self._authenticate_and_authorize_normal_action(resource)" in inspect.getsource(
+        BaseResponse.call_action
+    )
+    params = inspect.signature(ActionAuthenticatorMixin._authenticate_and_authorize_normal_action)
+    assert list(params.parameters) == ["self", "resource"]
+    assert _moto_iam._authorize_normal_action is (
+        ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    )
+    assert "_determine_resource" not in vars(GlueResponse)
+
+
+def test_a_task_token_is_found_in_its_executions_callback_pool() -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackPoolManager
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    # Given the Step Functions interpreter's backend, its executions and their callback pools
+    # When the places the local cloud reads a task token's state machine from are read
+    # Then the backend still finds a token in its state machines' executions' callback pools,
+    # each execution keeping the worker that holds its pool
+    assert "self.exec_worker" in inspect.getsource(Execution.__init__)
+    assert "exec_worker.env.callback_pool_manager" in inspect.getsource(
+        StepFunctionsParserBackend.send_task_success
+    )
+    executions = inspect.getsource(StepFunctionsParserBackend._get_executions)
+    assert "for sm in self.state_machines:" in executions
+    assert "sm.executions" in executions
+    assert list(inspect.signature(CallbackPoolManager.get).parameters) == ["self", "callback_id"]
+
+
+class GlueRequest:
+    """What `_glue_resources` reads of a Glue request: its action and parameters."""
+
+    region = "us-east-1"
+    current_account = "123456789012"
+
+    def __init__(self, action: str, **params: Any) -> None:
+        self.action, self.params = action, params
+
+    def _get_action(self) -> str:
+        return self.action
+
+    def _get_param(self, name: str) -> Any:
+        return self.params.get(name)
+
+
+GLUE = "arn:aws:glue:us-east-1:123456789012"
+
+
+@pytest.mark.parametrize(
+    ("request_", "resources"),
+    [
+        (
+            GlueRequest("CreateDatabase", DatabaseInput={"Name": "lake"}),
+            ["catalog", "database/lake"],
+        ),
+        (GlueRequest("GetDatabase", Name="lake"), ["catalog", "database/lake"]),
+        (GlueRequest("GetDatabases"), ["catalog", "database/*"]),
+        (
+            GlueRequest("DeleteDatabase", Name="lake"),
+            ["catalog", "database/lake", "table/lake/*", "userDefinedFunction/lake/*"],
+        ),
+        (
+            GlueRequest("CreateTable", DatabaseName="lake", TableInput={"Name": "t"}),
+            ["catalog", "database/lake", "table/lake/t"],
+        ),
+        (
+            GlueRequest("UpdateTable", DatabaseName="lake", TableInput={"Name": "t"}),
+            ["catalog", "database/lake", "table/lake/t"],
+        ),
+        (
+            GlueRequest("GetTable", DatabaseName="lake", Name="t"),
+            ["catalog", "database/lake", "table/lake/t"],
+        ),
+        (
+            GlueRequest("DeleteTable", DatabaseName="lake", Name="t"),
+            ["catalog", "database/lake", "table/lake/t"],
+        ),
+        (
+            GlueRequest("GetTables", DatabaseName="lake"),
+            ["catalog", "database/lake", "table/lake/*"],
+        ),
+        (
+            GlueRequest("BatchDeleteTable", DatabaseName="lake", TablesToDelete=["a", "b"]),
+            ["catalog", "database/lake", "table/lake/a", "table/lake/b"],
+        ),
+        (
+            GlueRequest("GetPartitions", DatabaseName="lake", TableName="t"),
+            ["catalog", "database/lake", "table/lake/t"],
+        ),
+    ],
+)
+def test_glue_requests_are_authorized_against_each_resource_glue_checks(
+    request_: GlueRequest, resources: list[str]
+) -> None:
+    # Given a Glue request, When the local cloud names the resources it acts on
+    # Then they are those Glue authorizes it against: the catalog, the database, the tables
+    assert _moto_iam._glue_resources(request_) == [f"{GLUE}:{r}" for r in resources]
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [GlueRequest("GetJob", JobName="j"), GlueRequest("GetTable", DatabaseName="lake")],
+)
+def test_a_glue_request_we_do_not_name_is_checked_against_everything(
+    request_: GlueRequest,
+) -> None:
+    # Given a request outside the catalog, or one missing its table's name
+    # When the local cloud names its resources, Then it is `*`, as moto checked it
+    assert _moto_iam._glue_resources(request_) == ["*"]

@@ -16,6 +16,7 @@ from sluice.aws import ObjectStore, RangedReader, StreamingUpload
 from sluice.environments import StageSettings
 from sluice.formats import LIMIT_FORMATS
 from sluice.local import LocalCloud
+from sluice.local.cloud import ACCOUNT, REGION
 from sluice.report import build_report, execution_history
 from tests.support import assert_unknown_keys_refused, eventually
 
@@ -48,7 +49,8 @@ def run(cloud: LocalCloud, tmp_path: Path, name: str, dataset: str) -> dict[str,
     return {"description": described, "report": report}
 
 
-def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
+def letter_of(cloud: LocalCloud, execution: str, remove: bool = False) -> dict[str, Any]:
+    """The failure queue's message naming `execution` (with `remove`, deleted once read)."""
     sqs = cloud.client("sqs")
     url = cloud.queue_urls["failures"]
 
@@ -57,6 +59,8 @@ def letter_of(cloud: LocalCloud, execution: str) -> dict[str, Any]:
         for message in got.get("Messages", []):
             body = json.loads(message["Body"])
             if body["execution_name"] == execution:
+                if remove:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                 return dict(body)
         return None
 
@@ -316,3 +320,234 @@ def test_the_cloud_counts_the_requests_each_role_makes(cloud: LocalCloud) -> Non
     assert counted["admin"] == {"s3 PUT": 2, "s3 GET": 1}
     assert counted["validate"] == {"s3 HEAD": 1}
     assert set(counted) <= {"admin", "validate", "starter"}
+
+
+# -- the Glue catalog -----------------------------------------------------------------------------
+
+GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+
+
+def catalog_table(cloud: LocalCloud, database: str, *tables: str) -> Any:
+    """The administrator's Glue client, with `database` holding `tables`."""
+    glue = cloud.client("glue")
+    glue.create_database(DatabaseInput={"Name": database})
+    for table in tables:
+        glue.create_table(DatabaseName=database, TableInput={"Name": table})
+    return glue
+
+
+def granted(cloud: LocalCloud, service: str, role: str, action: Any, resource: Any) -> Any:
+    """A `service` client signed as a new role allowed `action` on `resource`, nothing more."""
+    statement = {"Effect": "Allow", "Action": action, "Resource": resource}
+    return cloud.client(service, cloud.role_granting(role, [statement]))
+
+
+def refusal(call: Any) -> str:
+    """What IAM said of a refused call (moto answers it in XML even for a JSON service, as it
+    does Lambda's, Step Functions' and SQS's: botocore reads its code as "403")."""
+    with pytest.raises(ClientError) as refused:
+        call()
+    error = refused.value.response["Error"]
+    assert (error["Code"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "403",
+        403,
+    )
+    assert "<Code>AccessDenied</Code>" in error["Message"]
+    return str(error["Message"]).split("not authorized to perform: ", 1)[1].split("<", 1)[0]
+
+
+def error_code(call: Any) -> str:
+    with pytest.raises(ClientError) as refused:
+        call()
+    return str(refused.value.response["Error"]["Code"])
+
+
+def test_a_table_update_from_a_stale_version_is_refused(cloud: LocalCloud) -> None:
+    # Given a table and the version it is at
+    glue = catalog_table(cloud, "versions", "events")
+    version = glue.get_table(DatabaseName="versions", Name="events")["Table"]["VersionId"]
+
+    def update(**version_id: str) -> Any:
+        return glue.update_table(
+            DatabaseName="versions", TableInput={"Name": "events", "Description": "x"}, **version_id
+        )
+
+    # When it is updated from that version, Then it is; and again from it, Then that is refused
+    update(VersionId=version)
+    assert error_code(lambda: update(VersionId=version)) == "ConcurrentModificationException"
+    # while an update that names no version is unconditional, as on AWS
+    update()
+    # (the table as created and the two updates that passed: the refused one stored nothing)
+    versions = glue.get_table_versions(DatabaseName="versions", TableName="events")
+    assert len(versions["TableVersions"]) == 3
+
+
+def race_from(writers: list[Any], database: str, version: str, round_: int) -> list[str]:
+    """Each writer updates the table `events` from `version`, all at once: what each was told."""
+    import threading
+
+    start = threading.Barrier(len(writers))
+    results: list[str] = []
+
+    def commit(client: Any) -> None:
+        start.wait()
+        try:
+            client.update_table(
+                DatabaseName=database,
+                TableInput={"Name": "events", "Parameters": {"round": str(round_)}},
+                VersionId=version,
+            )
+            results.append("committed")
+        except ClientError as exc:
+            results.append(exc.response["Error"]["Code"])
+
+    threads = [threading.Thread(target=commit, args=(w,)) for w in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(results)
+
+
+def test_of_updates_racing_from_one_version_exactly_one_wins(cloud: LocalCloud) -> None:
+    # Given a table, and four writers that each read its version, then update from it at once
+    glue = catalog_table(cloud, "racing", "events")
+    writers = [cloud.client("glue") for _ in range(4)]
+    # When they race, ten times
+    outcomes = [
+        race_from(
+            writers,
+            "racing",
+            glue.get_table(DatabaseName="racing", Name="events")["Table"]["VersionId"],
+            round_,
+        )
+        for round_ in range(10)
+    ]
+    # Then each time exactly one committed and the others were told of the conflict
+    assert outcomes == [["ConcurrentModificationException"] * 3 + ["committed"]] * 10
+
+
+def test_a_role_granted_get_table_on_a_tables_arns_may_read_it_and_nothing_else(
+    cloud: LocalCloud,
+) -> None:
+    # Given two tables, a role granted glue:GetTable on one's catalog, database and table ARNs,
+    # and one granted it on the table's ARN alone (Glue also checks the catalog and database)
+    catalog_table(cloud, "granted", "events", "other")
+    scoped = [f"{GLUE}:catalog", f"{GLUE}:database/granted", f"{GLUE}:table/granted/events"]
+    reader = granted(cloud, "glue", "glue-reader", "glue:GetTable", scoped)
+    table_only = granted(cloud, "glue", "glue-table-only", "glue:GetTable", scoped[-1])
+    # When each reads and updates the tables
+    got = reader.get_table(DatabaseName="granted", Name="events")["Table"]["Name"]
+    # Then the first may read that table only, and update none; the second may read nothing
+    assert got == "events"
+    assert refusal(lambda: reader.get_table(DatabaseName="granted", Name="other")) == (
+        "glue:GetTable"
+    )
+    assert refusal(
+        lambda: reader.update_table(DatabaseName="granted", TableInput={"Name": "events"})
+    ) == ("glue:UpdateTable")
+    assert refusal(lambda: table_only.get_table(DatabaseName="granted", Name="events")) == (
+        "glue:GetTable"
+    )
+
+
+def test_a_role_granted_another_tables_arns_may_not_read_this_one(cloud: LocalCloud) -> None:
+    # Given a role granted glue:GetTable and glue:GetTables on the ARNs of `other`
+    catalog_table(cloud, "elsewhere", "events", "other")
+    other = [f"{GLUE}:catalog", f"{GLUE}:database/elsewhere", f"{GLUE}:table/elsewhere/other"]
+    reader = granted(cloud, "glue", "glue-other-reader", ["glue:GetTable", "glue:GetTables"], other)
+    # When it reads `events`, or lists the database's tables (which needs every table's ARN)
+    # Then it is refused both
+    assert refusal(lambda: reader.get_table(DatabaseName="elsewhere", Name="events")) == (
+        "glue:GetTable"
+    )
+    assert refusal(lambda: reader.get_tables(DatabaseName="elsewhere")) == "glue:GetTables"
+    # while `other` it may read
+    assert reader.get_table(DatabaseName="elsewhere", Name="other")["Table"]["Name"] == "other"
+
+
+# -- task tokens ----------------------------------------------------------------------------------
+
+
+def callback_machine(cloud: LocalCloud, name: str) -> str:
+    """A state machine that sends its task token to the failure queue and waits for it."""
+    definition = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {
+                    "QueueUrl": cloud.queue_urls["failures"],
+                    "MessageBody": {
+                        "execution_name.$": "$$.Execution.Name",
+                        "token.$": "$$.Task.Token",
+                    },
+                },
+                "TimeoutSeconds": 60,
+                "HeartbeatSeconds": 30,
+                "End": True,
+            }
+        },
+    }
+    created = cloud.client("stepfunctions").create_state_machine(
+        name=name,
+        definition=json.dumps(definition),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/sluice-pipeline-role",
+    )
+    return str(created["stateMachineArn"])
+
+
+def waiting_task(cloud: LocalCloud, machine: str, name: str) -> tuple[str, str]:
+    """(execution ARN, task token) of a new execution of `machine`, waiting on its task."""
+    sfn = cloud.client("stepfunctions")
+    execution = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
+    return str(execution["executionArn"]), str(letter_of(cloud, name, remove=True)["token"])
+
+
+def test_a_role_granted_task_responses_on_a_state_machine_may_resume_its_tasks(
+    cloud: LocalCloud,
+) -> None:
+    # Given a state machine waiting on a task token, and a role granted the task responses on
+    # the state machine's ARN (what CDK's grantTaskResponse grants)
+    machine = callback_machine(cloud, "callback-granted")
+    responses = ["states:SendTaskSuccess", "states:SendTaskHeartbeat"]
+    sender = granted(cloud, "stepfunctions", "task-responder", responses, machine)
+    execution, token = waiting_task(cloud, machine, "granted-1")
+    # When it sends a heartbeat and then the task's success
+    sender.send_task_heartbeat(taskToken=token)
+    sender.send_task_success(taskToken=token, output='{"committed": true}')
+    # Then the execution resumes with that output
+    sfn = cloud.client("stepfunctions")
+    done = eventually(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        30,
+        "the execution to end",
+    )
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"committed": True})
+
+
+def test_a_role_granted_task_responses_on_another_state_machine_may_not(
+    cloud: LocalCloud,
+) -> None:
+    # Given a state machine waiting on a task token, and a role granted the task responses on
+    # another state machine's ARN
+    machine = callback_machine(cloud, "callback-waiting")
+    other = callback_machine(cloud, "callback-other")
+    responses = ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+    sender = granted(cloud, "stepfunctions", "other-responder", responses, other)
+    execution, token = waiting_task(cloud, machine, "waiting-1")
+    # When it answers the task, Then each answer is refused
+    assert refusal(lambda: sender.send_task_heartbeat(taskToken=token)) == (
+        "states:SendTaskHeartbeat"
+    )
+    assert refusal(lambda: sender.send_task_success(taskToken=token, output="{}")) == (
+        "states:SendTaskSuccess"
+    )
+    assert refusal(lambda: sender.send_task_failure(taskToken=token, error="X")) == (
+        "states:SendTaskFailure"
+    )
+    # and the execution still waits, for the administrator to end it
+    sfn = cloud.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=execution)["status"] == "RUNNING"
+    sfn.send_task_failure(taskToken=token, error="Test.Refused")
