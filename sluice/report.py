@@ -16,6 +16,7 @@ from sluice.state import (
     StateError,
     TrustedSection,
     ValidateSection,
+    is_caught_error,
     metrics_of,
 )
 
@@ -137,8 +138,8 @@ def build_report(description: dict[str, Any], history: list[dict[str, Any]]) -> 
 def _state(output: object) -> ExecutionState | None:
     """The execution's last state, typed; None for one that is not a Sluice state."""
     try:
-        return ExecutionState.from_dict(output)
-    except (StateError, ValueError):
+        return ExecutionState.from_dict(output, lenient=True)
+    except StateError:
         return None
 
 
@@ -152,11 +153,7 @@ def _results(state: Any) -> dict[str, Any]:
     the stage would have written)."""
     if not isinstance(state, dict):
         return {}
-    return {
-        k: v
-        for k, v in state.items()
-        if not (k in WORKFLOW_STAGES and isinstance(v, dict) and "Error" in v)
-    }
+    return {k: v for k, v in state.items() if not (k in WORKFLOW_STAGES and is_caught_error(v))}
 
 
 def unfinished_states(history: list[dict[str, Any]]) -> list[tuple[str, str]]:

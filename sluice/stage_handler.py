@@ -8,18 +8,19 @@ this module for its handler.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sluice import metrics as published
-from sluice import pipeline
 from sluice.handlers import StageFunction, run_stage
 
 
 class LambdaHandler(Protocol):
-    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]: ...
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -29,17 +30,17 @@ class StageHandler:
     handler: LambdaHandler
 
 
-def stage_handler(stage: str, work: str) -> StageHandler:
-    """The Lambda handler of the workflow stage `stage`, which runs `sluice.pipeline.<work>`
-    (looked up on each call, as the handlers always did), with the Lambda context but not the
-    event in its logs, and its metrics flushed after every invocation."""
+def stage_handler(stage: str, work: Callable[[], StageFunction]) -> StageHandler:
+    """The Lambda handler of the workflow stage `stage`, which runs the stage function `work`
+    gives (asked on each call, `lambda: pipeline.deliver`, so a test may replace it), with the
+    Lambda context but not the event in its logs, and its metrics flushed after every
+    invocation."""
     logger = Logger(service=f"sluice-{stage}")
     metrics = published.for_service(stage)
 
     @logger.inject_lambda_context(log_event=False)
     @metrics.log_metrics
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        function: StageFunction = getattr(pipeline, work)
-        return run_stage(stage, function, event, logger, metrics)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return run_stage(stage, work(), event, logger, metrics)
 
     return StageHandler(logger, metrics, handler)

@@ -7,7 +7,8 @@ import sluice.edges.delivery
 
 # This stage's logic, imported at init: the edges import each stage's on first use.
 import sluice.stages.delivery  # noqa: F401
+from sluice import pipeline
 from sluice.stage_handler import stage_handler
 
-delivery = stage_handler("delivery", "deliver")
+delivery = stage_handler("delivery", lambda: pipeline.deliver)
 logger, metrics, handler = delivery.logger, delivery.metrics, delivery.handler

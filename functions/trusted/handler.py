@@ -10,7 +10,8 @@ import sluice.edges.trusted
 
 # This stage's logic, imported at init: the edges import each stage's on first use.
 import sluice.stages.trusted  # noqa: F401
+from sluice import pipeline
 from sluice.stage_handler import stage_handler
 
-trusted = stage_handler("trusted", "trusted")
+trusted = stage_handler("trusted", lambda: pipeline.trusted)
 logger, metrics, handler = trusted.logger, trusted.metrics, trusted.handler

@@ -25,6 +25,7 @@ from sluice import retries
 _IAM_ACTIONS = {
     "lambda:Invoke": "lambda:InvokeFunction",
     "s3:HeadBucket": "s3:ListBucket",
+    "s3:DeleteObjects": "s3:DeleteObject",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "sqs:SendMessageBatch": "sqs:SendMessage",
@@ -160,13 +161,18 @@ def _glue_authorize(self: Any, resource: str = "*") -> None:
 def _s3_action(method: str, path: str, asked: str) -> str:
     """The IAM action of an S3 request, from moto's own table of them (`ACTION_MAP`): from 5.2.6
     moto asks IAM for the API operation's name (`s3:HeadObject`, `s3:CreateMultipartUpload`),
-    which no policy grants; AWS authorizes HeadObject as s3:GetObject, an upload's parts as
-    s3:PutObject, a listing as s3:ListBucket. A request the table does not name keeps `asked`."""
+    which no policy grants; AWS authorizes HeadObject as s3:GetObject (s3:GetObjectVersion for
+    a version), an upload's parts as s3:PutObject, a listing as s3:ListBucket. A request the
+    table does not name (ListBuckets, DeleteObjects) keeps `asked`, as IAM names it."""
     from moto.s3.responses import ACTION_MAP
 
     address, _, query = path.partition("?")
+    if not address.strip("/"):
+        return _IAM_ACTIONS.get(asked, asked)
     kind = "KEY" if "/" in address.strip("/") else "BUCKET"
-    actions = ACTION_MAP[kind].get(method, {})
+    actions = dict(ACTION_MAP[kind].get(method, {}))
+    if kind == "KEY" and method == "HEAD":
+        actions.setdefault("versionId", "GetObjectVersion")
     present = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
     named = [action for flag, action in actions.items() if flag in present]
     action = named[-1] if named else actions.get("DEFAULT")

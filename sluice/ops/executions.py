@@ -73,7 +73,8 @@ def error_text(error: str, cause: str) -> str:
 
 def _source_key(description: dict[str, Any]) -> str:
     try:
-        return ExecutionState.from_dict(json.loads(description.get("input") or "{}")).source.key
+        state = ExecutionState.from_dict(json.loads(description.get("input") or "{}"), lenient=True)
+        return state.source.key
     except (StateError, ValueError):
         return ""
 

@@ -33,6 +33,7 @@ from sluice.state.sections import (
     Sheets,
     TrustedSection,
     ValidateSection,
+    is_caught_error,
     metrics_of,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "TrustedManifest",
     "TrustedSection",
     "ValidateSection",
+    "is_caught_error",
     "json_object",
     "metrics_of",
     "source_of",

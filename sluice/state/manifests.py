@@ -42,7 +42,10 @@ class DayPointer(Pointer):
     def from_dict(cls, value: object, where: str) -> DayPointer:
         data = expect_object(value, where)
         day = field_of(data, "day", str, where)
-        date.fromisoformat(day)
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise StateError(f"{where}.day: expected an ISO date, got {day!r:.40}") from None
         return cls(
             field_of(data, "bucket", str, where),
             field_of(data, "key", str, where),
@@ -100,8 +103,9 @@ class PartialsPointer(Pointer):
         return cls(
             field_of(data, "bucket", str, where),
             field_of(data, "key", str, where),
-            field_of(data, "days", int, where),
-            field_of(data, "rows", int, where),
+            # (a manifest from before the partials were one object has a pointer per day)
+            count_field(data, "days", where),
+            count_field(data, "rows", where),
         )
 
     def to_dict(self) -> JsonObject:

@@ -80,9 +80,13 @@ def json_object(value: object, where: str) -> JsonObject:
 
 def source_of(value: object, where: str = "source") -> SourceObject:
     data = expect_object(value, where)
-    field_of(data, "bucket", str, where)
-    field_of(data, "key", str, where)
-    return SourceObject.from_dict(dict(data))
+    return SourceObject(
+        bucket=field_of(data, "bucket", str, where),
+        key=field_of(data, "key", str, where),
+        version_id=optional_field(data, "version_id", str, where) or "",
+        etag=optional_field(data, "etag", str, where) or "",
+        size=count_field(data, "size", where),
+    )
 
 
 def count_field(data: Mapping[str, object], name: str, where: str) -> int:

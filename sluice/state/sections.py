@@ -51,8 +51,8 @@ class ContractRef:
         data = expect_object(value, where)
         return cls(
             field_of(data, "dataset", str, where),
-            str(data.get("version", "")),
-            bool(data.get("inferred", False)),
+            optional_field(data, "version", str, where) or "",
+            optional_field(data, "inferred", bool, where) or False,
         )
 
     def to_dict(self) -> JsonObject:
@@ -145,10 +145,10 @@ class ValidateSection:
         sheets = data.get("sheets")
         return cls(
             staged=Pointer.from_dict(data.get("staged"), f"{where}.staged"),
-            format=field_of(data, "format", str, where),
-            rows_in=field_of(data, "rows_in", int, where),
-            bytes_in=field_of(data, "bytes_in", int, where),
-            bytes_out=field_of(data, "bytes_out", int, where),
+            format=optional_field(data, "format", str, where) or "",
+            rows_in=count_field(data, "rows_in", where),
+            bytes_in=count_field(data, "bytes_in", where),
+            bytes_out=count_field(data, "bytes_out", where),
             contract=ContractRef.from_dict(data.get("contract"), f"{where}.contract"),
             sheets=None if sheets is None else Sheets.from_dict(sheets, f"{where}.sheets"),
             duration_ms=_duration(data, where),
@@ -185,8 +185,8 @@ class TrustedSection:
         return cls(
             manifest=Pointer.from_dict(data.get("manifest"), f"{where}.manifest"),
             counts=RowCounts.from_dict(data, where),
-            days=field_of(data, "days", int, where),
-            bytes_out=field_of(data, "bytes_out", int, where),
+            days=count_field(data, "days", where),
+            bytes_out=count_field(data, "bytes_out", where),
             mean_quality_score=optional_field(data, "mean_quality_score", float, where),
             duration_ms=_duration(data, where),
         )
@@ -219,11 +219,11 @@ class DeliverySection:
         data = expect_object(value, where)
         return cls(
             lineage=Pointer.from_dict(data.get("lineage"), f"{where}.lineage"),
-            detail_files=field_of(data, "detail_files", int, where),
-            summary_files=field_of(data, "summary_files", int, where),
-            quality_files=field_of(data, "quality_files", int, where),
-            rows_out=field_of(data, "rows_out", int, where),
-            bytes_out=field_of(data, "bytes_out", int, where),
+            detail_files=count_field(data, "detail_files", where),
+            summary_files=count_field(data, "summary_files", where),
+            quality_files=count_field(data, "quality_files", where),
+            rows_out=count_field(data, "rows_out", where),
+            bytes_out=count_field(data, "bytes_out", where),
             duration_ms=_duration(data, where),
         )
 
@@ -262,14 +262,26 @@ assert tuple(_SECTIONS) == WORKFLOW_STAGES
 _S = TypeVar("_S", ValidateSection, TrustedSection, DeliverySection)
 
 
-def _section(data: Mapping[str, object], stage: str, kind: type[_S]) -> _S | CaughtError | None:
+def is_caught_error(section: object) -> bool:
+    """Whether a section is the `{Error, Cause}` a Catch put where the stage's would be."""
+    return isinstance(section, Mapping) and "Error" in section
+
+
+def _section(
+    data: Mapping[str, object], stage: str, kind: type[_S], lenient: bool = False
+) -> _S | CaughtError | None:
     value = data.get(stage)
     if value is None:
         return None
     section = expect_object(value, stage)
-    if "Error" in section:
+    if is_caught_error(section):
         return CaughtError(str(section.get("Error") or ""), str(section.get("Cause") or ""))
-    return kind.from_dict(section, stage)
+    try:
+        return kind.from_dict(section, stage)
+    except StateError:
+        if lenient:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -284,15 +296,17 @@ class ExecutionState:
     delivery: DeliverySection | CaughtError | None = None
 
     @classmethod
-    def from_dict(cls, value: object) -> ExecutionState:
+    def from_dict(cls, value: object, lenient: bool = False) -> ExecutionState:
+        """The state; `lenient` (for readers of executions: the report, ops, the CLI) leaves out
+        a section that does not parse instead of refusing the whole state."""
         data = expect_object(value, "state")
         return cls(
             execution=str(data.get("execution") or ""),
             dataset=field_of(data, "dataset", str, "state"),
             source=source_of(data.get("source")),
-            validate=_section(data, "validate", ValidateSection),
-            trusted=_section(data, "trusted", TrustedSection),
-            delivery=_section(data, "delivery", DeliverySection),
+            validate=_section(data, "validate", ValidateSection, lenient),
+            trusted=_section(data, "trusted", TrustedSection, lenient),
+            delivery=_section(data, "delivery", DeliverySection, lenient),
         )
 
     def to_dict(self) -> JsonObject:

@@ -354,6 +354,7 @@ def test_a_client_that_asks_to_close_gets_its_connection_closed() -> None:
         ("DELETE", "/trusted/t/a.parquet?uploadId=u", "s3:AbortMultipartUpload"),
         ("DELETE", "/raw/t/a.csv?versionId=v1", "s3:DeleteObjectVersion"),
         ("GET", "/raw/t/a.csv?tagging", "s3:GetObjectTagging"),
+        ("HEAD", "/raw/t/a.csv?versionId=v1", "s3:GetObjectVersion"),
     ],
 )
 def test_s3_requests_are_authorized_as_the_iam_actions_aws_checks(
@@ -367,11 +368,21 @@ def test_s3_requests_are_authorized_as_the_iam_actions_aws_checks(
     assert named == action
 
 
-def test_an_s3_request_moto_has_no_action_for_keeps_the_name_moto_gave() -> None:
-    # Given a request moto's table does not name (a POST to a bucket: DeleteObjects)
+@pytest.mark.parametrize(
+    ("method", "path", "asked", "action"),
+    [
+        ("POST", "/raw?delete", "s3:DeleteObjects", "s3:DeleteObject"),
+        ("GET", "/", "s3:ListAllMyBuckets", "s3:ListAllMyBuckets"),
+    ],
+)
+def test_an_s3_request_moto_has_no_action_for_is_named_as_iam_names_it(
+    method: str, path: str, asked: str, action: str
+) -> None:
+    # Given a request moto's table does not name (DeleteObjects: a POST to a bucket; a listing
+    # of the buckets)
     # When the local cloud names its IAM action
-    # Then it is what moto asked for
-    assert _moto_iam._s3_action("POST", "/raw?delete", "s3:DeleteObjects") == "s3:DeleteObjects"
+    # Then it is the action IAM checks (DeleteObjects: s3:DeleteObject for each key)
+    assert _moto_iam._s3_action(method, path, asked) == action
 
 
 def test_updating_a_table_goes_through_the_version_check() -> None:
