@@ -13,6 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.functions import StageFunctions
 from infra.settings import EnvironmentSettings
 from sluice.config import PipelineNames
 from sluice.retries import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
@@ -47,11 +48,10 @@ def queue_encryption(key: kms.IKey | None) -> dict[str, object]:
 
 class Ingest(Construct):
     """The ingest queue and its DLQ, fed by RAW's object-created events, and their consumer: the
-    starter's event source, and the state machine the starter starts executions of.
+    starter function, which starts one execution of the state machine per object.
 
-    The starter's function itself is built with the other stage functions (`Workflow`: one code
-    asset, layer, role and log group pattern for all four); its logical ids, and so its named
-    function and log group, stay where existing stacks have them.
+    The starter is built like every stage function (`StageFunctions`: the stack's one code asset
+    and layer, an own role and log group), here, next to the queue it drains.
     """
 
     def __init__(
@@ -62,7 +62,7 @@ class Ingest(Construct):
         settings: EnvironmentSettings,
         names: PipelineNames,
         raw_bucket: s3.IBucket,
-        starter: lambda_.Function,
+        stage_functions: StageFunctions,
         state_machine: sfn.IStateMachine,
         key: kms.IKey | None = None,
     ) -> None:
@@ -73,8 +73,8 @@ class Ingest(Construct):
         self.dead_letter_queue = self._dead_letter_queue()
         self.queue = self._queue()
         self._subscribe(raw_bucket)
-        self._drain_with(starter)
-        starter.add_environment("SLUICE_STATE_MACHINE_ARN", state_machine.state_machine_arn)
+        self.starter = stage_functions.build(self, "starter", state_machine=state_machine)
+        self._drain_with(self.starter)
 
     def _dead_letter_queue(self) -> sqs.Queue:
         queue = sqs.Queue(

@@ -69,7 +69,7 @@ class SluiceStack(Stack):
             settings=settings,
             names=names,
             raw_bucket=self.storage.raw,
-            starter=self.workflow.starter,
+            stage_functions=self.workflow.stage_functions,
             state_machine=self.workflow.state_machine,
             key=self.storage.messaging_key,
         )
@@ -82,7 +82,7 @@ class SluiceStack(Stack):
             "Monitoring",
             settings=settings,
             key=self.storage.messaging_key,
-            functions=self.workflow.functions,
+            functions={"starter": self.ingest.starter, **self.workflow.functions},
             state_machine=self.workflow.state_machine,
             queues={
                 "ingest": self.ingest.queue,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import sluice
+from infra.functions import CODE_FOLDERS
 from infra.ingest import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
-from infra.workflow import CODE_FOLDERS
 from sluice.config import (
     ASL_PATH,
     PROJECT_ROOT,
