@@ -1,7 +1,7 @@
 """What each role may do: the one definition the CDK stack deploys and the local cloud enforces.
 
 Every statement names its resources symbolically (a lake bucket and key pattern, a function, the
-failure queue, ...). `infra/workflow.py` resolves them to CloudFormation tokens; `sluice.local`
+failure queue, ...). `infra/functions.py` resolves them to CloudFormation tokens; `sluice.local`
 resolves them to the local cloud's ARNs and creates each role with exactly these statements, so
 a call a deployed function would be refused is refused locally too (moto checks it).
 """

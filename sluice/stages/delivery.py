@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -20,10 +19,6 @@ from sluice.stages.partials import (
     partials_schema,
     split_partials,
 )
-
-if TYPE_CHECKING:
-    from sluice.state import LineageManifest
-
 from sluice.stages.record_types import (
     DAILY_SUMMARY,
     DELIVERY_STAMPS,
@@ -34,6 +29,9 @@ from sluice.stages.record_types import (
     detail_schema,
     summary_schema,
 )
+
+if TYPE_CHECKING:
+    from sluice.state import LineageManifest
 
 __all__ = [
     "DAILY_SUMMARY",
@@ -112,11 +110,12 @@ def read_parquet_bytes(body: bytes) -> pa.Table:
     return pq.ParquetFile(pa.BufferReader(body)).read()
 
 
-def backoff(
-    attempt: int,
-    base: float = retries.SUMMARY_CAS.interval_seconds or 0.0,
-    cap: float = retries.SUMMARY_CAS.max_interval_seconds or math.inf,
-) -> float:
+_CAS_BASE = retries.SUMMARY_CAS.interval_seconds
+_CAS_CAP = retries.SUMMARY_CAS.max_interval_seconds
+assert _CAS_BASE is not None and _CAS_CAP is not None, "the summary's backoff is set"
+
+
+def backoff(attempt: int, base: float = _CAS_BASE, cap: float = _CAS_CAP) -> float:
     """Seconds to wait before compare-and-swap attempt `attempt` + 1: full jitter, growing."""
     return random.uniform(0, min(cap, base * 2**attempt))
 

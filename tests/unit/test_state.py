@@ -226,3 +226,74 @@ def test_a_lineage_manifest_keeps_its_json() -> None:
         ("delivery", "DETAIL", None),
     ]
     assert parsed.to_dict() == lineage
+
+
+def test_a_manifest_from_before_the_partials_were_one_object_is_read() -> None:
+    # Given a manifest whose partials are a pointer per day (no `days` count)
+    old = {
+        "source": SOURCE,
+        "dataset": "sales",
+        "contract": {},
+        "partials": [{"bucket": "trusted", "key": "_summaries/d1.parquet", "day": "2024-01-01"}],
+    }
+    # When it is parsed (Trusted reads the last run's manifest to drop its stale outputs)
+    parsed = TrustedManifest.from_dict(old)
+    # Then its partials are pointers still, to be removed like the others
+    assert [o.key for o in parsed.outputs()] == ["_summaries/d1.parquet"]
+
+
+def test_a_section_from_before_a_count_existed_reads_it_as_zero() -> None:
+    # Given a validate section written before `bytes_out` was counted
+    old = {k: v for k, v in VALIDATE.items() if k != "bytes_out"}
+    # When the state is parsed
+    state = ExecutionState.from_dict({**STATE, "validate": old})
+    # Then the count is 0, and what Trusted needs (the staged file) is there
+    assert state.validated().bytes_out == 0
+    assert state.validated().staged.key == "_staging/transactions/sales-0123.parquet"
+
+
+def test_readers_leave_out_a_section_that_does_not_parse_and_keep_the_rest() -> None:
+    # Given a state whose delivery section has lost its pointer
+    broken = {**STATE, "delivery": {**DELIVERY, "lineage": None}}
+    # When the stages parse it, Then it is refused
+    with pytest.raises(StateError, match=r"delivery\.lineage"):
+        ExecutionState.from_dict(broken)
+    # When a reader (the report, ops) parses it leniently
+    state = ExecutionState.from_dict(broken, lenient=True)
+    # Then only that section is left out
+    assert state.delivery is None
+    assert state.transformed().counts == RowCounts(5, 3, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({**SOURCE, "size": [1]}, r"source\.size: expected int"),
+        ({**SOURCE, "version_id": 3}, r"source\.version_id: expected str"),
+    ],
+)
+def test_a_source_with_a_field_of_the_wrong_type_is_refused_naming_it(
+    source: dict[str, Any], message: str
+) -> None:
+    # Given a state whose source has one field of the wrong type
+    # When it is parsed, Then the field is named
+    with pytest.raises(StateError, match=message):
+        ExecutionState.from_dict({**STATE, "source": source})
+
+
+def test_a_day_that_is_not_a_date_is_refused_naming_it() -> None:
+    # Given a day pointer whose day is not an ISO date
+    pointer = {"bucket": "t", "key": "k", "day": "2024-13-01", "rows": 1}
+    # When it is parsed, Then the field is named
+    with pytest.raises(StateError, match=r"p\.day: expected an ISO date"):
+        DayPointer.from_dict(pointer, "p")
+
+
+def test_the_sections_json_keeps_the_order_the_stages_always_wrote() -> None:
+    # Given the sections of a finished state
+    state = ExecutionState.from_dict(copy.deepcopy(STATE))
+    # When each is given back as JSON, Then its keys come in the order they always did
+    assert list(state.validated().to_dict()) == list(VALIDATE)
+    assert list(state.transformed().to_dict()) == list(TRUSTED)
+    assert state.delivery is not None
+    assert list(state.delivery.to_dict()) == list(DELIVERY)
