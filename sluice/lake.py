@@ -174,6 +174,34 @@ def partials_key(dataset: str, source: SourceObject) -> str:
 LINEAGE_MANIFESTS = "_lineage/manifests"
 LINEAGE_RECORDS = "_lineage/records"
 
+# Iceberg tables (sluice.tables): one Glue database per layer, one table per dataset, its data
+# and metadata under the layer's bucket at `_tables/<dataset>/` (no dataset starts with `_`).
+TABLES_PREFIX = "_tables"
+TABLE_DATABASE_PREFIX = "sluice"
+
+
+def table_database(layer: str) -> str:
+    """The Glue database of a layer's tables (`sluice_trusted`)."""
+    return f"{TABLE_DATABASE_PREFIX}_{layer}"
+
+
+def table_prefix(dataset: str) -> str:
+    return f"{TABLES_PREFIX}/{dataset}/"
+
+
+def table_location(bucket: str, dataset: str) -> str:
+    return f"s3://{bucket}/{table_prefix(dataset)}".removesuffix("/")
+
+
+def source_file(source: SourceObject) -> str:
+    """The `source_file` a row of `source` carries: the object's location, not its version."""
+    return f"s3://{source.bucket}/{source.key}"
+
+
+def day_partition_values(day: date) -> tuple[str, str, str]:
+    """`year`, `month`, `day` of `day`, as the partition columns spell them."""
+    return f"{day.year:04d}", f"{day.month:02d}", f"{day.day:02d}"
+
 
 def record_type_prefix(dataset: str, record_type: str) -> str:
     """Where a DELIVERY record type's files are, each under its day's folder."""

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.lake import DELIVERY_PARTITIONS, LINEAGE_RECORDS, TRUSTED_PARTITIONS, is_valid_dataset
 from sluice.sql import duckdb_name, duckdb_string
-from sluice.tables import format_table
+from sluice.text_tables import format_table
 
 DATABASE = "sluice"
 FORMATS = ("table", "csv", "json")

@@ -156,6 +156,22 @@ SUMMARY_CAS = Retry(
 )
 
 
+# --- an Iceberg table's commit (sluice.tables.commit) ----------------------------------------
+
+# pyiceberg's own retry is off for Sluice's tables (`commit.retry.num-retries=0`): its backoff
+# has a 10% jitter, so writers that collided collide again. This one reloads the table, checks
+# it again, and commits the same data files over the new head (bench/iceberg_history.py).
+TABLE_COMMIT = Retry(
+    what="committing contributions to an Iceberg table, when another commit won the race",
+    errors=("CommitFailedException", "ValidationException"),
+    attempts=20,
+    interval_seconds=0.1,
+    backoff=2,
+    jitter="FULL",
+    max_interval_seconds=5,
+    where=("sluice.tables.commit.commit_contributions",),
+)
+
 # --- the ingest queue (infra/ingest.py, sluice.local) ----------------------------------------
 
 # Lambda's advice for SQS event sources: a visibility timeout of at least six times the
@@ -187,4 +203,4 @@ LOCAL_VISIBILITY_TIMEOUT_SECONDS = 2
 # sets no EventInvokeConfig and no MaximumRetryAttempts. tests/infra/test_retries.py holds that.
 ASYNC_INVOKE_CONFIGS = 0
 
-ALL = (*WORKFLOW, BOTOCORE, LOCAL_INTERPRETER, SUMMARY_CAS, INGEST_RECEIVES)
+ALL = (*WORKFLOW, BOTOCORE, LOCAL_INTERPRETER, SUMMARY_CAS, TABLE_COMMIT, INGEST_RECEIVES)

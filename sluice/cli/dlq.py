@@ -8,7 +8,7 @@ from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import counted, emit, progress, short
 from sluice.config import RUNNING
-from sluice.tables import format_table
+from sluice.text_tables import format_table
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ import json
 from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import counted, emit, short
-from sluice.tables import format_table
+from sluice.text_tables import format_table
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import emit, progress
 from sluice.config import SUCCEEDED
-from sluice.tables import format_table
+from sluice.text_tables import format_table
 
 
 def _rerun_result(plan: ops.Rerun, wait_seconds: float) -> str:

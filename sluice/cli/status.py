@@ -7,7 +7,7 @@ import argparse
 from sluice import ops
 from sluice.cli.options import resolve_target
 from sluice.cli.render import emit
-from sluice.tables import format_table
+from sluice.text_tables import format_table
 
 
 def cmd_status(args: argparse.Namespace) -> int:
