@@ -12,6 +12,7 @@ from sluice.config import ASL_PATH, PROJECT_ROOT
 from sluice.edges import summary
 from sluice.local.cloud import LocalCloud
 from sluice.stages import delivery
+from sluice.tables import commit
 from tests.infra.synth import Synth
 
 ARCHITECTURE = PROJECT_ROOT / "docs" / "architecture.md"
@@ -68,6 +69,15 @@ def test_the_aws_clients_retry_as_listed() -> None:
     # Then it retries in standard mode, five attempts in all
     assert aws._CONFIG.retries == {"mode": "standard", "max_attempts": 5}
     assert retries.BOTOCORE.attempts == 5
+
+
+def test_a_tables_commit_retries_as_listed() -> None:
+    # Given the committer's default policy and the table properties it creates tables with
+    policy = inspect.signature(commit.commit_contributions).parameters["policy"].default
+    # Then it is the list's, and pyiceberg's own retry is off underneath it
+    assert policy is retries.TABLE_COMMIT
+    assert commit.TABLE_PROPERTIES["commit.retry.num-retries"] == "0"
+    assert retries.TABLE_COMMIT.errors == ("CommitFailedException", "ValidationException")
 
 
 def test_a_summarys_compare_and_swap_retries_as_listed() -> None:

@@ -38,7 +38,10 @@ WATCHED = {
     "sluice.stages.trusted",
     "sluice.stages.delivery",
 }
-NOWHERE = {"pandas", "openpyxl"}
+# pyiceberg (and sluice.tables, which loads it) is the committer's alone: 4.6 times the import
+# time of pyarrow.parquet (docs/architecture.md, "Iceberg tables").
+TABLES = {"pyiceberg", "sluice.tables.catalog", "sluice.tables.commit", "sluice.tables.maintenance"}
+NOWHERE = {"pandas", "openpyxl", *TABLES}
 FORBIDDEN = {
     "starter": NOWHERE
     | {"pyarrow", "numpy", "yaml", "boto3", "sluice.pipeline", "sluice.contracts"},
@@ -101,6 +104,16 @@ def test_a_handler_imports_none_of_the_modules_its_stage_does_not_need(stage: st
     imported = imported_by(stage)
     # Then none of the modules the stage must not load was imported, nor tried
     assert imported & FORBIDDEN[stage] == set()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_handler_imports_pyiceberg(stage: str) -> None:
+    # Given a fresh interpreter
+    # When it loads the stage's handler
+    imported = imported_by(stage)
+    # Then neither pyiceberg nor a module of it, nor Sluice's table modules, was imported or tried
+    assert {m for m in imported if m.split(".")[0] == "pyiceberg"} == set()
+    assert imported & TABLES == set()
 
 
 @pytest.mark.parametrize("stage", STAGES)
