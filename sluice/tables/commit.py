@@ -5,9 +5,10 @@ the object's `source_file`. `commit_contributions` commits any number of them in
 transaction, one catalog update: a delete of the data files their sources' previous versions
 left (the filter names the sources and, where known, the days those versions and the new ones
 cover, so planning reads only those days' manifests) and one append of the new rows. Each data
-file holds one source's rows of one day, and the table keeps exact `source_file` bounds, so the
-delete drops whole files and never rewrites one. The snapshots carry their lineage: which
-executions and which source versions they hold (`lineage`).
+file holds one contribution's rows of one day, written here with pyarrow at a key of its own
+before the first attempt and added by path (`Transaction.add_files`), and the table keeps exact
+`source_file` bounds, so the delete drops whole files and never rewrites one. The snapshots
+carry their lineage: which executions and which source versions they hold (`lineage`).
 """
 
 from __future__ import annotations
@@ -22,21 +23,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import reduce
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, ValidationException
+from pyiceberg.exceptions import CommitFailedException, ResolveError, ValidationException
 from pyiceberg.expressions import And, BooleanExpression, EqualTo, In, Or
-from pyiceberg.io.pyarrow import _check_pyarrow_schema_compatible, _dataframe_to_data_files
-from pyiceberg.table import Table
+from pyiceberg.io.pyarrow import pyarrow_to_schema
+from pyiceberg.schema import Schema, promote
+from pyiceberg.table import Table, TableProperties
+from pyiceberg.transforms import IdentityTransform
 
 from sluice import lake, retries
 from sluice.lake import SourceObject
 from sluice.tables.catalog import TableName
 
 if TYPE_CHECKING:
-    from pyiceberg.manifest import DataFile
+    from pyiceberg.types import NestedField
 
 SOURCE_FILE = "source_file"
 EXECUTIONS = "sluice.executions"
@@ -128,12 +133,14 @@ def commit_contributions(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Committed:
     """Replace each contribution's source's rows with its own, in one transaction; retried as
-    `policy` says when another commit won (the table reloaded, the data files kept)."""
+    `policy` says when another commit won (the table reloaded, the data files kept).
+
+    A commit that finally gives up leaves its data files in S3, referenced by no snapshot: the
+    orphan-file sweep is to remove them (not built yet)."""
     latest = _latest_per_source(contributions)
     table = catalog.load_table(identifier)
-    for contribution in latest:
-        _check_pyarrow_schema_compatible(table.schema(), provided_schema=contribution.rows.schema)
-    files = [f for c in latest for f in _data_files(table, c)]
+    fitted = [_fitted(table.schema(), c) for c in latest]
+    paths = [p for c, rows in zip(latest, fitted, strict=True) for p in _write(table, c, rows)]
     properties = _lineage_properties(latest)
     delete_filter = _replaced(latest)
     for attempt in range(1, policy.attempts + 1):
@@ -141,10 +148,11 @@ def commit_contributions(
         try:
             with table.transaction() as tx:
                 tx.delete(delete_filter, snapshot_properties=properties)
-                if files:
-                    with tx.update_snapshot(snapshot_properties=properties).merge_append() as add:
-                        for data_file in files:
-                            add.append_data_file(data_file)
+                if paths:
+                    # Every path is a new uuid of this commit's, so no snapshot can hold it yet:
+                    # the duplicate check would only read every data manifest of the table, a
+                    # cost that grows with its history.
+                    tx.add_files(paths, snapshot_properties=properties, check_duplicate_files=False)
         except (CommitFailedException, ValidationException):
             if attempt == policy.attempts:
                 raise
@@ -182,12 +190,80 @@ def _latest_per_source(contributions: Sequence[Contribution]) -> list[Contributi
     return list(by_source.values())
 
 
-def _data_files(table: Table, contribution: Contribution) -> list[DataFile]:
-    """The contribution's rows as data files of their own (one a day), written once: a retry
-    commits the same files."""
-    if contribution.rows.num_rows == 0:
+def _fitted(schema: Schema, contribution: Contribution) -> pa.Table:
+    """The contribution's rows in the table's Arrow schema (its field ids, so the files map to
+    the table's columns by id), or a ValueError naming what does not fit: a column the table
+    lacks, a required one missing or nullable, a type the table's cannot be promoted from."""
+    rows = contribution.rows
+    extra = sorted(set(rows.schema.names) - {f.name for f in schema.fields})
+    if extra:
+        raise ValueError(f"{contribution.execution}: the table has no column {', '.join(extra)}")
+    provided = pyarrow_to_schema(rows.schema, name_mapping=schema.name_mapping)
+    target = schema.as_arrow()
+    columns = []
+    for field in schema.fields:
+        if field.name not in rows.schema.names:
+            if field.required:
+                raise ValueError(f"{contribution.execution}: required column {field.name} missing")
+            columns.append(pa.nulls(rows.num_rows, target.field(field.name).type))
+            continue
+        _check_fits(contribution.execution, field, provided.find_field(field.name))
+        columns.append(rows.column(field.name).cast(target.field(field.name).type))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def _check_fits(execution: str, table_field: NestedField, row_field: NestedField) -> None:
+    if table_field.required and not row_field.required:
+        raise ValueError(f"{execution}: column {table_field.name} is required, the rows' nullable")
+    if table_field.field_type == row_field.field_type:
+        return
+    try:
+        promote(row_field.field_type, table_field.field_type)
+    except ResolveError as refused:
+        raise ValueError(
+            f"{execution}: column {table_field.name} is {table_field.field_type}, "
+            f"the rows' {row_field.field_type}"
+        ) from refused
+
+
+def _write(table: Table, contribution: Contribution, rows: pa.Table) -> list[str]:
+    """The contribution's rows as Parquet files of their own, one a partition (day), through the
+    table's FileIO, with column statistics (`add_files` takes each file's partition from its
+    min and max, and refuses a file spanning two); written once, so a retry adds the same."""
+    if rows.num_rows == 0:
         return []
-    return list(_dataframe_to_data_files(table.metadata, contribution.rows, table.io, uuid.uuid4()))
+    columns = _partition_columns(table)
+    codec = table.properties.get(
+        TableProperties.PARQUET_COMPRESSION, TableProperties.PARQUET_COMPRESSION_DEFAULT
+    )
+    keys = rows.select(columns).group_by(columns).aggregate([]).to_pylist() if columns else [{}]
+    paths = []
+    for key in keys:
+        matches = [_matches(rows, c, v) for c, v in key.items()]
+        part = rows.filter(reduce(pc.and_, matches)) if matches else rows
+        hive = "".join(f"/{c}={quote(str(v) if v is not None else 'null')}" for c, v in key.items())
+        path = f"{table.location()}/data{hive}/{contribution.execution}-{uuid.uuid4()}.parquet"
+        # A new uuid's key exists nowhere: no existence check (a HEAD) before writing it.
+        with table.io.new_output(path).create(overwrite=True) as stream:
+            pq.write_table(part, stream, compression="none" if codec == "uncompressed" else codec)
+        paths.append(path)
+    return paths
+
+
+def _partition_columns(table: Table) -> list[str]:
+    """The columns the table's spec partitions by; identity transforms only (a file's bounds
+    then name its partition, as `add_files` needs)."""
+    columns = []
+    for field in table.spec().fields:
+        if not isinstance(field.transform, IdentityTransform):
+            raise ValueError(f"partition field {field.name}: only identity transforms are written")
+        columns.append(table.schema().find_column_name(field.source_id) or field.name)
+    return columns
+
+
+def _matches(rows: pa.Table, column: str, value: object) -> pa.ChunkedArray:
+    values = rows.column(column)
+    return pc.is_null(values) if value is None else pc.equal(values, value)
 
 
 def _lineage_properties(contributions: Sequence[Contribution]) -> dict[str, str]:

@@ -300,3 +300,24 @@ def test_a_role_without_update_table_may_not_commit(cloud: LocalCloud) -> None:
         )
     assert "not authorized to perform: glue:UpdateTable" in str(refused.value)
     assert catalog.load_table(name.identifier).metadata.snapshots == []
+
+
+def test_rows_that_do_not_fit_the_table_are_refused_before_any_file_is_written(
+    cloud: LocalCloud,
+) -> None:
+    # Given a table, and a contribution whose amounts are text
+    name, catalog = new_table(cloud, "misfit")
+    src = source("m.csv")
+    fits = contribution("exec-m", src, range(2))
+    rows = fits.rows.set_column(2, "amount", pa.array(["1.0", "2.0"]))
+    misfit = Contribution(execution="exec-m", source=src, days=fits.days, rows=rows)
+    # When it is committed, Then it is refused, naming the column and both types
+    with pytest.raises(ValueError) as refused:
+        commit_contributions(catalog, name.identifier, [misfit])
+    assert str(refused.value) == "exec-m: column amount is double, the rows' string"
+    # and the table has no snapshot and its data folder no file
+    assert catalog.load_table(name.identifier).metadata.snapshots == []
+    listed = cloud.client("s3").list_objects_v2(
+        Bucket=name.bucket, Prefix=f"{lake.table_prefix(name.dataset)}data/"
+    )
+    assert listed["KeyCount"] == 0
