@@ -71,16 +71,6 @@ class SourceObject:
             "size": self.size,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SourceObject:
-        return cls(
-            bucket=str(data["bucket"]),
-            key=str(data["key"]),
-            version_id=str(data.get("version_id") or ""),
-            etag=str(data.get("etag") or ""),
-            size=int(data.get("size") or 0),
-        )
-
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -38,6 +38,7 @@ from pyiceberg.transforms import IdentityTransform
 
 from sluice import lake, retries
 from sluice.lake import SourceObject
+from sluice.state import source_of
 from sluice.tables.catalog import TableName
 
 if TYPE_CHECKING:
@@ -175,7 +176,8 @@ def lineage(table: Table) -> list[SnapshotLineage]:
                 timestamp=datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC),
                 executions=tuple(json.loads(extra.get(EXECUTIONS, "[]"))),
                 sources=tuple(
-                    SourceObject.from_dict(s) for s in json.loads(extra.get(SOURCES, "[]"))
+                    source_of(s, f"{SOURCES}[{i}]")
+                    for i, s in enumerate(json.loads(extra.get(SOURCES, "[]")))
                 ),
             )
         )

@@ -19,6 +19,7 @@ from sluice.aws import ObjectStore
 from sluice.errors import SluiceDataError
 from sluice.lake import SourceObject
 from sluice.stages import trusted
+from sluice.state import source_of
 from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
 from tests.support import run_edge
@@ -60,7 +61,7 @@ def read_objects(s3: Any, bucket: str, prefix: str) -> pa.Table:
 
 
 def quarantined_file(s3: Any, state: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    source = SourceObject.from_dict(state["source"])
+    source = source_of(state["source"])
     prefix = lake.quarantine_file_prefix(state["dataset"], source)
     copy = s3.get_object(Bucket="quarantine", Key=prefix + source.name)["Body"].read()
     reason = s3.get_object(Bucket="quarantine", Key=prefix + "reason.json")["Body"].read()
@@ -68,7 +69,7 @@ def quarantined_file(s3: Any, state: dict[str, Any]) -> tuple[bytes, dict[str, A
 
 
 def no_quarantined_file(s3: Any, state: dict[str, Any]) -> bool:
-    prefix = lake.quarantine_file_prefix(state["dataset"], SourceObject.from_dict(state["source"]))
+    prefix = lake.quarantine_file_prefix(state["dataset"], source_of(state["source"]))
     return "Contents" not in s3.list_objects_v2(Bucket="quarantine", Prefix=prefix)
 
 

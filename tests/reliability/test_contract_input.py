@@ -24,6 +24,7 @@ from sluice.errors import SluiceDataError
 from sluice.grants import INFERRED_CONTRACT
 from sluice.lake import SourceObject
 from sluice.stages import delivery
+from sluice.state import source_of
 from tests.emf import SETTINGS
 from tests.reliability.conftest import Ledger, case
 from tests.support import run_edge
@@ -102,7 +103,7 @@ def test_a_hostile_contract_fails_its_file_typed_and_quarantined(
     assert err.value.details == {"contract": "s3://raw/_contracts/orders.yaml"}
     assert keys(s3, "trusted", "") == []
     # And the file is quarantined with its reason; RAW holds the same bytes
-    source = SourceObject.from_dict(state["source"])
+    source = source_of(state["source"])
     prefix = lake.quarantine_file_prefix("orders", source)
     assert keys(s3, "quarantine", "") == [prefix + "in.csv", prefix + "reason.json"]
     reason = json.loads(store.get_bytes("quarantine", prefix + "reason.json"))
@@ -291,5 +292,5 @@ def test_a_file_no_contract_can_be_inferred_from_adopts_nothing(s3: Any) -> None
         "Loading limits, says, or write the dataset's contract)"
     )
     assert keys(s3, "trusted", "") == []
-    prefix = lake.quarantine_file_prefix("odd", SourceObject.from_dict(state["source"]))
+    prefix = lake.quarantine_file_prefix("odd", source_of(state["source"]))
     assert keys(s3, "quarantine", "") == [prefix + "in.csv", prefix + "reason.json"]
